@@ -1,0 +1,420 @@
+"""Datasets on disk: generation, manifest, loading, verification and import.
+
+A dataset is a folder::
+
+    base.npy       database vectors (n, d), float32 or float16
+    queries.npy    held-out query vectors (nq, d), never database rows
+    train.npy      training sample: random database rows (optional)
+    manifest.json  shape, dtype, metric, seed, generator parameters and
+                   per-chunk SHA-256 checksums of every file
+
+Imported datasets (users' own files) have a manifest pointing at the files
+where they are. The manifest's ``fingerprint`` identifies the data; anything
+derived from a dataset (ground truth, indexes) records it, so stale results
+are detected.
+"""
+
+import dataclasses
+import math
+import os
+import time
+
+import numpy as np
+
+from . import synthetic
+from .files import (
+    check_disk_space,
+    combine_digests,
+    partial_path,
+    read_json,
+    sha256_bytes,
+    write_json,
+)
+from .vectors import VectorFile, open_vectors, read_rows, take_rows
+
+MANIFEST = "manifest.json"
+FORMAT = "faiss-workbook-dataset/1"
+METRICS = ("L2", "IP")
+STORAGE_DTYPES = ("float32", "float16")
+
+
+class DatasetError(ValueError):
+    """A dataset folder is missing, incomplete, or does not match its manifest."""
+
+
+class DatasetExistsError(DatasetError):
+    """A different dataset already lives where a new one would be written."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """An opened dataset: its folder, manifest and vector files (no data held)."""
+
+    root: str
+    manifest: dict
+    base: VectorFile
+    queries: VectorFile
+    train: VectorFile = None
+
+    @property
+    def metric(self):
+        return self.manifest["metric"]
+
+    @property
+    def fingerprint(self):
+        return self.manifest["fingerprint"]
+
+    @property
+    def n(self):
+        return self.base.n
+
+    @property
+    def d(self):
+        return self.base.d
+
+
+def check_metric(metric):
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; use one of {METRICS}")
+    return metric
+
+
+def faiss_metric(metric):
+    """The faiss METRIC_* constant for 'L2' or 'IP'."""
+    import faiss
+
+    check_metric(metric)
+    return faiss.METRIC_L2 if metric == "L2" else faiss.METRIC_INNER_PRODUCT
+
+
+# --------------------------------------------------------------- generation
+
+
+def generate_dataset(
+    root,
+    n,
+    n_queries=1000,
+    n_train=None,
+    params=synthetic.GeneratorParams(),
+    metric="IP",
+    dtype="float32",
+    chunk_rows=16384,
+    overwrite=False,
+    progress=True,
+):
+    """Write a synthetic dataset to folder `root` and return it opened.
+
+    n, n_queries: database and query rows; n_train: rows of the training
+    sample (default min(n, 100_000)), drawn at random from the database.
+    params: synthetic.GeneratorParams (its d is the dimension); metric: 'L2'
+    or 'IP'; dtype: storage dtype, 'float32' or 'float16'; chunk_rows: rows
+    generated, written and checksummed at a time (peak memory ~ a few chunks).
+
+    If `root` already holds this exact dataset it is returned as is; a
+    different dataset there raises DatasetExistsError unless overwrite=True,
+    in which case the new files replace the old ones only once complete.
+    An interrupted generation resumes from its last complete chunk.
+    """
+    check_metric(metric)
+    if dtype not in STORAGE_DTYPES:
+        raise ValueError(f"dtype must be one of {STORAGE_DTYPES}, got {dtype!r}")
+    n_train = min(n, 100_000) if n_train is None else n_train
+    for name, v in (("n", n), ("n_queries", n_queries), ("chunk_rows", chunk_rows)):
+        if v < 1:
+            raise ValueError(f"{name} must be >= 1, got {v}")
+    if not 0 <= n_train <= n:
+        raise ValueError(f"n_train must be in [0, n={n}], got {n_train}")
+
+    spec = {
+        "kind": "synthetic",
+        "n": n,
+        "n_queries": n_queries,
+        "n_train": n_train,
+        "d": params.d,
+        "metric": metric,
+        "dtype": dtype,
+        "chunk_rows": chunk_rows,
+        "seed": params.seed,
+        "generator": dataclasses.asdict(params),
+    }
+    os.makedirs(root, exist_ok=True)
+    manifest_path = os.path.join(root, MANIFEST)
+    if os.path.exists(manifest_path):
+        old = read_json(manifest_path)
+        if {k: old.get(k) for k in spec} == spec:
+            return load_dataset(root)
+        if not overwrite:
+            changed = sorted(k for k in spec if old.get(k) != spec[k])
+            raise DatasetExistsError(
+                f"{root} already holds a different dataset (differs in: "
+                f"{', '.join(changed)}). Pass overwrite=True to replace it, "
+                f"or choose another folder."
+            )
+
+    itemsize = np.dtype(dtype).itemsize
+    sizes = {"base": n, "queries": n_queries, "train": n_train}
+    todo = sum(rows * params.d * itemsize for rows in sizes.values())
+    todo -= sum(_bytes_done(os.path.join(root, f"{k}.npy")) for k in sizes)
+    check_disk_space(root, todo, what=f"the dataset in {root}")
+
+    files = {}
+    base_tmp = partial_path(os.path.join(root, "base.npy"))
+
+    def base_chunk(i):
+        return synthetic.chunk(params, synthetic.BASE, i, chunk_rows, n, dtype)
+
+    def query_chunk(i):
+        return synthetic.chunk(params, synthetic.QUERIES, i, chunk_rows, n_queries, dtype)
+
+    files["base"] = _write_chunked(base_tmp, (n, params.d), dtype, base_chunk,
+                                   chunk_rows, spec, "base vectors", progress)
+    files["queries"] = _write_chunked(
+        partial_path(os.path.join(root, "queries.npy")), (n_queries, params.d),
+        dtype, query_chunk, chunk_rows, spec, "queries", progress)
+    if n_train:
+        base_vf = open_vectors(base_tmp)
+        ids = train_ids(n, n_train, params.seed)
+
+        def train_chunk(i):
+            sel = ids[i * chunk_rows:(i + 1) * chunk_rows]
+            return _take_stored(base_vf, sel)
+
+        files["train"] = _write_chunked(
+            partial_path(os.path.join(root, "train.npy")), (n_train, params.d),
+            dtype, train_chunk, chunk_rows, spec, "training sample", progress)
+
+    manifest = dict(spec, format=FORMAT, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    manifest["files"] = files
+    manifest["fingerprint"] = combine_digests(
+        [files["base"]["sha256"], files["queries"]["sha256"]])
+    _commit(root, manifest)
+    return load_dataset(root)
+
+
+def train_ids(n, n_train, seed):
+    """Sorted ids of the training sample: n_train distinct rows of n (int64)."""
+    rng = np.random.default_rng([seed, synthetic.TRAIN])
+    return np.sort(rng.choice(n, size=n_train, replace=False))
+
+
+def _take_stored(vf, ids):
+    """Rows `ids` in their stored dtype (take_rows returns float32)."""
+    return take_rows(vf, ids).astype(vf.dtype, copy=False)
+
+
+def _bytes_done(path):
+    state = _read_state(partial_path(path))
+    if not state:
+        return 0
+    return sum(c["rows"] for c in state["chunks"]) * state["shape"][1] * np.dtype(state["dtype"]).itemsize
+
+
+def _read_state(tmp):
+    state_path = tmp + ".json"
+    if os.path.exists(tmp) and os.path.exists(state_path):
+        return read_json(state_path)
+    return None
+
+
+def _write_chunked(tmp, shape, dtype, make_chunk, chunk_rows, spec, desc, progress):
+    """Write rows make_chunk(0), make_chunk(1), ... to .npy file `tmp`.
+
+    Progress is recorded in `tmp`.json after every chunk, so a rerun with the
+    same spec resumes after the last complete chunk. Each chunk is written
+    through its own short-lived memory map, so resident memory stays at about
+    one chunk. Returns the file's manifest entry.
+    """
+    from tqdm.auto import tqdm
+
+    n, d = shape
+    dtype = np.dtype(dtype)
+    state = _read_state(tmp)
+    fresh = {"spec": spec, "shape": [n, d], "dtype": dtype.str, "chunk_rows": chunk_rows}
+    if state is None or {k: state.get(k) for k in fresh} != fresh:
+        mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(n, d))
+        del mm  # only creates the (sparse) file and its header
+        state = dict(fresh, chunks=[])
+        write_json(tmp + ".json", state)
+    offset = open_vectors(tmp).offset
+    nchunks = math.ceil(n / chunk_rows)
+    done = len(state["chunks"])
+    with tqdm(total=n, initial=min(n, done * chunk_rows), unit="vec", unit_scale=True,
+              desc=desc, disable=not progress) as bar:
+        for i in range(done, nchunks):
+            x = make_chunk(i)
+            mm = np.memmap(tmp, dtype=dtype, mode="r+", shape=x.shape,
+                           offset=offset + i * chunk_rows * d * dtype.itemsize)
+            mm[:] = x
+            mm.flush()
+            del mm
+            state["chunks"].append({"rows": len(x), "sha256": sha256_bytes(x)})
+            write_json(tmp + ".json", state)
+            bar.update(len(x))
+    digests = [c["sha256"] for c in state["chunks"]]
+    return {
+        "file": os.path.basename(tmp)[: -len(".partial")],
+        "shape": [n, d],
+        "dtype": dtype.name,
+        "chunk_rows": chunk_rows,
+        "sha256_chunks": digests,
+        "sha256": combine_digests(digests),
+    }
+
+
+def _commit(root, manifest):
+    """Move complete .partial files into place, then write the manifest.
+
+    The old manifest goes first: a crash between renames leaves a folder
+    without manifest (reported as incomplete), never a manifest describing
+    other files.
+    """
+    manifest_path = os.path.join(root, MANIFEST)
+    if os.path.exists(manifest_path):
+        os.remove(manifest_path)
+    for entry in manifest["files"].values():
+        final = os.path.join(root, entry["file"])
+        os.replace(partial_path(final), final)
+        os.remove(partial_path(final) + ".json")
+    write_json(manifest_path, manifest)
+
+
+# ------------------------------------------------------------------ loading
+
+
+def load_dataset(root):
+    """Open the dataset in folder `root`, checking its files against the manifest.
+
+    The check is cheap (headers and sizes); verify_dataset re-reads the data.
+    """
+    manifest_path = os.path.join(root, MANIFEST)
+    if not os.path.exists(manifest_path):
+        if os.path.isdir(root) and any(f.endswith(".partial") for f in os.listdir(root)):
+            raise DatasetError(
+                f"{root}: dataset generation is incomplete (.partial files, no "
+                f"manifest); rerun generate_dataset with the same arguments to resume"
+            )
+        raise DatasetError(f"{root}: no {MANIFEST}; not a dataset folder")
+    manifest = read_json(manifest_path)
+    if manifest.get("format") != FORMAT:
+        raise DatasetError(
+            f"{manifest_path}: unknown format {manifest.get('format')!r}, expected {FORMAT}"
+        )
+    opened = {}
+    for role, entry in manifest["files"].items():
+        path = entry.get("path") or os.path.join(root, entry["file"])
+        try:
+            vf = open_vectors(path, key=entry.get("key"))
+        except (FileNotFoundError, ValueError) as e:
+            raise DatasetError(f"{root}: {role} file does not match the manifest: {e}") from None
+        if list(vf.shape) != entry["shape"] or vf.dtype.name != entry["dtype"]:
+            raise DatasetError(
+                f"{root}: manifest does not match data: manifest says {role} is "
+                f"{tuple(entry['shape'])} {entry['dtype']} but {path} holds "
+                f"{vf.shape} {vf.dtype.name}; regenerate the dataset "
+                f"(overwrite=True) or restore the original file"
+            )
+        opened[role] = vf
+    if opened["queries"].d != opened["base"].d:
+        raise DatasetError(
+            f"{root}: queries have dimension {opened['queries'].d} but the "
+            f"database has {opened['base'].d}"
+        )
+    return Dataset(root, manifest, opened["base"], opened["queries"], opened.get("train"))
+
+
+def verify_dataset(ds, progress=False):
+    """Re-read every file of `ds` and compare with the manifest's checksums.
+
+    Raises DatasetError naming the first chunk that differs.
+    """
+    for role, entry in ds.manifest["files"].items():
+        vf = getattr(ds, role)
+        digests = _chunk_digests(vf, entry["chunk_rows"], progress, role)
+        for i, (got, want) in enumerate(zip(digests, entry["sha256_chunks"])):
+            if got != want:
+                r0 = i * entry["chunk_rows"]
+                raise DatasetError(
+                    f"{vf.path}: rows [{r0}, {min(r0 + entry['chunk_rows'], vf.n)}) "
+                    f"do not match the manifest's checksum: the file was modified "
+                    f"or corrupted; regenerate it (overwrite=True) or restore it"
+                )
+
+
+def _chunk_digests(vf, chunk_rows, progress=False, desc=None):
+    from tqdm.auto import tqdm
+
+    out = []
+    for i0 in tqdm(range(0, vf.n, chunk_rows), desc=desc, disable=not progress):
+        out.append(sha256_bytes(read_rows(vf, i0, min(i0 + chunk_rows, vf.n), as_float32=False)))
+    return out
+
+
+def import_dataset(root, base, queries, metric, train=None, base_key=None,
+                   queries_key=None, chunk_rows=16384, overwrite=False):
+    """Describe users' own vector files as a dataset in folder `root`.
+
+    base, queries, train: paths of .npy / .fvecs / .bvecs / .hdf5 files (left
+    where they are); *_key: HDF5 dataset names. Checksums are computed by
+    streaming the files once. Returns the opened Dataset.
+    """
+    check_metric(metric)
+    os.makedirs(root, exist_ok=True)
+    manifest_path = os.path.join(root, MANIFEST)
+    if os.path.exists(manifest_path) and not overwrite:
+        raise DatasetExistsError(
+            f"{root} already holds a dataset; pass overwrite=True or choose another folder"
+        )
+    files = {}
+    for role, path, key in (("base", base, base_key), ("queries", queries, queries_key),
+                            ("train", train, None)):
+        if path is None:
+            continue
+        vf = open_vectors(path, key=key)
+        digests = _chunk_digests(vf, chunk_rows)
+        files[role] = {
+            "path": os.path.abspath(path), "key": key, "shape": list(vf.shape),
+            "dtype": vf.dtype.name, "chunk_rows": chunk_rows,
+            "sha256_chunks": digests, "sha256": combine_digests(digests),
+        }
+    if files["queries"]["shape"][1] != files["base"]["shape"][1]:
+        raise DatasetError(
+            f"queries have dimension {files['queries']['shape'][1]} but the "
+            f"database has {files['base']['shape'][1]}"
+        )
+    manifest = {
+        "format": FORMAT, "kind": "imported", "metric": metric,
+        "n": files["base"]["shape"][0], "d": files["base"]["shape"][1],
+        "n_queries": files["queries"]["shape"][0], "files": files,
+        "fingerprint": combine_digests([files["base"]["sha256"], files["queries"]["sha256"]]),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    write_json(manifest_path, manifest)
+    return load_dataset(root)
+
+
+def import_ann_benchmarks(root, hdf5_path, overwrite=False):
+    """Import an ann-benchmarks HDF5 file (train = database, test = queries).
+
+    The metric comes from the file's ``distance`` attribute: euclidean -> L2,
+    angular / dot -> IP (angular data must be L2-normalised for IP to rank
+    as cosine does; this is checked on the queries).
+    """
+    import h5py
+
+    with h5py.File(hdf5_path, "r") as f:
+        distance = f.attrs.get("distance", "euclidean")
+        if isinstance(distance, bytes):
+            distance = distance.decode()
+        sample = f["test"][: min(100, f["test"].shape[0])] if "test" in f else None
+    metric = {"euclidean": "L2", "angular": "IP", "dot": "IP"}.get(distance)
+    if metric is None:
+        raise DatasetError(f"{hdf5_path}: unsupported distance {distance!r}")
+    if distance == "angular" and sample is not None:
+        norms = np.linalg.norm(sample, axis=1)
+        if not np.allclose(norms, 1, atol=1e-3):
+            raise DatasetError(
+                f"{hdf5_path}: angular dataset with unnormalised vectors; "
+                f"normalise them (x / |x|) into .npy files and use import_dataset"
+            )
+    return import_dataset(root, hdf5_path, hdf5_path, metric, base_key="train",
+                          queries_key="test", overwrite=overwrite)

@@ -1,0 +1,23 @@
+import os
+import sys
+
+import pytest
+
+from helpers import dataset, synthetic
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NOTEBOOKS = os.path.join(ROOT, "notebooks")
+
+
+@pytest.fixture(scope="session")
+def small_ds(tmp_path_factory):
+    """A 6000 x 64 clustered dataset (IP metric, normalised), generated once."""
+    params = synthetic.GeneratorParams(d=64, intrinsic_dim=16, n_clusters=64, seed=7)
+    root = tmp_path_factory.mktemp("small_ds")
+    return dataset.generate_dataset(root, 6000, n_queries=100, n_train=2000,
+                                    params=params, chunk_rows=1000, progress=False)
+
+
+@pytest.fixture
+def python():
+    return sys.executable
