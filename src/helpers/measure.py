@@ -1,0 +1,88 @@
+"""Measure a build's real memory and file size, to check the memory model.
+
+Run as ``python -m helpers.measure DATASET FACTORY [--n-train N] [--add-batch B]``
+in a fresh process (so allocator state from earlier work does not blur the
+figures); prints one JSON object with measured and predicted bytes.
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+import faiss
+import numpy as np
+
+
+def measure(ds, factory, n_train=None, add_batch=65536, threads=None):
+    """Build `factory` on dataset `ds` the way the build helper does and return
+    measured figures beside the memory model's prediction (all bytes).
+
+    RSS figures have the baseline (RSS before the phase) subtracted; peaks come
+    from rss.RSSTrace.
+    """
+    from . import memory, rss
+    from .dataset import faiss_metric
+    from .vectors import iter_blocks, take_rows
+
+    if threads:
+        faiss.omp_set_num_threads(threads)
+    pred = memory.predict(factory, ds.n, ds.d, ds.metric, n_train=n_train,
+                          add_batch=add_batch, threads=threads)
+    n_train = pred["n_train"]
+    rng = np.random.default_rng(0)
+    ids = np.sort(rng.choice(ds.n, n_train, replace=False))
+    with rss.RSSTrace() as start:
+        index = faiss.index_factory(ds.d, factory, faiss_metric(ds.metric))
+    with rss.RSSTrace() as train:
+        xt = take_rows(ds.base, ids)
+        index.train(xt)
+        del xt
+    with rss.RSSTrace() as add:
+        for _, x in iter_blocks(ds.base, add_batch):
+            index.add(x)
+            del x
+    rss.release_free_memory()
+    built = rss.current_rss() - start.baseline
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "index.faiss")
+        faiss.write_index(index, path)
+        disk = os.path.getsize(path)
+        del index
+        rss.release_free_memory()
+        with rss.RSSTrace() as load:
+            index = faiss.read_index(path)
+    return {
+        "factory": factory, "n": ds.n, "d": ds.d, "n_train": n_train, "add_batch": add_batch,
+        "measured": {
+            "disk": disk,
+            "index_ram_loaded": load.end_delta,
+            "index_ram_built": built,
+            "train_peak": train.peak - start.baseline,
+            "add_peak": add.peak - start.baseline,
+            "build_peak": max(train.peak, add.peak) - start.baseline,
+        },
+        "predicted": {k: pred[k] for k in ("disk", "index_ram", "train_peak", "add_peak",
+                                           "build_peak")},
+        "rss_method": load.method,
+    }
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("dataset")
+    ap.add_argument("factory")
+    ap.add_argument("--n-train", type=int, default=None)
+    ap.add_argument("--add-batch", type=int, default=65536)
+    ap.add_argument("--threads", type=int, default=None)
+    a = ap.parse_args(argv)
+    from .dataset import load_dataset
+
+    out = measure(load_dataset(a.dataset), a.factory, a.n_train, a.add_batch, a.threads)
+    json.dump(out, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()

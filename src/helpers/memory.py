@@ -1,0 +1,444 @@
+"""Predict the memory and disk an index needs, before building it.
+
+The factory string is parsed by faiss itself (``faiss.index_factory`` on an
+empty index, which allocates almost nothing); the resulting object tree gives
+the facts: code sizes, nlist, PQ shape, HNSW level probabilities and neighbour
+counts, transform sizes. On top of those facts this module adds what a build
+allocates, following faiss's C++ code:
+
+- IVF: inverted lists hold code_size + 8 (id) bytes per vector; IVF-PQ with
+  L2 keeps a precomputed table of nlist x M x 2^nbits floats when it is under
+  faiss's 2 GiB limit; fast-scan lists are padded to blocks of 32 vectors.
+- HNSW: per vector, the expected number of neighbour slots over all levels
+  (4 bytes each), its level (4 bytes) and an offset (8 bytes), plus storage.
+- Training: k-means keeps assignments (12 bytes per point) and samples at most
+  256 points per centroid; encoders train on at most 65,536 residuals; OPQ
+  and PCA make rotated copies of the training set.
+- Adding: faiss adds to IVF indexes in blocks of 65,536 vectors, each with a
+  residual and a code buffer; pre-transforms copy each batch.
+
+All sizes are in bytes. Every figure is a model: tests and
+``benchmarks/bench_memory.py`` compare it with measured RSS and file sizes.
+"""
+
+import math
+import re
+
+import faiss
+
+from .dataset import faiss_metric
+
+IVF_ADD_BLOCK = 65536          # IndexIVF::add_with_ids processes this many at a time
+ENCODER_TRAIN_MAX = 65536      # pq.cp.max_points_per_centroid * ksub (256 * 256)
+KMEANS_MAX_PER_CENTROID = 256  # ClusteringParameters.max_points_per_centroid
+KMEANS_MIN_PER_CENTROID = 39
+BLAS_BLOCK = 4096 * 1024 * 4   # exhaustive search distance block (bs_x x bs_y floats)
+FASTSCAN_BBS = 32
+
+
+class FactoryError(ValueError):
+    """A factory string faiss cannot parse, or that this model does not cover."""
+
+
+# ------------------------------------------------------------------ parsing
+
+
+def parse(factory, d, metric="L2"):
+    """Describe the index `factory` builds for dimension d, as a dict tree.
+
+    Raises FactoryError naming the part faiss could not understand.
+    """
+    try:
+        index = faiss.index_factory(d, factory, faiss_metric(metric))
+    except RuntimeError as e:
+        raise FactoryError(_explain(factory, d, str(e))) from None
+    node = _describe(index, d)
+    node["factory"] = factory
+    node["metric"] = metric
+    return node
+
+
+def _explain(factory, d, msg):
+    m = re.search(r"could not parse (.*?) in " + re.escape(factory), msg)
+    if m:
+        return f"cannot parse factory string {factory!r}: faiss could not parse {m.group(1)}"
+    m = re.search(r"could not parse index string (.*)", msg)
+    if m:
+        return f"cannot parse factory string {factory!r}: {m.group(1).strip()!r} is not a known index type"
+    if "multiple of the number of subquantizers" in msg:
+        divisors = [m for m in range(1, d + 1) if d % m == 0 and m <= 256]
+        return (f"{factory!r}: the PQ's m must divide d={d}; "
+                f"valid m for d={d}: {divisors[-12:]}")
+    return f"cannot build {factory!r} for d={d}: {msg.strip().splitlines()[-1]}"
+
+
+def _vt_desc(vt):
+    vt = faiss.downcast_VectorTransform(vt)
+    name = type(vt).__name__
+    d_in, d_out = vt.d_in, vt.d_out
+    params = d_in * d_out * 4 + d_out * 4  # A and b of a LinearTransform
+    if name == "PCAMatrix":
+        params += d_in * d_in * 4 + 2 * d_in * 4  # PCAMat, mean, eigenvalues
+    return {"kind": name, "d_in": d_in, "d_out": d_out, "params_bytes": params}
+
+
+def _describe(index, d):
+    """Walk a faiss index object into plain dicts (keeps no faiss objects)."""
+    index = faiss.downcast_index(index)
+    name = type(index).__name__
+    if isinstance(index, faiss.IndexPreTransform):
+        chain = [_vt_desc(index.chain.at(i)) for i in range(index.chain.size())]
+        return {"kind": "pretransform", "chain": chain,
+                "index": _describe(index.index, chain[-1]["d_out"]), "d": d}
+    if isinstance(index, faiss.IndexRefineFlat):
+        return {"kind": "refine", "base": _describe(index.base_index, d),
+                "refine": {"kind": "flat", "code_size": d * 4, "d": d, "params_bytes": 0}, "d": d}
+    if isinstance(index, faiss.IndexRefine):
+        return {"kind": "refine", "base": _describe(index.base_index, d),
+                "refine": _describe(index.refine_index, d), "d": d}
+    if isinstance(index, faiss.IndexHNSW):
+        hnsw = index.hnsw
+        probas = faiss.vector_to_array(hnsw.assign_probas)
+        cum = faiss.vector_to_array(hnsw.cum_nneighbor_per_level)
+        slots = float(sum(p * cum[level + 1] for level, p in enumerate(probas)))
+        storage = _describe(index.storage, d)
+        sdc = 0
+        if storage["kind"] == "pq":  # IndexHNSWPQ keeps the PQ's symmetric table (not saved)
+            sdc = storage["M"] * (1 << storage["nbits"]) ** 2 * 4
+        return {"kind": "hnsw", "M": int(cum[1] // 2), "slots_per_vector": slots,
+                "storage": storage, "d": d, "ram_only_bytes": sdc}
+    if isinstance(index, faiss.IndexIVF):
+        node = {"kind": "ivf", "nlist": index.nlist, "code_size": index.code_size,
+                "quantizer": _describe(index.quantizer, d), "d": d,
+                "by_residual": bool(index.by_residual), "encoder": "flat",
+                "encoder_params_bytes": 0, "precomputed_table_bytes": 0}
+        if isinstance(index, faiss.IndexIVFPQFastScan):
+            node.update(encoder="pqfs", M=index.pq.M, nbits=index.pq.nbits,
+                        encoder_params_bytes=index.pq.centroids.size() * 4)
+            if index.by_residual and index.metric_type == faiss.METRIC_L2:
+                node["precomputed_table_bytes"] = index.nlist * index.pq.M * index.pq.ksub * 4
+        elif isinstance(index, faiss.IndexIVFPQ):
+            node.update(encoder="pq", M=index.pq.M, nbits=index.pq.nbits,
+                        encoder_params_bytes=index.pq.centroids.size() * 4)
+            table = index.nlist * index.pq.M * index.pq.ksub * 4
+            if (index.by_residual and index.metric_type == faiss.METRIC_L2
+                    and table <= faiss.cvar.precomputed_table_max_bytes):
+                node["precomputed_table_bytes"] = table
+        elif isinstance(index, faiss.IndexIVFScalarQuantizer):
+            node.update(encoder="sq", encoder_params_bytes=2 * d * 4)
+        elif not isinstance(index, faiss.IndexIVFFlat):
+            raise FactoryError(f"the memory model does not cover {name} yet")
+        return node
+    if isinstance(index, faiss.IndexFlatCodes) or isinstance(index, faiss.IndexFlat):
+        kind = {"IndexPQ": "pq", "IndexScalarQuantizer": "sq"}.get(name, "flat")
+        node = {"kind": kind, "code_size": index.code_size, "d": d, "params_bytes": 0}
+        if kind == "pq":
+            node.update(M=index.pq.M, nbits=index.pq.nbits,
+                        params_bytes=index.pq.centroids.size() * 4)
+        elif kind == "sq":
+            node["params_bytes"] = 2 * d * 4
+        elif name not in ("IndexFlat", "IndexFlatL2", "IndexFlatIP"):
+            raise FactoryError(f"the memory model does not cover {name} yet")
+        return node
+    raise FactoryError(f"the memory model does not cover {name} yet")
+
+
+# ------------------------------------------------------------ index sizes
+
+
+def index_bytes(node, n):
+    """Bytes the index holds in RAM once n vectors are added."""
+    kind = node["kind"]
+    if kind == "pretransform":
+        return sum(t["params_bytes"] for t in node["chain"]) + index_bytes(node["index"], n)
+    if kind == "refine":
+        return index_bytes(node["base"], n) + index_bytes(node["refine"], n)
+    if kind == "hnsw":
+        return (index_bytes(node["storage"], n) + n * (4 * node["slots_per_vector"] + 4 + 8)
+                + node["ram_only_bytes"])
+    if kind == "ivf":
+        per_vector = node["code_size"] + 8
+        lists = n * per_vector + node["nlist"] * 48  # two std::vector headers per list
+        if node["encoder"] == "pqfs":  # lists padded to blocks of 32 codes
+            lists += node["nlist"] * FASTSCAN_BBS / 2 * node["code_size"]
+        return (index_bytes(node["quantizer"], node["nlist"]) + lists
+                + node["encoder_params_bytes"] + node["precomputed_table_bytes"])
+    return n * node["code_size"] + node["params_bytes"]
+
+
+def disk_bytes(node, n):
+    """Bytes of the file faiss.write_index writes for n vectors.
+
+    The same payload as in RAM, less what faiss recomputes on load (IVF-PQ's
+    precomputed table), plus per-list sizes (8 bytes each) and headers.
+    """
+    kind = node["kind"]
+    header = 64
+    if kind == "pretransform":
+        return (sum(t["params_bytes"] + header for t in node["chain"])
+                + disk_bytes(node["index"], n))
+    if kind == "refine":
+        return disk_bytes(node["base"], n) + disk_bytes(node["refine"], n) + header
+    if kind == "hnsw":
+        graph = n * (4 * node["slots_per_vector"] + 4 + 8) + 8
+        return disk_bytes(node["storage"], n) + graph + 40 * 8 + header
+    if kind == "ivf":
+        lists = n * (node["code_size"] + 8) + node["nlist"] * 8
+        if node["encoder"] == "pqfs":
+            lists += node["nlist"] * FASTSCAN_BBS / 2 * node["code_size"]
+        return (disk_bytes(node["quantizer"], node["nlist"]) + lists
+                + node["encoder_params_bytes"] + 2 * header)
+    return n * node["code_size"] + node["params_bytes"] + header
+
+
+# ---------------------------------------------------------- build and search
+
+
+def train_points(node, n_train):
+    """How many training points the top-level index really uses (k-means cap)."""
+    inner = _inner(node)
+    if inner["kind"] == "ivf":
+        return min(n_train, KMEANS_MAX_PER_CENTROID * inner["nlist"])
+    return n_train
+
+
+def _inner(node):
+    """The index under pre-transforms and refinement (the one with the IVF / HNSW)."""
+    while node["kind"] in ("pretransform", "refine"):
+        node = node["index"] if node["kind"] == "pretransform" else node["base"]
+    return node
+
+
+def _train_extra(node, n_train, d):
+    """Temporary bytes while training `node` on n_train points of dimension d
+    (the training array itself not included)."""
+    kind = node["kind"]
+    if kind == "pretransform":
+        extra, dim = 0, d
+        for t in node["chain"]:
+            nt = min(n_train, ENCODER_TRAIN_MAX)
+            extra = max(extra, 5 * nt * t["d_in"] * 4)  # rotated / centred copies (measured)
+            # the whole training set is transformed once to train what follows
+            dim = t["d_out"]
+        copy = n_train * dim * 4
+        return max(extra, copy + _train_extra(node["index"], n_train, dim))
+    if kind == "refine":
+        return max(_train_extra(node["base"], n_train, d), _train_extra(node["refine"], n_train, d))
+    if kind == "hnsw":
+        return _train_extra(node["storage"], n_train, d)
+    if kind == "pq":
+        ksub = 1 << node["nbits"]
+        nt = min(n_train, KMEANS_MAX_PER_CENTROID * ksub)
+        return nt * (d // node["M"]) * 4 + nt * 12
+    if kind == "ivf":
+        nlist = node["nlist"]
+        nt = min(n_train, KMEANS_MAX_PER_CENTROID * nlist)
+        kmeans = nt * 12 + 2 * nlist * d * 4 + BLAS_BLOCK
+        if nt < n_train:
+            kmeans += nt * d * 4  # faiss subsamples into a copy
+        encoder = 0
+        if node["encoder"] in ("pq", "pqfs", "sq"):
+            ne = min(n_train, ENCODER_TRAIN_MAX)
+            if ne < n_train:
+                encoder += ne * d * 4  # subsampled copy
+            if node["by_residual"]:
+                encoder += ne * d * 4 + ne * 8  # residuals and their assignment
+            if node["encoder"] in ("pq", "pqfs"):
+                encoder += ne * (d // node["M"]) * 4 + ne * 12  # one sub-vector slice, k-means
+        return max(kmeans, encoder + node["precomputed_table_bytes"])
+    return 0
+
+
+def _add_extra(node, batch, d, n, threads):
+    """Temporary bytes while adding one batch of `batch` vectors, the index
+    already holding about n (the batch array itself not included)."""
+    kind = node["kind"]
+    if kind == "pretransform":
+        # the transformed batch, and (measured) a second copy on the way into the index
+        return 2 * batch * node["chain"][-1]["d_out"] * 4 + _add_extra(
+            node["index"], batch, node["chain"][-1]["d_out"], n, threads)
+    if kind == "refine":
+        return max(_add_extra(node["base"], batch, d, n, threads),
+                   _add_extra(node["refine"], batch, d, n, threads))
+    if kind == "hnsw":
+        # per-vector locks over the whole index, a visited table per thread
+        return n * (4 + threads) + _add_extra(node["storage"], batch, d, n, threads)
+    if kind == "ivf":
+        block = min(batch, IVF_ADD_BLOCK)
+        extra = block * 16 + 4096 * min(node["nlist"], 1024) * 4  # assignment, BLAS block
+        if node["encoder"] in ("pq", "pqfs"):
+            extra += block * node["code_size"]  # codes
+            if node["by_residual"]:
+                extra += block * d * 4  # residuals
+        return extra
+    return 0
+
+
+def vector_growth(steps):
+    """Resident bytes of a std::vector grown by `steps` (bytes appended per resize).
+
+    libstdc++ grows capacity to max(2 x size, new size), and resize() fills
+    the new elements. Returns (end, peak): end = final capacity (what stays
+    resident when the buffer lives on the heap), peak = the largest old buffer
+    + filled part of the new one during a reallocation.
+    """
+    size = cap = peak = 0
+    for step in steps:
+        new = size + step
+        if new > cap:
+            peak = max(peak, size + new)
+            cap = max(2 * size, new)
+        size = new
+    return cap, max(peak, size)
+
+
+def _batches(n, batch):
+    return [min(batch, n - i) for i in range(0, n, batch)]
+
+
+def build_bytes(node, n, batch):
+    """(resident at end of build, peak) bytes of the index's own storage when n
+    vectors are added in batches of `batch`: vectors grow by doubling, so a
+    freshly built index holds more than the same index read from disk."""
+    kind = node["kind"]
+    if kind == "pretransform":
+        fixed = sum(t["params_bytes"] for t in node["chain"])
+        end, peak = build_bytes(node["index"], n, batch)
+        return fixed + end, fixed + peak
+    if kind == "refine":
+        e1, p1 = build_bytes(node["base"], n, batch)
+        e2, p2 = build_bytes(node["refine"], n, batch)
+        return e1 + e2, max(p1 + e2, e1 + p2)
+    if kind == "hnsw":
+        e1, p1 = build_bytes(node["storage"], n, batch)
+        per = 4 * node["slots_per_vector"] + 4 + 8
+        e2, p2 = vector_growth([b * per for b in _batches(n, batch)])
+        e1 += node["ram_only_bytes"]
+        return e1 + e2, max(p1 + e2, e1 + p2)
+    if kind == "ivf":
+        fixed = index_bytes(node, 0)
+        blocks = [b for size in _batches(n, batch) for b in _batches(size, IVF_ADD_BLOCK)]
+        per = (node["code_size"] + 8) / node["nlist"]  # one list, assuming balanced lists
+        cap, _ = vector_growth([b * per for b in blocks])
+        lists = cap * node["nlist"]
+        return fixed + lists, fixed + lists
+    fixed = node["params_bytes"]
+    # large contiguous buffers are fresh memory maps: untouched capacity is not resident
+    _, peak = vector_growth([b * node["code_size"] for b in _batches(n, batch)])
+    return fixed + n * node["code_size"], fixed + peak
+
+
+def search_bytes(node, nq, k, threads=1, nprobe=1, k_factor=1):
+    """Temporary bytes while searching nq queries for k results each."""
+    kind = node["kind"]
+    results = nq * k * 12
+    if kind == "pretransform":
+        dout = node["chain"][-1]["d_out"]
+        return nq * dout * 4 + search_bytes(node["index"], nq, k, threads, nprobe, k_factor)
+    if kind == "refine":
+        kb = k * k_factor
+        return search_bytes(node["base"], nq, kb, threads, nprobe) + nq * kb * 12 + results
+    if kind == "hnsw":
+        return results  # visited tables (one byte per vector per thread) added by predict
+    if kind == "ivf":
+        return results + nq * nprobe * 12 + BLAS_BLOCK
+    return results + BLAS_BLOCK
+
+
+def predict(factory, n, d, metric="L2", n_train=None, add_batch=65536, threads=None,
+            nq=1000, k=10, nprobe=16, k_factor=1):
+    """Everything the model says about building `factory` on n x d vectors.
+
+    n_train: training-sample rows (default: what the build helper would use);
+    add_batch: rows read from disk and added at a time; threads: OpenMP
+    threads (default: faiss's current setting); nq, k, nprobe, k_factor: a
+    search batch. Returns a dict of bytes: index_ram, disk, build_peak,
+    train_peak, add_peak, search, and 'lines' (label, bytes) explaining the
+    build peak.
+    """
+    threads = threads or faiss.omp_get_max_threads()
+    node = parse(factory, d, metric)
+    if n_train is None:
+        n_train = default_train_size(node, n)
+    check_training(node, n_train)
+    sample = n_train * d * 4
+    train_extra = _train_extra(node, n_train, d)
+    fixed = index_bytes(node, 0)
+    train_peak = sample + train_extra + fixed
+    final = index_bytes(node, n)
+    # the peak comes while adding the last batch, or the last full one
+    last = n - (math.ceil(n / add_batch) - 1) * add_batch
+    built_end, built_peak = build_bytes(node, n, add_batch)
+    add_peak = max(built_end, built_peak) + last * d * 4 + _add_extra(node, last, d, n, threads)
+    batch_bytes = min(add_batch, n) * d * 4
+    add_extra = _add_extra(node, min(add_batch, n), d, n, threads)
+    if n > add_batch:
+        before_end, before_peak = build_bytes(node, n - last, add_batch)
+        add_peak = max(add_peak, max(before_end, before_peak) + batch_bytes + add_extra)
+    search = search_bytes(node, nq, k, threads, nprobe, k_factor) + nq * d * 4
+    if _inner(node)["kind"] == "hnsw":
+        search += threads * n
+    return {
+        "factory": factory, "n": n, "d": d, "metric": metric, "n_train": n_train,
+        "add_batch": add_batch, "threads": threads,
+        "index_ram": int(final), "disk": int(disk_bytes(node, n)),
+        "train_peak": int(train_peak), "add_peak": int(add_peak),
+        "build_peak": int(max(train_peak, add_peak)),
+        "search": int(search),
+        "lines": [
+            ("training sample", int(sample)),
+            ("training temporaries (k-means, encoder, transforms)", int(train_extra)),
+            ("index when complete (as read from disk)", int(final)),
+            ("index as built: growth slack of its vectors", int(max(built_end, built_peak) - final)),
+            ("add batch read from disk", int(batch_bytes)),
+            ("add temporaries (assignment, residuals, codes, HNSW locks)", int(add_extra)),
+        ],
+    }
+
+
+def default_train_size(node, n):
+    """Training-sample rows the build helper uses: 256 points per IVF
+    centroid (k-means' own cap) and at least 65,536 for encoders, within n."""
+    inner = _inner(node)
+    want = ENCODER_TRAIN_MAX
+    if inner["kind"] == "ivf":
+        want = max(want, KMEANS_MAX_PER_CENTROID * inner["nlist"])
+    return min(n, want)
+
+
+def check_training(node, n_train):
+    """Refuse a training sample too small for the index's centroids."""
+    inner = _inner(node)
+    if inner["kind"] == "ivf" and n_train < inner["nlist"]:
+        raise ValueError(
+            f"training sample of {n_train} vectors is smaller than nlist="
+            f"{inner['nlist']} centroids: k-means cannot run. Use at least "
+            f"{KMEANS_MIN_PER_CENTROID * inner['nlist']:,} training vectors "
+            f"({KMEANS_MIN_PER_CENTROID} per centroid) or a smaller nlist."
+        )
+
+
+def min_train_size(node):
+    """Fewest training vectors without faiss's 'please provide at least
+    39 x k points' warning."""
+    inner = _inner(node)
+    if inner["kind"] == "ivf":
+        return KMEANS_MIN_PER_CENTROID * inner["nlist"]
+    return 0
+
+
+def fits(prediction, ram_budget, disk_budget=math.inf):
+    """Reasons (list of str) why a predicted build does not fit; [] if it fits."""
+    from .files import format_bytes
+
+    reasons = []
+    if prediction["build_peak"] > ram_budget:
+        reasons.append(f"build peak {format_bytes(prediction['build_peak'])} > RAM budget "
+                       f"{format_bytes(ram_budget)}")
+    if prediction["index_ram"] > ram_budget:
+        reasons.append(f"index {format_bytes(prediction['index_ram'])} > RAM budget "
+                       f"{format_bytes(ram_budget)}")
+    if prediction["disk"] > disk_budget:
+        reasons.append(f"index file {format_bytes(prediction['disk'])} > disk budget "
+                       f"{format_bytes(disk_budget)}")
+    return reasons
