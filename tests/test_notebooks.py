@@ -52,3 +52,23 @@ def test_01_data_generation(tmp_path):
     assert has_plotly(nb)
     assert sorted(os.listdir(data)) == ["base.npy", "gt_IP_k20.npz", "manifest.json",
                                         "queries.npy", "train.npy"]
+
+
+def test_02_memory_budget(tmp_path):
+    from helpers import dataset, synthetic
+
+    ds = dataset.generate_dataset(tmp_path / "data", 4000, n_queries=20, n_train=0,
+                                  params=synthetic.GeneratorParams(d=64, intrinsic_dim=16),
+                                  progress=False)
+    nb = run("02_memory_budget.ipynb", tmp_path, target_n=1_000_000, d=64, data_dir=str(ds.root),
+             check_factories=["IVF32,SQ8", "HNSW8,SQ8"], time_sample_rows=500,
+             ram_budget_gib=0.25)
+    text = outputs_text(nb)
+    assert "RAM budget 256.0 MiB" in text
+    # at 1M x 64 the model puts HNSW32,Flat's build over 256 MiB and IVF1024,SQ8's under
+    assert "HNSW32,Flat: index" in text and "fits: False" in text and "fits: True" in text
+    assert "build peak" in text and "IVF32,SQ8" in text and "measured" in text
+    assert has_plotly(nb)
+    widget_outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                      if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert widget_outputs

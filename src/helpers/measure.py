@@ -23,7 +23,7 @@ def measure(ds, factory, n_train=None, add_batch=65536, threads=None):
     from rss.RSSTrace.
     """
     from . import memory, rss
-    from .dataset import faiss_metric
+    from .build import new_index
     from .vectors import iter_blocks, take_rows
 
     if threads:
@@ -34,7 +34,7 @@ def measure(ds, factory, n_train=None, add_batch=65536, threads=None):
     rng = np.random.default_rng(0)
     ids = np.sort(rng.choice(ds.n, n_train, replace=False))
     with rss.RSSTrace() as start:
-        index = faiss.index_factory(ds.d, factory, faiss_metric(ds.metric))
+        index = new_index(factory, ds.d, ds.metric)
     with rss.RSSTrace() as train:
         xt = take_rows(ds.base, ids)
         index.train(xt)
@@ -86,3 +86,35 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
+
+
+def measure_fresh(dataset_dir, factory, n_train=None, add_batch=65536, threads=None):
+    """Run measure() in a fresh Python process and return its result dict."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "helpers.measure", str(dataset_dir), factory,
+           "--add-batch", str(add_batch)]
+    if n_train:
+        cmd += ["--n-train", str(n_train)]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"measuring {factory} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout)
+
+
+def format_checks(results):
+    """Predicted beside measured, with the error in %, one row per figure."""
+    from .files import format_bytes
+
+    rows = [f"{'factory':28s} {'figure':12s} {'predicted':>10s} {'measured':>10s} {'error':>7s}"]
+    pairs = [("disk", "disk"), ("index RAM", "index_ram"), ("build peak", "build_peak")]
+    for r in results:
+        m, p = r["measured"], r["predicted"]
+        for label, key in pairs:
+            real = m["index_ram_loaded"] if key == "index_ram" else m[key]
+            err = 100 * (p[key] - real) / real if real else float("nan")
+            rows.append(f"{r['factory']:28s} {label:12s} {format_bytes(p[key]):>10s} "
+                        f"{format_bytes(real):>10s} {err:+6.1f}%")
+    return "\n".join(rows)

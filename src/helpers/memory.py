@@ -266,12 +266,28 @@ def _add_extra(node, batch, d, n, threads):
     if kind == "ivf":
         block = min(batch, IVF_ADD_BLOCK)
         extra = block * 16 + 4096 * min(node["nlist"], 1024) * 4  # assignment, BLAS block
-        if node["encoder"] in ("pq", "pqfs"):
+        if node["encoder"] == "sq":
             extra += block * node["code_size"]  # codes
+        if node["encoder"] in ("pq", "pqfs"):
+            extra += block * node["code_size"] + _pq_encode_tables(node, d, block)
             if node["by_residual"]:
                 extra += block * d * 4  # residuals
         return extra
+    if kind == "pq":
+        return _pq_encode_tables(node, d, min(batch, PQ_ENCODE_BLOCK))
     return 0
+
+
+PQ_ENCODE_BLOCK = 256 * 1024  # product_quantizer_compute_codes_bs
+
+
+def _pq_encode_tables(node, d, block):
+    """ProductQuantizer::compute_codes: with sub-vectors of 16 dimensions or
+    more it first computes all distance tables, block x M x 2^nbits floats
+    (4.3 GB for a 65,536 block of PQ64 at d=1024)."""
+    if d // node["M"] < 16:
+        return 0
+    return block * node["M"] * (1 << node["nbits"]) * 4
 
 
 def vector_growth(steps):
@@ -396,13 +412,18 @@ def predict(factory, n, d, metric="L2", n_train=None, add_batch=65536, threads=N
     }
 
 
+TRAIN_PER_CENTROID = 64
+
+
 def default_train_size(node, n):
-    """Training-sample rows the build helper uses: 256 points per IVF
-    centroid (k-means' own cap) and at least 65,536 for encoders, within n."""
+    """Training-sample rows the build helper uses by default: 64 points per
+    IVF centroid (faiss wants 39 to 256) and at least 65,536 for encoders,
+    within n. More points per centroid barely move recall but cost RAM:
+    at d=1024, 256 per centroid for nlist=65536 would be a 69 GB sample."""
     inner = _inner(node)
     want = ENCODER_TRAIN_MAX
     if inner["kind"] == "ivf":
-        want = max(want, KMEANS_MAX_PER_CENTROID * inner["nlist"])
+        want = max(want, TRAIN_PER_CENTROID * inner["nlist"])
     return min(n, want)
 
 

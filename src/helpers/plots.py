@@ -36,3 +36,43 @@ def spectra(series, title, top=128):
     fig.update_layout(title=title, xaxis_title="principal axes kept",
                       yaxis_title="fraction of variance", yaxis_range=[0, 1])
     return fig
+
+
+def build_peak_breakdown(predictions, ram_budget):
+    """Stacked bars: what makes up each prediction's build peak, beside the budget.
+
+    predictions: dicts from memory.predict. The training phase and the adding
+    phase are separate bars; the build peak is the taller of the two.
+    """
+    fig = go.Figure()
+    names = [p["factory"] for p in predictions]
+    phases = {"train": (0, 1), "add": (2, 3, 4, 5)}
+    for label_i in range(6):
+        label = predictions[0]["lines"][label_i][0]
+        phase = "train" if label_i in phases["train"] else "add"
+        fig.add_trace(go.Bar(name=label, x=[[n for n in names], [phase] * len(names)],
+                             y=[p["lines"][label_i][1] / 2**30 for p in predictions]))
+    fig.add_hline(y=ram_budget / 2**30, line_dash="dash", annotation_text="RAM budget")
+    fig.update_layout(barmode="stack", title="Build peak by phase (GiB)", yaxis_title="GiB")
+    return fig
+
+
+def memory_vs_n(factories, d, metric, ram_budget, ns=None):
+    """Index RAM (solid) and file size (dotted) per factory as N grows, log-log."""
+    import numpy as np
+
+    from . import memory
+
+    ns = ns if ns is not None else np.logspace(5, 8, 13).astype(int)
+    fig = go.Figure()
+    for f in factories:
+        node = memory.parse(f, d, metric)
+        ram = [memory.index_bytes(node, n) / 2**30 for n in ns]
+        disk = [memory.disk_bytes(node, n) / 2**30 for n in ns]
+        fig.add_trace(go.Scatter(x=ns, y=ram, name=f, mode="lines", legendgroup=f))
+        fig.add_trace(go.Scatter(x=ns, y=disk, name=f + " (disk)", mode="lines",
+                                 line_dash="dot", legendgroup=f, showlegend=False))
+    fig.add_hline(y=ram_budget / 2**30, line_dash="dash", annotation_text="RAM budget")
+    fig.update_layout(title=f"Index size vs N at d={d}", xaxis_type="log", yaxis_type="log",
+                      xaxis_title="N vectors", yaxis_title="GiB")
+    return fig

@@ -303,9 +303,9 @@ def check_finite(x, i0=0, where="vectors"):
     The message gives how many values, how many rows, and the first rows
     (numbered from i0) so they can be found and fixed.
     """
-    finite = np.isfinite(x)
-    if finite.all():
+    if np.isfinite(x.sum(dtype=np.float64)):  # fast path, no n x d temporary
         return
+    finite = np.isfinite(x)
     bad_rows = np.flatnonzero(~finite.all(axis=1))
     nan = int(np.isnan(x).sum())
     inf = int(np.isinf(x).sum())

@@ -1,0 +1,181 @@
+"""Which index configurations fit a RAM and disk budget, and how long they take.
+
+Memory and disk come from the memory model. Build time comes from timing a
+small sample on this machine: the add rate is measured on the real index
+structure (an IVF quantizer is filled with sample centroids so that the
+assignment cost is that of the real nlist), and k-means training is
+extrapolated from the measured matrix-multiply rate.
+"""
+
+import math
+import time
+
+import faiss
+import numpy as np
+
+from . import memory
+from .build import new_index
+from .files import format_bytes
+
+KMEANS_NITER = 10  # faiss IVF coarse quantizer training iterations
+
+
+def candidates(n, d):
+    """Factory strings worth considering for n vectors of dimension d.
+
+    nlist ~ 4 sqrt(n) rounded to a power of two (faiss's guideline is 4 to
+    16 sqrt(n)); an HNSW coarse quantizer once nlist passes 16k; PQ with
+    code sizes d/16 to d/4 bytes; scalar quantizers; HNSW over Flat, SQ8 and
+    PQ; refinement of PQ with SQ8.
+    """
+    nlist = 2 ** max(4, round(math.log2(4 * math.sqrt(n))))
+    ivf = f"IVF{nlist}_HNSW32" if nlist >= 16384 else f"IVF{nlist}"
+    ms = [m for m in (d // 16, d // 8, d // 4) if m >= 1 and d % m == 0]
+    out = [f"{ivf},PQ{m}" for m in ms[:2]]
+    out += [f"{ivf},PQ{m}x4fs" for m in ms[:2]]
+    out += [f"OPQ{ms[0]}_{d},{ivf},PQ{ms[0]}"]
+    out += [f"{ivf},PQ{ms[0]},Refine(SQ8)"]
+    out += [f"{ivf},SQ{b}" for b in ("4", "6", "8", "fp16")]
+    out += [f"{ivf},Flat", "HNSW32,Flat", "HNSW32,SQ8", f"HNSW32,PQ{ms[-1]}"]
+    return out
+
+
+def gemm_rate(d, threads=None):
+    """Measured multiply-adds per second of faiss's exhaustive search at dimension d."""
+    if threads:
+        faiss.omp_set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    xq = rng.standard_normal((2048, d), dtype=np.float32)
+    xb = rng.standard_normal((8192, d), dtype=np.float32)
+    faiss.knn(xq[:64], xb, 1)  # warm-up
+    t0 = time.perf_counter()
+    faiss.knn(xq, xb, 1)
+    return 2048 * 8192 * d / (time.perf_counter() - t0)
+
+
+def estimate_build_seconds(factory, n, d, metric="L2", n_train=None, sample=None,
+                           rate=None):
+    """Estimated train and add seconds for the full build, from a timed sample.
+
+    sample: float32 (s, d) vectors to time on (default 5,000 synthetic ones);
+    rate: multiply-adds per second (default: measured by gemm_rate).
+    Returns {'train_s', 'add_s', 'total_s', 'sample_add_rate'}.
+    """
+    from . import synthetic
+
+    node = memory.parse(factory, d, metric)
+    if sample is None:
+        sample = synthetic.draw(synthetic.GeneratorParams(d=d), synthetic.TRAIN, 0, 5000)
+    rate = rate or gemm_rate(d)
+    n_train = n_train or memory.default_train_size(node, n)
+    index = new_index(factory, d, metric)
+    inner = memory._inner(node)
+    ivf = _find_ivf(index)
+    if ivf is not None:
+        # real nlist, cheap centroids: the add cost depends on nlist, not on their quality
+        q = sample[np.random.default_rng(0).integers(0, len(sample), ivf.nlist)]
+        q = q + 0.01 * np.random.default_rng(1).standard_normal(q.shape, dtype=np.float32)
+        ivf.quantizer.add(_to_quantizer_space(index, q))
+    t0 = time.perf_counter()
+    index.train(sample)
+    sample_train_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    index.add(sample)
+    add_s_sample = time.perf_counter() - t0
+    per_vector = add_s_sample / len(sample)
+    if inner["kind"] == "hnsw":  # insertion cost grows with log n
+        per_vector *= math.log(max(n, 2)) / math.log(max(len(sample), 2))
+    train_s = sample_train_s
+    if inner["kind"] == "ivf":
+        nt = memory.train_points(node, n_train)
+        train_s += KMEANS_NITER * nt * inner["nlist"] * d / rate
+    return {"train_s": train_s, "add_s": per_vector * n, "total_s": train_s + per_vector * n,
+            "sample_add_rate": len(sample) / add_s_sample}
+
+
+def _find_ivf(index):
+    index = faiss.downcast_index(index)
+    while True:
+        if isinstance(index, faiss.IndexIVF):
+            return index
+        if isinstance(index, faiss.IndexPreTransform):
+            index = faiss.downcast_index(index.index)
+        elif isinstance(index, (faiss.IndexRefine,)):
+            index = faiss.downcast_index(index.base_index)
+        else:
+            return None
+
+
+def _to_quantizer_space(index, x):
+    index = faiss.downcast_index(index)
+    if isinstance(index, faiss.IndexRefine):
+        index = faiss.downcast_index(index.base_index)
+    if isinstance(index, faiss.IndexPreTransform):
+        d_out = index.chain.at(index.chain.size() - 1).d_out
+        return np.ascontiguousarray(x[:, :d_out])
+    return x
+
+
+def plan(n, d, metric="L2", ram_budget=None, disk_budget=None, factories=None,
+         time_builds=True, sample_rows=2000, threads=None):
+    """Every candidate configuration with its predicted RAM, disk, build peak,
+    estimated build time, and whether it fits (with reasons when not).
+
+    ram_budget, disk_budget: bytes (default: this machine's total RAM, and
+    infinite disk). OPQ configurations get no time estimate (est_build_s
+    None): timing OPQ's training, even on a sample, takes minutes at d=1024.
+    Returns a list of dicts, fitting ones first, each sorted
+    by index size.
+    """
+    import psutil
+
+    ram_budget = ram_budget or psutil.virtual_memory().total
+    disk_budget = disk_budget or math.inf
+    factories = factories or candidates(n, d)
+    rate = gemm_rate(d, threads) if time_builds else None
+    rows = []
+    for f in factories:
+        p = memory.predict(f, n, d, metric, threads=threads)
+        reasons = memory.fits(p, ram_budget, disk_budget)
+        row = {"factory": f, "fits": not reasons, "why_not": "; ".join(reasons),
+               "index_ram": p["index_ram"], "disk": p["disk"], "build_peak": p["build_peak"],
+               "n_train": p["n_train"], "est_build_s": None}
+        # OPQ training at high d takes minutes even on a small sample: not timed here
+        if time_builds and not f.startswith("OPQ"):
+            row["est_build_s"] = estimate_build_seconds(f, n, d, metric, p["n_train"],
+                                                        sample=_sample(d, sample_rows),
+                                                        rate=rate)["total_s"]
+        rows.append(row)
+    rows.sort(key=lambda r: (not r["fits"], r["index_ram"]))
+    return rows
+
+
+_SAMPLES = {}
+
+
+def _sample(d, rows):
+    from . import synthetic
+
+    if (d, rows) not in _SAMPLES:
+        _SAMPLES[(d, rows)] = synthetic.draw(synthetic.GeneratorParams(d=d), synthetic.TRAIN, 0, rows)
+    return _SAMPLES[(d, rows)]
+
+
+def format_plan(rows):
+    """Plain-text table of plan() rows."""
+    lines = [f"{'factory':44s} {'fits':4s} {'index RAM':>10s} {'disk':>10s} "
+             f"{'build peak':>10s} {'build time':>10s}  why not"]
+    for r in rows:
+        t = "not timed" if r["est_build_s"] is None else format_seconds(r["est_build_s"])
+        lines.append(f"{r['factory']:44s} {'yes' if r['fits'] else 'no':4s} "
+                     f"{format_bytes(r['index_ram']):>10s} {format_bytes(r['disk']):>10s} "
+                     f"{format_bytes(r['build_peak']):>10s} {t:>10s}  {r['why_not']}")
+    return "\n".join(lines)
+
+
+def format_seconds(s):
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
