@@ -13,12 +13,12 @@ def new_index(factory, d, metric="L2"):
     and costs about 2 s per sub-quantizer whatever the sample size, so it is
     switched off.
     """
-    from .memory import FactoryError, _explain
+    from .memory import FactoryError, explain_factory_error
 
     try:
         index = faiss.index_factory(d, factory, faiss_metric(metric))
     except RuntimeError as e:
-        raise FactoryError(_explain(factory, d, str(e))) from None
+        raise FactoryError(explain_factory_error(factory, d, str(e))) from None
     for sub in _components(index):
         if hasattr(sub, "do_polysemous_training"):
             sub.do_polysemous_training = False
@@ -34,3 +34,162 @@ def _components(index):
         if isinstance(child, faiss.Index):
             out += _components(child)
     return out
+
+
+class BuildError(ValueError):
+    """A build cannot start or resume as asked."""
+
+
+def train_sample_ids(n, n_train, seed=0):
+    """Sorted ids of a random training sample (not the first rows): int64 (n_train,)."""
+    import numpy as np
+
+    rng = np.random.default_rng([seed, 17])
+    return np.sort(rng.choice(n, size=n_train, replace=False))
+
+
+def build_index(ds, factory, path, n_train=None, add_batch=65536, threads=None,
+                ram_budget=None, checkpoint_seconds=600, progress=True, overwrite=False):
+    """Train and fill `factory` from dataset `ds`, write it to `path`, return the report.
+
+    Trains on a random sample of n_train database rows (default from the
+    memory model), adds the database in batches of `add_batch` rows read from
+    disk, with `threads` OpenMP threads. Before anything is allocated the
+    memory model's build peak is checked against `ram_budget` (bytes; default
+    the machine's RAM) and the plan refused if it does not fit.
+
+    Resumable: the trained index and, every `checkpoint_seconds`, the partly
+    filled index are saved beside `path`; a rerun continues after the last
+    checkpoint. The final index and a JSON report (`path` + '.json': times,
+    throughput, sizes, measured peak RSS and RSS trace beside the model's
+    predictions) are written atomically.
+    """
+    import json
+    import os
+    import time
+
+    import numpy as np
+    import psutil
+    from tqdm.auto import tqdm
+
+    from . import memory, rss
+    from .files import atomic_path, check_disk_space, format_bytes, read_json, write_json
+    from .vectors import iter_blocks, take_rows
+
+    path = os.fspath(path)
+    if os.path.exists(path) and not overwrite:
+        report = read_json(path + ".json") if os.path.exists(path + ".json") else {}
+        if report.get("dataset") == ds.fingerprint and report.get("factory") == factory:
+            return report  # already built from this data
+        raise BuildError(f"{path} exists and was not built from this dataset with {factory!r}; "
+                         f"pass overwrite=True or choose another path")
+    if threads:
+        faiss.omp_set_num_threads(threads)
+    threads = faiss.omp_get_max_threads()
+    pred = memory.predict(factory, ds.n, ds.d, ds.metric, n_train=n_train, add_batch=add_batch,
+                          threads=threads)
+    n_train = pred["n_train"]
+    ram_budget = ram_budget or psutil.virtual_memory().total
+    reasons = memory.fits(pred, ram_budget)
+    if reasons:
+        raise BuildError(f"refusing to build {factory} on {ds.n:,} x {ds.d}: " + "; ".join(reasons))
+    node = memory.parse(factory, ds.d, ds.metric)
+    inner = memory.inner_index(node)
+    if n_train < memory.min_train_size(node):
+        import warnings
+
+        warnings.warn(f"{n_train:,} training vectors for nlist={inner['nlist']}: faiss wants at "
+                      f"least {memory.min_train_size(node):,} (39 per centroid); centroids will "
+                      f"be poor")
+    check_disk_space(os.path.dirname(os.path.abspath(path)), 2 * pred["disk"], f"the index {path}")
+
+    trained_path, ckpt_path = path + ".trained", path + ".checkpoint"
+    state_path = ckpt_path + ".json"
+    key = {"dataset": ds.fingerprint, "factory": factory, "n_train": n_train, "metric": ds.metric}
+    report = dict(key, n=ds.n, d=ds.d, add_batch=add_batch, threads=threads,
+                  predicted={k: pred[k] for k in ("index_ram", "disk", "train_peak",
+                                                  "add_peak", "build_peak")})
+    start_row, resumed_from = 0, None
+    with rss.RSSTrace() as train_trace:
+        t0 = time.perf_counter()
+        state = read_json(state_path) if os.path.exists(state_path) else None
+        trained = read_json(trained_path + ".json") if os.path.exists(trained_path + ".json") else None
+        for found in (state, trained):
+            if found and {k: found.get(k) for k in key} != key and not overwrite:
+                raise BuildError(
+                    f"a checkpoint beside {path} was made for another dataset or settings "
+                    f"({found.get('factory')}, n_train={found.get('n_train')}); remove "
+                    f"{ckpt_path} and {trained_path} or pass overwrite=True")
+        if state and {k: state.get(k) for k in key} == key and os.path.exists(ckpt_path):
+            index = load_index(ckpt_path)
+            start_row, resumed_from = state["rows_added"], "checkpoint"
+        elif trained == key and os.path.exists(trained_path):
+            index, resumed_from = load_index(trained_path), "trained"
+        else:
+            index = new_index(factory, ds.d, ds.metric)
+            xt = take_rows(ds.base, train_sample_ids(ds.n, n_train))
+            index.train(xt)
+            del xt
+            with atomic_path(trained_path) as tmp:
+                faiss.write_index(index, tmp)
+            write_json(trained_path + ".json", key)
+        train_s = time.perf_counter() - t0
+    if resumed_from is None:
+        report["train_s"] = train_s
+
+    with rss.RSSTrace() as add_trace:
+        t0 = time.perf_counter()
+        last_ckpt = time.perf_counter()
+        with tqdm(total=ds.n, initial=start_row, unit="vec", unit_scale=True,
+                  desc=f"add {factory}", disable=not progress) as bar:
+            for i0, x in iter_blocks(ds.base, add_batch, start=start_row, prefetch=True):
+                index.add(x)
+                bar.update(len(x))
+                if time.perf_counter() - last_ckpt > checkpoint_seconds and i0 + len(x) < ds.n:
+                    with atomic_path(ckpt_path) as tmp:
+                        faiss.write_index(index, tmp)
+                    write_json(state_path, dict(key, rows_added=i0 + len(x)))
+                    last_ckpt = time.perf_counter()
+        add_s = time.perf_counter() - t0
+    with atomic_path(path) as tmp:
+        faiss.write_index(index, tmp)
+    added = ds.n - start_row
+    report.update(
+        add_s=add_s, add_vectors_per_s=added / add_s if add_s else None,
+        resumed_from=resumed_from, rows_added_this_run=added,
+        measured={"disk": os.path.getsize(path),
+                  "train_peak": train_trace.peak - train_trace.baseline,
+                  "add_peak": add_trace.peak - train_trace.baseline,
+                  "build_peak": max(train_trace.peak, add_trace.peak) - train_trace.baseline},
+        rss_method=add_trace.method,
+        rss_trace=[(round(t, 3), r - train_trace.baseline) for t, r in
+                   train_trace.trace + [(train_trace.trace[-1][0] + t, r) for t, r in add_trace.trace]],
+    )
+    write_json(path + ".json", json.loads(json.dumps(report, default=float)))
+    for p in (ckpt_path, state_path, trained_path, trained_path + ".json"):
+        if os.path.exists(p):
+            os.remove(p)
+    report["index"] = index
+    report["summary"] = (f"{factory}: trained on {n_train:,}, added {added:,} in {add_s:.1f} s "
+                         f"({added / max(add_s, 1e-9):,.0f} vec/s); file "
+                         f"{format_bytes(report['measured']['disk'])}; build peak "
+                         f"{format_bytes(report['measured']['build_peak'])} (predicted "
+                         f"{format_bytes(pred['build_peak'])})")
+    return report
+
+
+def load_index(path, mmap=False):
+    """Read an index written by build_index; mmap=True maps its codes from disk
+    (faiss.IO_FLAG_MMAP) instead of reading them into RAM.
+
+    Raises BuildError for a missing, truncated or corrupt file.
+    """
+    import os
+
+    if not os.path.exists(path):
+        raise BuildError(f"no index file at {path}")
+    try:
+        return faiss.read_index(path, faiss.IO_FLAG_MMAP if mmap else 0)
+    except RuntimeError as e:
+        raise BuildError(f"{path} is not a readable faiss index (truncated or corrupt?): "
+                         f"{str(e).strip().splitlines()[-1]}; rebuild it") from None

@@ -51,14 +51,14 @@ def parse(factory, d, metric="L2"):
     try:
         index = faiss.index_factory(d, factory, faiss_metric(metric))
     except RuntimeError as e:
-        raise FactoryError(_explain(factory, d, str(e))) from None
+        raise FactoryError(explain_factory_error(factory, d, str(e))) from None
     node = _describe(index, d)
     node["factory"] = factory
     node["metric"] = metric
     return node
 
 
-def _explain(factory, d, msg):
+def explain_factory_error(factory, d, msg):
     m = re.search(r"could not parse (.*?) in " + re.escape(factory), msg)
     if m:
         return f"cannot parse factory string {factory!r}: faiss could not parse {m.group(1)}"
@@ -196,13 +196,13 @@ def disk_bytes(node, n):
 
 def train_points(node, n_train):
     """How many training points the top-level index really uses (k-means cap)."""
-    inner = _inner(node)
+    inner = inner_index(node)
     if inner["kind"] == "ivf":
         return min(n_train, KMEANS_MAX_PER_CENTROID * inner["nlist"])
     return n_train
 
 
-def _inner(node):
+def inner_index(node):
     """The index under pre-transforms and refinement (the one with the IVF / HNSW)."""
     while node["kind"] in ("pretransform", "refine"):
         node = node["index"] if node["kind"] == "pretransform" else node["base"]
@@ -392,7 +392,7 @@ def predict(factory, n, d, metric="L2", n_train=None, add_batch=65536, threads=N
         before_end, before_peak = build_bytes(node, n - last, add_batch)
         add_peak = max(add_peak, max(before_end, before_peak) + batch_bytes + add_extra)
     search = search_bytes(node, nq, k, threads, nprobe, k_factor) + nq * d * 4
-    if _inner(node)["kind"] == "hnsw":
+    if inner_index(node)["kind"] == "hnsw":
         search += threads * n
     return {
         "factory": factory, "n": n, "d": d, "metric": metric, "n_train": n_train,
@@ -420,7 +420,7 @@ def default_train_size(node, n):
     IVF centroid (faiss wants 39 to 256) and at least 65,536 for encoders,
     within n. More points per centroid barely move recall but cost RAM:
     at d=1024, 256 per centroid for nlist=65536 would be a 69 GB sample."""
-    inner = _inner(node)
+    inner = inner_index(node)
     want = ENCODER_TRAIN_MAX
     if inner["kind"] == "ivf":
         want = max(want, TRAIN_PER_CENTROID * inner["nlist"])
@@ -429,7 +429,7 @@ def default_train_size(node, n):
 
 def check_training(node, n_train):
     """Refuse a training sample too small for the index's centroids."""
-    inner = _inner(node)
+    inner = inner_index(node)
     if inner["kind"] == "ivf" and n_train < inner["nlist"]:
         raise ValueError(
             f"training sample of {n_train} vectors is smaller than nlist="
@@ -442,7 +442,7 @@ def check_training(node, n_train):
 def min_train_size(node):
     """Fewest training vectors without faiss's 'please provide at least
     39 x k points' warning."""
-    inner = _inner(node)
+    inner = inner_index(node)
     if inner["kind"] == "ivf":
         return KMEANS_MIN_PER_CENTROID * inner["nlist"]
     return 0

@@ -69,7 +69,7 @@ def estimate_build_seconds(factory, n, d, metric="L2", n_train=None, sample=None
     rate = rate or gemm_rate(d)
     n_train = n_train or memory.default_train_size(node, n)
     index = new_index(factory, d, metric)
-    inner = memory._inner(node)
+    inner = memory.inner_index(node)
     ivf = _find_ivf(index)
     if ivf is not None:
         # real nlist, cheap centroids: the add cost depends on nlist, not on their quality

@@ -1,0 +1,109 @@
+import json
+import os
+
+import faiss
+import numpy as np
+import pytest
+
+from helpers import build, groundtruth, vectors
+from helpers.vectors import read_rows
+
+
+def recall_at_10(index, ds):
+    _, gt = groundtruth.ground_truth(ds, 10, progress=False)
+    _, I = index.search(read_rows(ds.queries, 0, ds.queries.n), 10)
+    return np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I, gt)])
+
+
+@pytest.mark.parametrize("factory,params,threshold", [
+    ("IVF32,Flat", {"nprobe": 16}, 0.95),
+    ("IVF32,SQ8", {"nprobe": 16}, 0.90),
+    ("IVF32,PQ16x4fs,RFlat", {"nprobe": 16, "k_factor_rf": 8}, 0.90),
+    ("HNSW16,SQ8", {"efSearch": 128}, 0.90),
+])
+def test_build_reaches_recall_and_writes_report(small_ds, tmp_path, factory, params, threshold):
+    r = build.build_index(small_ds, factory, tmp_path / "i.faiss", n_train=2000, add_batch=1500,
+                          progress=False)
+    index = r["index"]
+    assert index.ntotal == small_ds.n
+    ps = faiss.ParameterSpace()
+    for k, v in params.items():
+        ps.set_index_parameter(index, k, v)
+    assert recall_at_10(index, small_ds) >= threshold
+    rep = json.load(open(tmp_path / "i.faiss.json"))
+    assert rep["dataset"] == small_ds.fingerprint and rep["measured"]["disk"] == os.path.getsize(tmp_path / "i.faiss")
+    assert rep["predicted"]["disk"] > 0 and rep["add_vectors_per_s"] > 0 and len(rep["rss_trace"]) >= 2
+    assert sorted(os.listdir(tmp_path)) == ["i.faiss", "i.faiss.json"]  # no leftovers
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_interrupted_build_resumes_to_the_same_index(small_ds, tmp_path, monkeypatch):
+    full = build.build_index(small_ds, "IVF32,PQ16", tmp_path / "full.faiss", n_train=2000,
+                             add_batch=1000, progress=False)["index"]
+    real = vectors.iter_blocks
+
+    def interrupted(*a, **kw):
+        for j, item in enumerate(real(*a, **kw)):
+            if j == 4:
+                raise Interrupted
+            yield item
+
+    monkeypatch.setattr(vectors, "iter_blocks", interrupted)
+    with pytest.raises(Interrupted):
+        build.build_index(small_ds, "IVF32,PQ16", tmp_path / "r.faiss", n_train=2000,
+                          add_batch=1000, checkpoint_seconds=0, progress=False)
+    assert not (tmp_path / "r.faiss").exists()  # no half-written index under the final name
+    monkeypatch.setattr(vectors, "iter_blocks", real)
+    r = build.build_index(small_ds, "IVF32,PQ16", tmp_path / "r.faiss", n_train=2000,
+                          add_batch=1000, checkpoint_seconds=0, progress=False)
+    assert r["resumed_from"] == "checkpoint" and r["rows_added_this_run"] == 2000
+    xq = read_rows(small_ds.queries, 0, small_ds.queries.n)
+    for index in (full, r["index"]):
+        index.nprobe = 8
+    D1, I1 = full.search(xq, 10)
+    D2, I2 = r["index"].search(xq, 10)
+    np.testing.assert_array_equal(I1, I2)
+    np.testing.assert_array_equal(D1, D2)
+
+
+def test_plan_over_budget_is_refused_before_allocating(small_ds, tmp_path):
+    with pytest.raises(build.BuildError, match="refusing to build HNSW32,Flat.*build peak .* > RAM budget"):
+        build.build_index(small_ds, "HNSW32,Flat", tmp_path / "h.faiss", ram_budget=1 << 20,
+                          progress=False)
+    assert os.listdir(tmp_path) == []
+
+
+def test_checkpoint_of_other_settings_is_refused(small_ds, tmp_path):
+    build.build_index(small_ds, "IVF32,Flat", tmp_path / "a.faiss", n_train=2000, progress=False)
+    (tmp_path / "b.faiss.trained.json").write_text(json.dumps({"dataset": "other", "factory": "IVF32,Flat"}))
+    (tmp_path / "b.faiss.trained").write_bytes(b"x")
+    with pytest.raises(build.BuildError, match="another dataset or settings"):
+        build.build_index(small_ds, "IVF32,Flat", tmp_path / "b.faiss", n_train=2000, progress=False)
+    with pytest.raises(build.BuildError, match="exists and was not built"):
+        build.build_index(small_ds, "IVF32,SQ8", tmp_path / "a.faiss", progress=False)
+
+
+def test_bad_inputs(small_ds, tmp_path):
+    with pytest.raises(ValueError, match="smaller than nlist=4096"):
+        build.build_index(small_ds, "IVF4096,Flat", tmp_path / "x.faiss", n_train=1000, progress=False)
+    with pytest.raises(Exception, match="m must divide d=64"):
+        build.build_index(small_ds, "IVF32,PQ7", tmp_path / "x.faiss", progress=False)
+
+
+def test_reload_equal_mapped_and_not_and_corrupt_file_refused(small_ds, tmp_path):
+    r = build.build_index(small_ds, "IVF32,SQ8", tmp_path / "i.faiss", n_train=2000, progress=False)
+    xq = read_rows(small_ds.queries, 0, 20)
+    r["index"].nprobe = 4
+    want = r["index"].search(xq, 5)
+    for mmap in (False, True):
+        index = build.load_index(str(tmp_path / "i.faiss"), mmap=mmap)
+        index.nprobe = 4
+        got = index.search(xq, 5)
+        np.testing.assert_array_equal(got[1], want[1])
+    data = (tmp_path / "i.faiss").read_bytes()
+    (tmp_path / "cut.faiss").write_bytes(data[: len(data) // 2])
+    with pytest.raises(build.BuildError, match="truncated or corrupt"):
+        build.load_index(str(tmp_path / "cut.faiss"))
