@@ -82,15 +82,26 @@ def estimate_build_seconds(factory, n, d, metric="L2", n_train=None, sample=None
     t0 = time.perf_counter()
     index.add(sample)
     add_s_sample = time.perf_counter() - t0
-    per_vector = add_s_sample / len(sample)
-    if inner["kind"] == "hnsw":  # insertion cost grows with log n
-        per_vector *= math.log(max(n, 2)) / math.log(max(len(sample), 2))
+    add_s = extrapolate_add_seconds(add_s_sample, len(sample), n, inner["kind"])
     train_s = sample_train_s
     if inner["kind"] == "ivf":
-        nt = memory.train_points(node, n_train)
-        train_s += KMEANS_NITER * nt * inner["nlist"] * d / rate
-    return {"train_s": train_s, "add_s": per_vector * n, "total_s": train_s + per_vector * n,
+        train_s += kmeans_seconds(memory.train_points(node, n_train), inner["nlist"], d, rate)
+    return {"train_s": train_s, "add_s": add_s, "total_s": train_s + add_s,
             "sample_add_rate": len(sample) / add_s_sample}
+
+
+def extrapolate_add_seconds(sample_s, sample_n, n, kind):
+    """Seconds to add n vectors given sample_s seconds for sample_n of them:
+    linear in n, times log n / log sample_n for HNSW (graph insertion)."""
+    s = sample_s * n / sample_n
+    if kind == "hnsw":
+        s *= math.log(max(n, 2)) / math.log(max(sample_n, 2))
+    return s
+
+
+def kmeans_seconds(n_points, k, d, rate):
+    """faiss IVF k-means: KMEANS_NITER passes of n_points x k x d multiply-adds."""
+    return KMEANS_NITER * n_points * k * d / rate
 
 
 def _find_ivf(index):
