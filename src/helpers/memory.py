@@ -29,6 +29,7 @@ import faiss
 from .dataset import faiss_metric
 
 IVF_ADD_BLOCK = 65536          # IndexIVF::add_with_ids processes this many at a time
+IVFPQ_ADD_BLOCK = 32768        # IndexIVFPQ::add_core_o splits again into blocks of this
 ENCODER_TRAIN_MAX = 65536      # pq.cp.max_points_per_centroid * ksub (256 * 256)
 KMEANS_MAX_PER_CENTROID = 256  # ClusteringParameters.max_points_per_centroid
 KMEANS_MIN_PER_CENTROID = 39
@@ -269,9 +270,10 @@ def _add_extra(node, batch, d, n, threads):
         if node["encoder"] == "sq":
             extra += block * node["code_size"]  # codes
         if node["encoder"] in ("pq", "pqfs"):
-            extra += block * node["code_size"] + _pq_encode_tables(node, d, block)
+            pq_block = min(block, IVFPQ_ADD_BLOCK) if node["encoder"] == "pq" else block
+            extra += block * node["code_size"] + _pq_encode_tables(node, d, pq_block)
             if node["by_residual"]:
-                extra += block * d * 4  # residuals
+                extra += pq_block * d * 4  # residuals
         return extra
     if kind == "pq":
         return _pq_encode_tables(node, d, min(batch, PQ_ENCODE_BLOCK))
@@ -284,7 +286,7 @@ PQ_ENCODE_BLOCK = 256 * 1024  # product_quantizer_compute_codes_bs
 def _pq_encode_tables(node, d, block):
     """ProductQuantizer::compute_codes: with sub-vectors of 16 dimensions or
     more it first computes all distance tables, block x M x 2^nbits floats
-    (4.3 GB for a 65,536 block of PQ64 at d=1024)."""
+    (2.1 GB for IVF-PQ's 32,768-vector blocks of PQ64 at d=1024)."""
     if d // node["M"] < 16:
         return 0
     return block * node["M"] * (1 << node["nbits"]) * 4
