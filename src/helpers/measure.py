@@ -12,7 +12,6 @@ import sys
 import tempfile
 
 import faiss
-import numpy as np
 
 
 def measure(ds, factory, n_train=None, add_batch=65536, threads=None):
@@ -23,7 +22,7 @@ def measure(ds, factory, n_train=None, add_batch=65536, threads=None):
     from rss.RSSTrace.
     """
     from . import memory, rss
-    from .build import new_index
+    from .build import new_index, train_sample_ids
     from .vectors import iter_blocks, take_rows
 
     if threads:
@@ -31,8 +30,7 @@ def measure(ds, factory, n_train=None, add_batch=65536, threads=None):
     pred = memory.predict(factory, ds.n, ds.d, ds.metric, n_train=n_train,
                           add_batch=add_batch, threads=threads)
     n_train = pred["n_train"]
-    rng = np.random.default_rng(0)
-    ids = np.sort(rng.choice(ds.n, n_train, replace=False))
+    ids = train_sample_ids(ds.n, n_train)
     with rss.RSSTrace() as start:
         index = new_index(factory, ds.d, ds.metric)
     with rss.RSSTrace() as train:
