@@ -5,7 +5,7 @@ import faiss
 import numpy as np
 import pytest
 
-from helpers import build, groundtruth, vectors
+from helpers import build, groundtruth, memory, vectors
 from helpers.vectors import read_rows
 
 
@@ -89,7 +89,7 @@ def test_checkpoint_of_other_settings_is_refused(small_ds, tmp_path):
 def test_bad_inputs(small_ds, tmp_path):
     with pytest.raises(ValueError, match="smaller than nlist=4096"):
         build.build_index(small_ds, "IVF4096,Flat", tmp_path / "x.faiss", n_train=1000, progress=False)
-    with pytest.raises(Exception, match="m must divide d=64"):
+    with pytest.raises(memory.FactoryError, match="m must divide d=64"):
         build.build_index(small_ds, "IVF32,PQ7", tmp_path / "x.faiss", progress=False)
 
 

@@ -93,11 +93,7 @@ def measured_ds(tmp_path_factory):
 
 
 RSS_FAMILIES = ["Flat", "IVF128,Flat", "IVF128,PQ16", "OPQ16_256,IVF128,PQ16", "IVF128,SQ8",
-                "IVF128,SQ4", "HNSW16",
-                pytest.param("HNSW16,SQ8", marks=pytest.mark.xfail(
-                    strict=True, reason="known gap: HNSW over SQ8 adds ~750 B/vector of "
-                    "temporaries per batch that the model does not explain yet")),
-                "HNSW16,PQ16", "IVF512_HNSW16,Flat", "IVF128,PQ16,Refine(SQ8)", "IVF128,PQ16,RFlat", "IVF128,PQ16x4fs"]
+                "IVF128,SQ4", "HNSW16", "HNSW16,SQ8", "HNSW16,PQ16", "IVF512_HNSW16,Flat", "IVF128,PQ16,Refine(SQ8)", "IVF128,PQ16,RFlat", "IVF128,PQ16x4fs"]
 
 
 @pytest.mark.parametrize("factory", RSS_FAMILIES)

@@ -144,11 +144,13 @@ def build_index(ds, factory, path, n_train=None, add_batch=65536, threads=None,
                   desc=f"add {factory}", disable=not progress) as bar:
             for i0, x in iter_blocks(ds.base, add_batch, start=start_row, prefetch=True):
                 index.add(x)
+                rows_done = i0 + len(x)
                 bar.update(len(x))
-                if time.perf_counter() - last_ckpt > checkpoint_seconds and i0 + len(x) < ds.n:
+                del x  # else this batch, the next and the one being prefetched coexist
+                if time.perf_counter() - last_ckpt > checkpoint_seconds and rows_done < ds.n:
                     with atomic_path(ckpt_path) as tmp:
                         faiss.write_index(index, tmp)
-                    write_json(state_path, dict(key, rows_added=i0 + len(x)))
+                    write_json(state_path, dict(key, rows_added=rows_done))
                     last_ckpt = time.perf_counter()
         add_s = time.perf_counter() - t0
     with atomic_path(path) as tmp:
@@ -161,7 +163,7 @@ def build_index(ds, factory, path, n_train=None, add_batch=65536, threads=None,
                   "train_peak": train_trace.peak - train_trace.baseline,
                   "add_peak": add_trace.peak - train_trace.baseline,
                   "build_peak": max(train_trace.peak, add_trace.peak) - train_trace.baseline},
-        rss_method=add_trace.method,
+        rss_method=add_trace.method, rss_baseline=train_trace.baseline,
         rss_trace=[(round(t, 3), r - train_trace.baseline) for t, r in
                    train_trace.trace + [(train_trace.trace[-1][0] + t, r) for t, r in add_trace.trace]],
     )

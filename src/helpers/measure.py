@@ -15,56 +15,31 @@ import faiss
 
 
 def measure(ds, factory, n_train=None, add_batch=65536, threads=None):
-    """Build `factory` on dataset `ds` the way the build helper does and return
-    measured figures beside the memory model's prediction (all bytes).
+    """Build `factory` on dataset `ds` with the build helper and return its
+    measured figures beside the memory model's prediction (all bytes), plus
+    the RSS of the index read back from disk.
 
     RSS figures have the baseline (RSS before the phase) subtracted; peaks come
     from rss.RSSTrace.
     """
-    from . import memory, rss
-    from .build import new_index, train_sample_ids
-    from .vectors import iter_blocks, take_rows
+    from . import rss
+    from .build import build_index
 
-    if threads:
-        faiss.omp_set_num_threads(threads)
-    pred = memory.predict(factory, ds.n, ds.d, ds.metric, n_train=n_train,
-                          add_batch=add_batch, threads=threads)
-    n_train = pred["n_train"]
-    ids = train_sample_ids(ds.n, n_train)
-    with rss.RSSTrace() as start:
-        index = new_index(factory, ds.d, ds.metric)
-    with rss.RSSTrace() as train:
-        xt = take_rows(ds.base, ids)
-        index.train(xt)
-        del xt
-    with rss.RSSTrace() as add:
-        for _, x in iter_blocks(ds.base, add_batch):
-            index.add(x)
-            del x
-    rss.release_free_memory()
-    built = rss.current_rss() - start.baseline
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "index.faiss")
-        faiss.write_index(index, path)
-        disk = os.path.getsize(path)
+        report = build_index(ds, factory, path, n_train=n_train, add_batch=add_batch,
+                             threads=threads, ram_budget=1 << 62, progress=False)
+        index = report.pop("index")
+        rss.release_free_memory()
+        built = rss.current_rss() - report["rss_baseline"]
         del index
         rss.release_free_memory()
         with rss.RSSTrace() as load:
             index = faiss.read_index(path)
-    return {
-        "factory": factory, "n": ds.n, "d": ds.d, "n_train": n_train, "add_batch": add_batch,
-        "measured": {
-            "disk": disk,
-            "index_ram_loaded": load.end_delta,
-            "index_ram_built": built,
-            "train_peak": train.peak - start.baseline,
-            "add_peak": add.peak - start.baseline,
-            "build_peak": max(train.peak, add.peak) - start.baseline,
-        },
-        "predicted": {k: pred[k] for k in ("disk", "index_ram", "train_peak", "add_peak",
-                                           "build_peak")},
-        "rss_method": load.method,
-    }
+    measured = dict(report["measured"], index_ram_loaded=load.end_delta, index_ram_built=built)
+    return {"factory": factory, "n": ds.n, "d": ds.d, "n_train": report["n_train"],
+            "add_batch": add_batch, "measured": measured, "predicted": report["predicted"],
+            "rss_method": load.method}
 
 
 def main(argv=None):

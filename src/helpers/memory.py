@@ -346,16 +346,16 @@ def build_bytes(node, n, batch):
     return fixed + n * node["code_size"], fixed + peak
 
 
-def search_bytes(node, nq, k, threads=1, nprobe=1, k_factor=1):
+def search_bytes(node, nq, k, nprobe=1, k_factor=1):
     """Temporary bytes while searching nq queries for k results each."""
     kind = node["kind"]
     results = nq * k * 12
     if kind == "pretransform":
         dout = node["chain"][-1]["d_out"]
-        return nq * dout * 4 + search_bytes(node["index"], nq, k, threads, nprobe, k_factor)
+        return nq * dout * 4 + search_bytes(node["index"], nq, k, nprobe, k_factor)
     if kind == "refine":
         kb = k * k_factor
-        return search_bytes(node["base"], nq, kb, threads, nprobe) + nq * kb * 12 + results
+        return search_bytes(node["base"], nq, kb, nprobe) + nq * kb * 12 + results
     if kind == "hnsw":
         return results  # visited tables (one byte per vector per thread) added by predict
     if kind == "ivf":
@@ -384,16 +384,21 @@ def predict(factory, n, d, metric="L2", n_train=None, add_batch=65536, threads=N
     fixed = index_bytes(node, 0)
     train_peak = sample + train_extra + fixed
     final = index_bytes(node, n)
-    # the peak comes while adding the last batch, or the last full one
-    last = n - (math.ceil(n / add_batch) - 1) * add_batch
-    built_end, built_peak = build_bytes(node, n, add_batch)
-    add_peak = max(built_end, built_peak) + last * d * 4 + _add_extra(node, last, d, n, threads)
-    batch_bytes = min(add_batch, n) * d * 4
-    add_extra = _add_extra(node, min(add_batch, n), d, n, threads)
-    if n > add_batch:
-        before_end, before_peak = build_bytes(node, n - last, add_batch)
-        add_peak = max(add_peak, max(before_end, before_peak) + batch_bytes + add_extra)
-    search = search_bytes(node, nq, k, threads, nprobe, k_factor) + nq * d * 4
+    # the build helper reads the next batch while faiss adds this one: while
+    # batch i is added, the index holds the rows before it (growing into
+    # room for batch i) and batches i and i + 1 are in memory
+    sizes = _batches(n, add_batch)
+    add_peak, row, peak_line = 0, 0, (0, 0, 0)
+    for i, size in enumerate(sizes):
+        end, peak = build_bytes(node, row + size, add_batch)
+        batches = (size + (sizes[i + 1] if i + 1 < len(sizes) else 0)) * d * 4
+        extra = _add_extra(node, size, d, row + size, threads)
+        if max(end, peak) + batches + extra > add_peak:
+            add_peak = max(end, peak) + batches + extra
+            peak_line = (max(end, peak), batches, extra)
+        row += size
+    built_end, batch_bytes, add_extra = peak_line
+    search = search_bytes(node, nq, k, nprobe, k_factor) + nq * d * 4
     if inner_index(node)["kind"] == "hnsw":
         search += threads * n
     return {
@@ -407,8 +412,8 @@ def predict(factory, n, d, metric="L2", n_train=None, add_batch=65536, threads=N
             ("training sample", int(sample)),
             ("training temporaries (k-means, encoder, transforms)", int(train_extra)),
             ("index when complete (as read from disk)", int(final)),
-            ("index as built: growth slack of its vectors", int(max(built_end, built_peak) - final)),
-            ("add batch read from disk", int(batch_bytes)),
+            ("index as built: growth slack of its vectors", int(max(0, built_end - final))),
+            ("add batches read from disk (current + prefetched)", int(batch_bytes)),
             ("add temporaries (assignment, residuals, codes, HNSW locks)", int(add_extra)),
         ],
     }

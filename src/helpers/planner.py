@@ -14,7 +14,7 @@ import faiss
 import numpy as np
 
 from . import memory
-from .build import new_index
+from .build import _components, new_index
 from .files import format_bytes
 
 KMEANS_NITER = 10  # faiss IVF coarse quantizer training iterations
@@ -105,16 +105,7 @@ def kmeans_seconds(n_points, k, d, rate):
 
 
 def _find_ivf(index):
-    index = faiss.downcast_index(index)
-    while True:
-        if isinstance(index, faiss.IndexIVF):
-            return index
-        if isinstance(index, faiss.IndexPreTransform):
-            index = faiss.downcast_index(index.index)
-        elif isinstance(index, (faiss.IndexRefine,)):
-            index = faiss.downcast_index(index.base_index)
-        else:
-            return None
+    return next((c for c in _components(index) if isinstance(c, faiss.IndexIVF)), None)
 
 
 def _to_quantizer_space(index, x):
@@ -122,6 +113,7 @@ def _to_quantizer_space(index, x):
     if isinstance(index, faiss.IndexRefine):
         index = faiss.downcast_index(index.base_index)
     if isinstance(index, faiss.IndexPreTransform):
+        # untrained transform: any d_out-dimensional centroids cost the same to assign to
         d_out = index.chain.at(index.chain.size() - 1).d_out
         return np.ascontiguousarray(x[:, :d_out])
     return x

@@ -46,12 +46,10 @@ def build_peak_breakdown(predictions, ram_budget):
     """
     fig = go.Figure()
     names = [p["factory"] for p in predictions]
-    phases = {"train": (0, 1), "add": (2, 3, 4, 5)}
-    for label_i in range(6):
-        label = predictions[0]["lines"][label_i][0]
-        phase = "train" if label_i in phases["train"] else "add"
-        fig.add_trace(go.Bar(name=label, x=[[n for n in names], [phase] * len(names)],
-                             y=[p["lines"][label_i][1] / 2**30 for p in predictions]))
+    for i, (label, _) in enumerate(predictions[0]["lines"]):
+        phase = "train" if i < 2 else "add"  # the first two lines are the training phase
+        fig.add_trace(go.Bar(name=label, x=[names, [phase] * len(names)],
+                             y=[p["lines"][i][1] / 2**30 for p in predictions]))
     fig.add_hline(y=ram_budget / 2**30, line_dash="dash", annotation_text="RAM budget")
     fig.update_layout(barmode="stack", title="Build peak by phase (GiB)", yaxis_title="GiB")
     return fig
