@@ -107,3 +107,39 @@ def test_reload_equal_mapped_and_not_and_corrupt_file_refused(small_ds, tmp_path
     (tmp_path / "cut.faiss").write_bytes(data[: len(data) // 2])
     with pytest.raises(build.BuildError, match="truncated or corrupt"):
         build.load_index(str(tmp_path / "cut.faiss"))
+
+
+@pytest.mark.parametrize("factory", ["IVF32,SQ8", "OPQ16,IVF32,PQ16"])
+def test_ondisk_lists_search_like_the_original(small_ds, tmp_path, factory):
+    r = build.build_index(small_ds, factory, tmp_path / "i.faiss", n_train=2000, progress=False)
+    xq = read_rows(small_ds.queries, 0, 20)
+    faiss.ParameterSpace().set_index_parameters(r["index"], "nprobe=8")
+    want = r["index"].search(xq, 10)
+    ondisk = build.to_ondisk(str(tmp_path / "i.faiss"), str(tmp_path / "d.faiss"))
+    faiss.ParameterSpace().set_index_parameters(ondisk, "nprobe=8")
+    got = ondisk.search(xq, 10)
+    np.testing.assert_array_equal(got[1], want[1])
+    assert ondisk.ntotal == small_ds.n
+    codes = small_ds.n * (faiss.extract_index_ivf(ondisk).code_size + 8)  # codes + ids moved out
+    assert os.path.getsize(tmp_path / "d.faiss") <= os.path.getsize(tmp_path / "i.faiss") - codes
+    assert os.path.getsize(tmp_path / "d.faiss.ivfdata") > 0
+    with pytest.raises(build.BuildError, match="exists"):
+        build.to_ondisk(str(tmp_path / "i.faiss"), str(tmp_path / "d.faiss"))
+
+
+def test_ondisk_refuses_non_ivf_and_reuse_returns_the_index(small_ds, tmp_path):
+    r = build.build_index(small_ds, "HNSW8,SQ8", tmp_path / "h.faiss", progress=False)
+    with pytest.raises(build.BuildError, match="no IVF index|not Index"):
+        build.to_ondisk(str(tmp_path / "h.faiss"), str(tmp_path / "d.faiss"))
+    again = build.build_index(small_ds, "HNSW8,SQ8", tmp_path / "h.faiss", progress=False)
+    assert again["reused"] and not r["reused"] and again["index"].ntotal == small_ds.n
+
+
+def test_sq_qtype_exposes_the_argument_order_mistake():
+    q = faiss.IndexFlatL2(64)
+    wrong = faiss.IndexIVFScalarQuantizer(q, 64, 16, faiss.METRIC_L2)
+    assert build.sq_qtype(wrong) == "QT_4bit" and wrong.code_size == 32
+    right = faiss.IndexIVFScalarQuantizer(q, 64, 16, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_L2)
+    assert build.sq_qtype(right) == "QT_8bit" and right.code_size == 64
+    assert build.sq_qtype(build.new_index("IVF16,SQfp16", 64)) == "QT_fp16"
+    assert build.sq_qtype(build.new_index("IVF16,Flat", 64)) is None

@@ -80,7 +80,9 @@ def build_index(ds, factory, path, n_train=None, add_batch=65536, threads=None,
     if os.path.exists(path) and not overwrite:
         report = read_json(path + ".json") if os.path.exists(path + ".json") else {}
         if report.get("dataset") == ds.fingerprint and report.get("factory") == factory:
-            return report  # already built from this data
+            report.update(index=load_index(path), reused=True,  # already built from this data
+                          summary=f"{factory}: reused {path} (built from this dataset)")
+            return report
         raise BuildError(f"{path} exists and was not built from this dataset with {factory!r}; "
                          f"pass overwrite=True or choose another path")
     if threads:
@@ -171,7 +173,7 @@ def build_index(ds, factory, path, n_train=None, add_batch=65536, threads=None,
     for p in (ckpt_path, state_path, trained_path, trained_path + ".json"):
         if os.path.exists(p):
             os.remove(p)
-    report["index"] = index
+    report["index"], report["reused"] = index, False
     report["summary"] = (f"{factory}: trained on {n_train:,}, added {added:,} in {add_s:.1f} s "
                          f"({added / max(add_s, 1e-9):,.0f} vec/s); file "
                          f"{format_bytes(report['measured']['disk'])}; build peak "
@@ -195,3 +197,55 @@ def load_index(path, mmap=False):
     except RuntimeError as e:
         raise BuildError(f"{path} is not a readable faiss index (truncated or corrupt?): "
                          f"{str(e).strip().splitlines()[-1]}; rebuild it") from None
+
+
+def to_ondisk(path, out_path, overwrite=False):
+    """Rewrite the IVF index at `path` with its inverted lists in a separate file
+    (`out_path` + '.ivfdata', faiss.contrib.ondisk), memory-mapped when loaded.
+
+    The lists are copied from a mapped read, so neither index enters RAM. The
+    index file stores the absolute path of its .ivfdata: keep them together.
+    `out_path` is written last, atomically; a leftover .ivfdata without it is
+    an unfinished conversion and is redone. Returns the loaded on-disk index.
+    """
+    import os
+
+    from faiss.contrib.ondisk import merge_ondisk
+
+    from .files import atomic_path
+
+    if os.path.exists(out_path) and not overwrite:
+        raise BuildError(f"{out_path} exists; pass overwrite=True or choose another path")
+    template = load_index(path, mmap=True)
+    try:
+        ivf = faiss.extract_index_ivf(template)
+    except RuntimeError:
+        raise BuildError(f"{path} holds no IVF index: only inverted lists can live on disk "
+                         f"(HNSW and flat indexes can be loaded with mmap=True instead)") from None
+    top = faiss.downcast_index(template)
+    if not isinstance(top, (faiss.IndexIVF, faiss.IndexPreTransform)):
+        raise BuildError(f"{path}: on-disk lists support IVF indexes, optionally behind a "
+                         f"transform (OPQ, PCA), not {type(top).__name__}")
+    empty = faiss.ArrayInvertedLists(ivf.nlist, ivf.code_size)
+    ivf.replace_invlists(empty, True)
+    empty.this.disown()  # now owned by the index
+    ivf.ntotal = template.ntotal = 0
+    data_path = os.path.abspath(out_path) + ".ivfdata"
+    if os.path.exists(data_path):
+        os.remove(data_path)
+    merge_ondisk(template, [path], data_path)
+    with atomic_path(out_path) as tmp:
+        faiss.write_index(template, tmp)
+    return load_index(out_path)
+
+
+def sq_qtype(index):
+    """Name of the scalar-quantizer type an index really uses ('QT_8bit', 'QT_4bit',
+    'QT_fp16', ...), looked up through any transform, refine or HNSW wrapper;
+    None if it has no scalar quantizer."""
+    for sub in _components(index):
+        sq = getattr(sub, "sq", None)
+        if sq is not None:
+            return next(name for name in dir(faiss.ScalarQuantizer)
+                        if name.startswith("QT_") and getattr(faiss.ScalarQuantizer, name) == sq.qtype)
+    return None

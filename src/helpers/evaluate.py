@@ -1,0 +1,208 @@
+"""Recall, throughput and latency of built indexes, and parameter sweeps.
+
+Recall is given two ways:
+- k-recall@k: the share of the exact top-k ids found in the returned top-k;
+- ann-benchmarks' distance recall: the share of returned results whose exact
+  distance is within the k-th exact neighbour's distance (plus epsilon), so
+  ties with the k-th neighbour count as found.
+"""
+
+import time
+
+import faiss
+import numpy as np
+
+from .exact import exact_distances
+
+RECALL_KS = (1, 10, 100)
+
+
+def check_against_ground_truth(I, gt_I, k):
+    """Refuse a comparison that would give a silently wrong recall."""
+    if len(I) != len(gt_I):
+        raise ValueError(f"{len(I)} result rows but the ground truth has {len(gt_I)} queries: "
+                         f"the ground truth is from another query set; recompute it for this dataset")
+    if k > gt_I.shape[1]:
+        raise ValueError(f"recall@{k} needs the exact top-{k}, but the ground truth holds only "
+                         f"{gt_I.shape[1]} neighbours per query; recompute it with k >= {k}")
+
+
+def knn_recall(I, gt_I, k):
+    """k-recall@k per query: |I[:, :k] ∩ gt_I[:, :k]| / k.
+
+    I, gt_I: int64 (nq, >=1) ids, best first. Fewer than k results (I narrower
+    than k, or -1 ids) count as misses. Returns float64 (nq,).
+    """
+    I, gt_I = np.asarray(I), np.asarray(gt_I)
+    check_against_ground_truth(I, gt_I, k)
+    found = I[:, :k]
+    hits = (found[:, :, None] == gt_I[:, None, :k]) & (found[:, :, None] >= 0)
+    return hits.any(axis=2).sum(axis=1) / k
+
+
+def distance_recall(D_exact, gt_D, k, metric="L2", epsilon=1e-3):
+    """ann-benchmarks' recall per query: the share of the k returned results whose
+    exact distance is no worse than the k-th true neighbour's (within epsilon).
+
+    D_exact: float32 (nq, >=1) exact distances of the returned ids (NaN for
+    -1), e.g. from exact.exact_distances; gt_D: (nq, >=k) exact top distances.
+    For "IP" larger is better. Returns float64 (nq,).
+    """
+    D_exact, gt_D = np.asarray(D_exact), np.asarray(gt_D)
+    check_against_ground_truth(D_exact, gt_D, k)
+    kth = gt_D[:, k - 1:k]
+    with np.errstate(invalid="ignore"):
+        if metric == "IP":
+            ok = D_exact[:, :k] >= kth - epsilon
+        else:
+            ok = D_exact[:, :k] <= kth + epsilon
+    return ok.sum(axis=1) / k
+
+
+def time_search(index, xq, k, repeats=3, single_queries=100):
+    """Search all queries `repeats` times after a warm-up, and time single queries.
+
+    Returns ((D, I) of the last batch search, timings dict): qps is nq over the
+    fastest batch; p50/p95/p99 latencies (ms) come from `single_queries`
+    queries searched one at a time, `repeats` times each. The thread count in
+    force is recorded beside them.
+    """
+    xq = np.ascontiguousarray(xq, dtype="float32")
+    index.search(xq[:min(len(xq), 32)], k)  # warm-up: page in codes, allocate tables
+    batch = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        D, I = index.search(xq, k)
+        batch.append(time.perf_counter() - t0)
+    lat = []
+    for _ in range(repeats):
+        for q in xq[:single_queries]:
+            t0 = time.perf_counter()
+            index.search(q[None], k)
+            lat.append(time.perf_counter() - t0)
+    p50, p95, p99 = np.percentile(np.array(lat) * 1e3, [50, 95, 99])
+    return (D, I), {"qps": len(xq) / min(batch), "p50_ms": p50, "p95_ms": p95, "p99_ms": p99,
+                    "threads": faiss.omp_get_max_threads()}
+
+
+def parameter_ranges(index):
+    """{name: [values]} that faiss.ParameterSpace offers for this index."""
+    ps = faiss.ParameterSpace()
+    ps.initialize(index)
+    out = {}
+    for i in range(ps.parameter_ranges.size()):
+        pr = ps.parameter_ranges.at(i)  # keep the range alive while reading its values
+        out[pr.name] = [pr.values.at(j) for j in range(pr.values.size())]
+    return out
+
+
+def default_settings(index, k=10, max_nprobe=256, max_ef=512, k_factors=(1, 4, 16)):
+    """Parameter strings to sweep ("nprobe=8,k_factor_rf=4"), from ParameterSpace's ranges.
+
+    nprobe (IVF) or efSearch (HNSW, from k up: faiss searches with at least k)
+    is the main axis; an HNSW coarse quantizer
+    gets quantizer_efSearch at and above nprobe (below nprobe it cannot return
+    nprobe lists); a refine stage gets each of `k_factors`. Polysemous `ht`
+    is left out (the helpers do not train it).
+    """
+    ranges = parameter_ranges(index)
+    main = ([("nprobe", v) for v in ranges["nprobe"] if v <= max_nprobe] if "nprobe" in ranges
+            else [("efSearch", v) for v in ranges.get("efSearch", []) if k <= v <= max_ef])
+    settings = []
+    for name, v in main or [(None, None)]:
+        base = [f"{name}={int(v)}"] if name else []
+        qefs = [None]
+        if "quantizer_efSearch" in ranges:
+            qefs = [q for q in ranges["quantizer_efSearch"] if q >= v][:2] or [None]
+        kfs = [kf for kf in k_factors if kf in ranges.get("k_factor_rf", [])] or [None]
+        for q in qefs:
+            for kf in kfs:
+                extra = ([f"quantizer_efSearch={int(q)}"] if q else []) + \
+                        ([f"k_factor_rf={int(kf)}"] if kf else [])
+                settings.append(",".join(base + extra))
+    return settings
+
+
+def set_parameters(index, setting):
+    """Apply a "name=value,..." string through faiss.ParameterSpace."""
+    faiss.ParameterSpace().set_index_parameters(index, setting)
+
+
+def evaluate(index, xq, gt_D, gt_I, base=None, metric="L2", k=10, repeats=3, single_queries=100):
+    """Recall, QPS and latency of `index` as currently parameterised.
+
+    xq: float32 (nq, d); gt_D, gt_I: exact top neighbours (nq, >=k). The timed
+    search uses k; recall@1 and @k come from it, recall@100 from one more
+    (untimed) search when the ground truth is deep enough. With `base` (the
+    VectorFile of the database) the ann-benchmarks distance recall@k is added.
+    Returns (row dict, per-query k-recall@k float64 (nq,)).
+    """
+    check_against_ground_truth(xq, gt_I, k)
+    (D, I), row = time_search(index, xq, k, repeats, single_queries)
+    per_query = knn_recall(I, gt_I, k)
+    row[f"recall@{k}"] = float(per_query.mean())
+    row["recall@1"] = float(knn_recall(I, gt_I, 1).mean())
+    if base is not None:
+        De = exact_distances(xq, base, I, metric)
+        row[f"dist_recall@{k}"] = float(distance_recall(De, gt_D, k, metric).mean())
+    if gt_I.shape[1] >= 100 and k < 100:
+        _, I100 = index.search(xq, 100)
+        row["recall@100"] = float(knn_recall(I100, gt_I, 100).mean())
+    return row, per_query
+
+
+def sweep(indexes, xq, gt_D, gt_I, base=None, metric="L2", k=10, settings=None,
+          repeats=3, single_queries=100, progress=True):
+    """Evaluate every index at every setting: one tidy row per (index, setting).
+
+    indexes: {name: (faiss index, index_bytes)}; settings: {name: [strings]}
+    (default: default_settings for each). Rows hold index, setting, each
+    parameter as its own column, recall figures, qps, latency percentiles,
+    threads and index_bytes.
+    """
+    from tqdm.auto import tqdm
+
+    settings = settings or {}
+    jobs = [(name, s) for name, (index, _) in indexes.items()
+            for s in settings.get(name) or default_settings(index, k)]
+    rows = []
+    for name, s in tqdm(jobs, desc="sweep", disable=not progress):
+        index, nbytes = indexes[name]
+        set_parameters(index, s)
+        row, _ = evaluate(index, xq, gt_D, gt_I, base, metric, k, repeats, single_queries)
+        params = dict(kv.split("=") for kv in s.split(",")) if s else {}
+        rows.append({"index": name, "setting": s, **{p: int(v) for p, v in params.items()},
+                     **row, "index_bytes": nbytes})
+    return rows
+
+
+def pareto_frontier(rows, x="recall@10", y="qps"):
+    """The rows no other row beats on both x and y, ordered by x."""
+    best, out = -np.inf, []
+    for r in sorted(rows, key=lambda r: (-r[x], -r[y])):
+        if r[y] > best:
+            out.append(r)
+            best = r[y]
+    return out[::-1]
+
+
+def recommend(rows, target_recall, ram_budget, recall_key="recall@10"):
+    """The fastest (highest qps) row reaching target_recall within ram_budget bytes,
+    and a sentence saying so (or what is missing). Returns (row or None, text)."""
+    from .files import format_bytes
+
+    fits = [r for r in rows if r["index_bytes"] <= ram_budget]
+    good = [r for r in fits if r[recall_key] >= target_recall]
+    if not good:
+        if not fits:
+            return None, f"no index fits in {format_bytes(ram_budget)} of RAM"
+        top = max(fits, key=lambda r: r[recall_key])
+        return None, (f"no configuration reaches {recall_key} >= {target_recall} within "
+                      f"{format_bytes(ram_budget)}; the best is {top['index']} with "
+                      f"{top['setting'] or 'defaults'} at {top[recall_key]:.3f}")
+    r = max(good, key=lambda r: r["qps"])
+    return r, (f"For {recall_key} >= {target_recall} within {format_bytes(ram_budget)} of RAM, "
+               f"use {r['index']} with {r['setting'] or 'its defaults'}: {recall_key} "
+               f"{r[recall_key]:.3f}, {r['qps']:,.0f} queries/s on {r['threads']} threads "
+               f"(p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms per single query), "
+               f"index {format_bytes(r['index_bytes'])}.")

@@ -1,0 +1,86 @@
+import faiss
+import numpy as np
+import pytest
+
+from helpers import build, evaluate, groundtruth
+from helpers.vectors import read_rows
+
+
+def test_knn_recall_hand_built_cases():
+    gt = np.array([[1, 2, 3], [4, 5, 6]])
+    I = np.array([[3, 9, 1], [-1, -1, -1]])
+    np.testing.assert_allclose(evaluate.knn_recall(I, gt, 3), [2 / 3, 0])
+    np.testing.assert_allclose(evaluate.knn_recall(I, gt, 1), [0, 0])  # 3 is not the top-1
+    # fewer results than k: the missing ones are misses, not ignored
+    np.testing.assert_allclose(evaluate.knn_recall(np.array([[1], [4]]), gt, 3), [1 / 3, 1 / 3])
+    # -1 never matches, even against a -1 in a short ground truth
+    assert evaluate.knn_recall(np.array([[-1, 2]]), np.array([[-1, 2]]), 2)[0] == 0.5
+
+
+def test_distance_recall_counts_ties_and_respects_metric():
+    gt_D = np.array([[0.1, 0.2, 0.5]])
+    # id differs from the ground truth but sits at the same distance as the 3rd neighbour
+    assert evaluate.distance_recall(np.array([[0.1, 0.2, 0.5]]), gt_D, 3)[0] == 1
+    assert evaluate.distance_recall(np.array([[0.1, 0.6, np.nan]]), gt_D, 3)[0] == 1 / 3
+    ip = np.array([[0.9, 0.8, 0.7]])
+    assert evaluate.distance_recall(np.array([[0.9, 0.7, 0.1]]), ip, 3, "IP")[0] == 2 / 3
+
+
+def test_recall_refuses_wrong_ground_truth():
+    gt = np.zeros((5, 10), dtype="int64")
+    with pytest.raises(ValueError, match="another query set"):
+        evaluate.knn_recall(np.zeros((4, 10), dtype="int64"), gt, 10)
+    with pytest.raises(ValueError, match="only 10 neighbours"):
+        evaluate.knn_recall(np.zeros((5, 100), dtype="int64"), gt, 100)
+
+
+def test_exact_rerank_recovers_exact_order(small_ds):
+    from helpers import exact
+
+    xq = read_rows(small_ds.queries, 0, 30)
+    gt_D, gt_I = groundtruth.ground_truth(small_ds, 10, progress=False)
+    # candidates: the true top-10 shuffled, plus junk and a missing slot
+    rng = np.random.default_rng(0)
+    cand = np.hstack([rng.permuted(gt_I[:30], axis=1), rng.integers(0, small_ds.n, (30, 5)),
+                      np.full((30, 1), -1)])
+    D, I = exact.rerank(xq, small_ds.base, cand, 10, small_ds.metric)
+    np.testing.assert_array_equal(I, gt_I[:30])
+    np.testing.assert_allclose(D, gt_D[:30], rtol=1e-4, atol=1e-5)
+    De = exact.exact_distances(xq, small_ds.base, cand, small_ds.metric)
+    assert np.isnan(De[:, -1]).all() and not np.isnan(De[:, :-1]).any()
+    with pytest.raises(ValueError, match="another dataset"):
+        exact.exact_distances(xq, small_ds.base, cand + small_ds.n, small_ds.metric)
+
+
+def test_sweep_is_monotonic_in_nprobe_and_frontier_and_recommendation(small_ds, tmp_path):
+    r = build.build_index(small_ds, "IVF32,SQ8", tmp_path / "i.faiss", n_train=2000, progress=False)
+    xq = read_rows(small_ds.queries, 0, small_ds.queries.n)
+    gt_D, gt_I = groundtruth.ground_truth(small_ds, 100, progress=False)
+    settings = evaluate.default_settings(r["index"])
+    assert settings == ["nprobe=1", "nprobe=2", "nprobe=4", "nprobe=8", "nprobe=16"]
+    rows = evaluate.sweep({"ivf": (r["index"], 123)}, xq, gt_D, gt_I, small_ds.base,
+                          small_ds.metric, repeats=1, single_queries=10, progress=False)
+    recalls = [row["recall@10"] for row in rows]
+    assert recalls == sorted(recalls) and recalls[-1] > recalls[0] + 0.2
+    assert [row["nprobe"] for row in rows] == [1, 2, 4, 8, 16]
+    for row in rows:
+        assert row["threads"] == faiss.omp_get_max_threads() and row["index_bytes"] == 123
+        assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"] and row["qps"] > 0
+        assert row["recall@100"] <= 1 and row["dist_recall@10"] >= row["recall@10"] - 1e-9
+    front = evaluate.pareto_frontier(rows)
+    assert front and all(not any(o["recall@10"] > f["recall@10"] and o["qps"] > f["qps"]
+                                 for o in rows) for f in front)
+    best, text = evaluate.recommend(rows, recalls[2], 10**9)
+    assert best in rows and best["recall@10"] >= recalls[2] and "ivf" in text
+    assert best["qps"] == max(r_["qps"] for r_ in rows if r_["recall@10"] >= recalls[2])
+    none, text = evaluate.recommend(rows, 1.01, 10**9)
+    assert none is None and "no configuration reaches" in text
+    assert evaluate.recommend(rows, 0.5, 100)[1].startswith("no index fits")
+
+
+def test_default_settings_for_hnsw_quantizer_and_refine():
+    ivf = faiss.index_factory(32, "IVF64_HNSW32,PQ8x4fs,RFlat")
+    s = evaluate.default_settings(ivf, max_nprobe=4)
+    assert s[-1] == "nprobe=4,quantizer_efSearch=8,k_factor_rf=16" and len(s) == 3 * 2 * 3
+    assert all(int(x.split(",")[1].split("=")[1]) >= int(x.split(",")[0].split("=")[1]) for x in s)
+    assert evaluate.default_settings(faiss.index_factory(32, "HNSW16"), k=10)[0] == "efSearch=16"
