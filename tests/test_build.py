@@ -124,7 +124,10 @@ def test_ondisk_lists_search_like_the_original(small_ds, tmp_path, factory):
     # what stays: the trained parts plus a few words per list and the .ivfdata path
     assert os.path.getsize(tmp_path / "d.faiss") <= os.path.getsize(tmp_path / "i.faiss") - codes + 4096
     assert os.path.getsize(tmp_path / "d.faiss.ivfdata") > 0
-    with pytest.raises(build.BuildError, match="exists"):
+    again = build.to_ondisk(str(tmp_path / "i.faiss"), str(tmp_path / "d.faiss"))  # reused
+    assert again.ntotal == small_ds.n
+    os.utime(tmp_path / "d.faiss", (0, 0))  # older than its source: stale
+    with pytest.raises(build.BuildError, match="older than"):
         build.to_ondisk(str(tmp_path / "i.faiss"), str(tmp_path / "d.faiss"))
 
 
@@ -132,6 +135,9 @@ def test_ondisk_refuses_non_ivf_and_reuse_returns_the_index(small_ds, tmp_path):
     r = build.build_index(small_ds, "HNSW8,SQ8", tmp_path / "h.faiss", progress=False)
     with pytest.raises(build.BuildError, match="no IVF index|not Index"):
         build.to_ondisk(str(tmp_path / "h.faiss"), str(tmp_path / "d.faiss"))
+    build.build_index(small_ds, "IVF16,PQ32x4fs", tmp_path / "fs.faiss", n_train=2000, progress=False)
+    with pytest.raises(build.BuildError, match="fast-scan"):
+        build.to_ondisk(str(tmp_path / "fs.faiss"), str(tmp_path / "d.faiss"))
     again = build.build_index(small_ds, "HNSW8,SQ8", tmp_path / "h.faiss", progress=False)
     assert again["reused"] and not r["reused"] and again["index"].ntotal == small_ds.n
 

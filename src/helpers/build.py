@@ -182,6 +182,42 @@ def build_index(ds, factory, path, n_train=None, add_batch=65536, threads=None,
     return report
 
 
+def index_path(index_dir, factory):
+    """Where build_all keeps `factory`'s index: index_dir/<factory with safe characters>.faiss."""
+    import os
+    import re
+
+    return os.path.join(index_dir, re.sub(r"[^A-Za-z0-9_.-]+", "_", factory) + ".faiss")
+
+
+def build_all(ds, factories, index_dir, ram_budget=None, n_train=None, add_batch=65536,
+              threads=None, overwrite=False, progress=True):
+    """build_index for each factory into index_dir, printing a summary line each.
+
+    Returns {factory: report}. A factory the memory model says will not fit in
+    ram_budget is refused before anything is allocated: it is printed with the
+    reasons and left out of the result. An index already built from this
+    dataset is reused unless overwrite=True.
+    """
+    import os
+
+    os.makedirs(index_dir, exist_ok=True)
+    reports = {}
+    for f in factories:
+        try:
+            r = build_index(ds, f, index_path(index_dir, f), n_train=n_train, add_batch=add_batch,
+                            threads=threads, ram_budget=ram_budget, progress=progress,
+                            overwrite=overwrite)
+        except BuildError as e:
+            if "refusing to build" not in str(e):
+                raise
+            print(f"REFUSED {e}")
+            continue
+        print(r["summary"])
+        reports[f] = r
+    return reports
+
+
 def load_index(path, mmap=False):
     """Read an index written by build_index; mmap=True maps its codes from disk
     (faiss.IO_FLAG_MMAP) instead of reading them into RAM.
@@ -206,7 +242,8 @@ def to_ondisk(path, out_path, overwrite=False):
     The lists are copied from a mapped read, so neither index enters RAM. The
     index file stores the absolute path of its .ivfdata: keep them together.
     `out_path` is written last, atomically; a leftover .ivfdata without it is
-    an unfinished conversion and is redone. Returns the loaded on-disk index.
+    an unfinished conversion and is redone. An existing `out_path` newer than
+    `path` is reused. Returns the loaded on-disk index.
     """
     import os
 
@@ -215,7 +252,10 @@ def to_ondisk(path, out_path, overwrite=False):
     from .files import atomic_path
 
     if os.path.exists(out_path) and not overwrite:
-        raise BuildError(f"{out_path} exists; pass overwrite=True or choose another path")
+        if os.path.getmtime(out_path) >= os.path.getmtime(path):
+            return load_index(out_path)
+        raise BuildError(f"{out_path} is older than {path}, so it may hold other data; "
+                         f"pass overwrite=True to redo it")
     template = load_index(path, mmap=True)
     try:
         ivf = faiss.extract_index_ivf(template)
@@ -226,6 +266,10 @@ def to_ondisk(path, out_path, overwrite=False):
     if not isinstance(top, (faiss.IndexIVF, faiss.IndexPreTransform)):
         raise BuildError(f"{path}: on-disk lists support IVF indexes, optionally behind a "
                          f"transform (OPQ, PCA), not {type(top).__name__}")
+    if isinstance(faiss.downcast_index(ivf), faiss.IndexIVFFastScan):
+        raise BuildError(f"{path}: fast-scan indexes (x4fs) keep their codes in SIMD blocks "
+                         f"that on-disk inverted lists cannot hold; use mmap=True, or PQ with "
+                         f"8-bit codes for lists on disk")
     empty = faiss.ArrayInvertedLists(ivf.nlist, ivf.code_size)
     ivf.replace_invlists(empty, True)
     empty.this.disown()  # now owned by the index

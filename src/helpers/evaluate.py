@@ -123,6 +123,15 @@ def default_settings(index, k=10, max_nprobe=256, max_ef=512, k_factors=(1, 4, 1
     return settings
 
 
+def scan_all_setting(index, k_factor=4):
+    """The setting that scans every inverted list ("nprobe=nlist"), so what
+    recall remains lost is the codes' error; a refine stage re-ranks k_factor x k."""
+    ranges = parameter_ranges(index)
+    parts = [f"nprobe={faiss.extract_index_ivf(index).nlist}"] if "nprobe" in ranges else []
+    parts += [f"k_factor_rf={k_factor}"] if "k_factor_rf" in ranges else []
+    return ",".join(parts)
+
+
 def set_parameters(index, setting):
     """Apply a "name=value,..." string through faiss.ParameterSpace."""
     faiss.ParameterSpace().set_index_parameters(index, setting)
@@ -206,3 +215,37 @@ def recommend(rows, target_recall, ram_budget, recall_key="recall@10"):
                f"{r[recall_key]:.3f}, {r['qps']:,.0f} queries/s on {r['threads']} threads "
                f"(p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms per single query), "
                f"index {format_bytes(r['index_bytes'])}.")
+
+
+def rerank_from_disk(index, xq, gt_I, base, metric="L2", k=10, k_factors=(1, 2, 4, 8, 16)):
+    """Search k * k_factor candidates with `index`, re-rank them with the exact
+    float32 vectors read from disk (only the candidates' rows), keep k.
+
+    Returns one row per k_factor: recall@k, qps of search + re-rank together,
+    and the seconds spent reading and re-ranking. The database never enters RAM.
+    """
+    from .exact import rerank
+
+    rows = []
+    for kf in k_factors:
+        t0 = time.perf_counter()
+        _, cand = index.search(xq, k * kf)
+        t1 = time.perf_counter()
+        _, I = rerank(xq, base, cand, k, metric)
+        t2 = time.perf_counter()
+        rows.append({"k_factor": kf, f"recall@{k}": float(knn_recall(I, gt_I, k).mean()),
+                     "qps": len(xq) / (t2 - t0), "search_s": t1 - t0, "rerank_s": t2 - t1})
+    return rows
+
+
+def format_rows(rows, columns):
+    """Plain-text table of `rows` (dicts) restricted to `columns`."""
+    def cell(v):
+        if isinstance(v, float):
+            return f"{v:,.1f}" if abs(v) >= 100 else f"{v:.3f}"
+        return str(v)
+
+    table = [list(columns)] + [[cell(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
+    return "\n".join("  ".join(v.rjust(w) if j else v.ljust(w) for j, (v, w) in
+                               enumerate(zip(row, widths))) for row in table)

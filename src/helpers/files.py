@@ -69,11 +69,18 @@ def atomic_path(path):
     os.replace(tmp, path)
 
 
+def _plain(value):
+    """numpy scalars and arrays as plain Python values, for json."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
 def write_json(path, obj):
-    """Write `obj` as indented JSON, atomically."""
+    """Write `obj` as indented JSON (numpy values as plain ones), atomically."""
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
+            json.dump(obj, f, indent=2, sort_keys=True, default=_plain)
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())

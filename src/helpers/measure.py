@@ -42,7 +42,62 @@ def measure(ds, factory, n_train=None, add_batch=65536, threads=None):
             "rss_method": load.method}
 
 
+def loaded_rss(path, mmap=False, dataset_dir=None, setting=""):
+    """Resident memory (bytes above the baseline) after loading the index at
+    `path` (mmap=True: faiss.IO_FLAG_MMAP; an on-disk index maps its .ivfdata
+    either way), and after searching the dataset's queries once with
+    `setting` ("nprobe=16"). Returns {"after_load", "after_search", "file"}.
+    """
+    from . import rss
+    from .build import load_index
+
+    out = {"file": os.path.getsize(path)}
+    rss.release_free_memory()
+    base = rss.current_rss()
+    index = load_index(path, mmap=mmap)
+    out["after_load"] = rss.current_rss() - base
+    if dataset_dir:
+        from .dataset import load_dataset
+        from .vectors import read_rows
+
+        before_queries = rss.current_rss()
+        queries = load_dataset(dataset_dir).queries
+        xq = read_rows(queries, 0, queries.n)
+        base += rss.current_rss() - before_queries  # the queries are not the index's
+        if setting:
+            faiss.ParameterSpace().set_index_parameters(index, setting)
+        index.search(xq, 10)
+        del xq
+        out["after_search"] = rss.current_rss() - base
+    return out
+
+
+def loaded_rss_fresh(path, mmap=False, dataset_dir=None, setting=""):
+    """loaded_rss() in a fresh Python process (nothing else resident)."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "helpers.measure", "--load", str(path), "--setting", setting]
+    cmd += ["--mmap"] if mmap else []
+    cmd += ["--dataset", str(dataset_dir)] if dataset_dir else []
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"loading {path} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout)
+
+
 def main(argv=None):
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["--load"]:
+        ap = argparse.ArgumentParser(description="resident memory of a loaded index")
+        ap.add_argument("--load", required=True)
+        ap.add_argument("--mmap", action="store_true")
+        ap.add_argument("--dataset", default=None)
+        ap.add_argument("--setting", default="")
+        a = ap.parse_args(argv)
+        json.dump(loaded_rss(a.load, a.mmap, a.dataset, a.setting), sys.stdout)
+        print()
+        return
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("dataset")
     ap.add_argument("factory")

@@ -74,3 +74,47 @@ def memory_vs_n(factories, d, metric, ram_budget, ns=None):
     fig.update_layout(title=f"Index size vs N at d={d}", xaxis_type="log", yaxis_type="log",
                       xaxis_title="N vectors", yaxis_title="GiB")
     return fig
+
+
+def _hover(r):
+    from .files import format_bytes
+
+    return (f"{r['index']}<br>{r['setting'] or 'defaults'}<br>memory {format_bytes(r['index_bytes'])}"
+            f"<br>p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, {r['threads']} threads")
+
+
+def recall_qps(rows, recall_key="recall@10"):
+    """ann-benchmarks' chart: recall on x, queries/s on a log y axis.
+
+    rows: evaluate.sweep rows. Each index gets its Pareto frontier as a line
+    and every setting as a faint point; hover shows parameters and memory.
+    """
+    from .evaluate import pareto_frontier
+
+    fig = go.Figure()
+    for name in dict.fromkeys(r["index"] for r in rows):
+        mine = [r for r in rows if r["index"] == name]
+        front = pareto_frontier(mine, recall_key)
+        fig.add_trace(go.Scatter(x=[r[recall_key] for r in front], y=[r["qps"] for r in front],
+                                 mode="lines+markers", name=name, legendgroup=name,
+                                 hovertext=[_hover(r) for r in front], hoverinfo="text+x+y"))
+        fig.add_trace(go.Scatter(x=[r[recall_key] for r in mine], y=[r["qps"] for r in mine],
+                                 mode="markers", opacity=0.3, name=name, legendgroup=name,
+                                 showlegend=False, hovertext=[_hover(r) for r in mine],
+                                 hoverinfo="text+x+y"))
+    fig.update_layout(title=f"{recall_key} vs queries per second (up and right is better)",
+                      xaxis_title=recall_key, yaxis_title="queries / s (batch)", yaxis_type="log")
+    return fig
+
+
+def recall_memory(rows, recall_key="recall@10"):
+    """Best recall each index reaches against its memory (GiB)."""
+    fig = go.Figure()
+    for name in dict.fromkeys(r["index"] for r in rows):
+        best = max((r for r in rows if r["index"] == name), key=lambda r: r[recall_key])
+        fig.add_trace(go.Scatter(x=[best[recall_key]], y=[best["index_bytes"] / 2**30],
+                                 mode="markers+text", text=[name], textposition="top center",
+                                 name=name, hovertext=[_hover(best)], hoverinfo="text+x+y"))
+    fig.update_layout(title=f"Best {recall_key} against index memory", xaxis_title=recall_key,
+                      yaxis_title="index memory (GiB)", yaxis_type="log", showlegend=False)
+    return fig

@@ -1,0 +1,17 @@
+from helpers import build, dataset, measure, synthetic
+
+
+def test_mapped_and_ondisk_loads_keep_codes_out_of_ram(tmp_path):
+    ds = dataset.generate_dataset(tmp_path / "d", 60000, n_queries=20, n_train=0,
+                                  params=synthetic.GeneratorParams(d=256), progress=False)
+    path = str(tmp_path / "i.faiss")
+    build.build_index(ds, "IVF64,SQ8", path, progress=False)  # 15 MiB of codes
+    build.to_ondisk(path, str(tmp_path / "o.faiss"))
+    read = measure.loaded_rss_fresh(path, False, tmp_path / "d", "nprobe=1")
+    mapped = measure.loaded_rss_fresh(path, True, tmp_path / "d", "nprobe=1")
+    ondisk = measure.loaded_rss_fresh(tmp_path / "o.faiss", False, tmp_path / "d", "nprobe=1")
+    assert read["after_load"] > 0.9 * read["file"]
+    assert mapped["after_load"] < 0.2 * read["after_load"]
+    assert ondisk["after_load"] < 0.2 * read["after_load"] and ondisk["file"] < 0.1 * read["file"]
+    # 20 queries probing 1 of 64 lists each touch a fraction of the codes
+    assert mapped["after_search"] < 0.7 * read["after_search"]
