@@ -118,3 +118,37 @@ def test_03_build_ivfpq(tmp_path, nb_ds):
     assert rerank[1]["recall@10"] > rerank[0]["recall@10"] + 0.1
     # at this scale RSS differences are noise: mapped loads are tested at 60k x 256 in test_measure
     assert set(res["loads"]) == {"read", "IO_FLAG_MMAP", "on-disk lists"}
+
+
+def test_04_build_hnsw(tmp_path, nb_ds):
+    from helpers import summary
+
+    nb = run("04_build_hnsw.ipynb", tmp_path, data_dir=str(nb_ds.root), index_dir=str(tmp_path / "ix"),
+             gt_k=20, factories=["HNSW16,Flat", "HNSW16,SQ8", "HNSW16,PQ16"], m_values=[8, 16],
+             ef_construction_values=[16, 80], ef_search=32, time_sample_rows=500,
+             results_dir=str(tmp_path / "results"))
+    text = outputs_text(nb)
+    assert "measured / estimated" in text and "10,000,000 x 64" in text and has_plotly(nb)
+    res = summary.recorded(tmp_path / "results")["04_build_hnsw"]
+    assert set(res["builds"]) == {"HNSW16,Flat", "HNSW16,SQ8", "HNSW16,PQ16"}
+    v = {(r["M"], r["efConstruction"]): r for r in res["variants"]}
+    assert len(v) == 4
+    # more links per vector cost memory; a deeper insertion search gives a better graph
+    assert v[(16, 80)]["index_bytes"] > v[(8, 80)]["index_bytes"]
+    assert v[(16, 80)]["recall@10"] >= v[(16, 16)]["recall@10"] - 0.02
+    assert res["builds"]["HNSW16,Flat"]["ef_construction"] == 40
+
+
+def test_05_build_ivfsq(tmp_path, nb_ds):
+    from helpers import summary
+
+    nb = run("05_build_ivfsq.ipynb", tmp_path, data_dir=str(nb_ds.root), index_dir=str(tmp_path / "ix"),
+             gt_k=20, nlist=16, n_train=2000, nprobe=4, results_dir=str(tmp_path / "results"))
+    text = outputs_text(nb)
+    assert "METRIC_L2 == QT_4bit: True" in text
+    assert "(quantizer, d, nlist, METRIC_L2)             -> QT_4bit, 32 bytes" in text
+    assert "QT_8bit, METRIC_L2)    -> QT_8bit, 64 bytes" in text and has_plotly(nb)
+    res = summary.recorded(tmp_path / "results")["05_build_ivfsq"]
+    full = {r["code"]: r["recall@10"] for r in res["table"] if r["setting"] == "nprobe=16"}
+    assert full["QT_fp16"] > 0.95 and full["QT_8bit"] > 0.9 and full["QT_4bit"] < full["QT_8bit"]
+    assert res["loads"]["on-disk lists"]["file"] < res["loads"]["read"]["file"]

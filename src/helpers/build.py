@@ -48,13 +48,24 @@ def train_sample_ids(n, n_train, seed=0):
     return np.sort(rng.choice(n, size=n_train, replace=False))
 
 
+def set_ef_construction(index, ef_construction):
+    """Set HNSW's efConstruction (search depth while inserting) on every HNSW
+    graph inside `index`; the factory string cannot say it. Returns the index."""
+    for sub in _components(index):
+        if isinstance(sub, faiss.IndexHNSW):
+            sub.hnsw.efConstruction = ef_construction
+    return index
+
+
 def build_index(ds, factory, path, n_train=None, add_batch=65536, threads=None,
-                ram_budget=None, checkpoint_seconds=600, progress=True, overwrite=False):
+                ram_budget=None, checkpoint_seconds=600, progress=True, overwrite=False,
+                ef_construction=None):
     """Train and fill `factory` from dataset `ds`, write it to `path`, return the report.
 
     Trains on a random sample of n_train database rows (default from the
     memory model), adds the database in batches of `add_batch` rows read from
-    disk, with `threads` OpenMP threads. Before anything is allocated the
+    disk, with `threads` OpenMP threads; HNSW graphs get `ef_construction`
+    (default faiss's 40). Before anything is allocated the
     memory model's build peak is checked against `ram_budget` (bytes; default
     the machine's RAM) and the plan refused if it does not fit.
 
@@ -79,7 +90,8 @@ def build_index(ds, factory, path, n_train=None, add_batch=65536, threads=None,
     path = os.fspath(path)
     if os.path.exists(path) and not overwrite:
         report = read_json(path + ".json") if os.path.exists(path + ".json") else {}
-        if report.get("dataset") == ds.fingerprint and report.get("factory") == factory:
+        if (report.get("dataset"), report.get("factory"), report.get("ef_construction")) == (
+                ds.fingerprint, factory, ef_construction):
             report.update(index=load_index(path), reused=True,  # already built from this data
                           summary=f"{factory}: reused {path} (built from this dataset)")
             return report
@@ -107,7 +119,8 @@ def build_index(ds, factory, path, n_train=None, add_batch=65536, threads=None,
 
     trained_path, ckpt_path = path + ".trained", path + ".checkpoint"
     state_path = ckpt_path + ".json"
-    key = {"dataset": ds.fingerprint, "factory": factory, "n_train": n_train, "metric": ds.metric}
+    key = {"dataset": ds.fingerprint, "factory": factory, "n_train": n_train, "metric": ds.metric,
+           "ef_construction": ef_construction}
     report = dict(key, n=ds.n, d=ds.d, add_batch=add_batch, threads=threads,
                   predicted={k: pred[k] for k in ("index_ram", "disk", "train_peak",
                                                   "add_peak", "build_peak")})
@@ -129,6 +142,8 @@ def build_index(ds, factory, path, n_train=None, add_batch=65536, threads=None,
             index, resumed_from = load_index(trained_path), "trained"
         else:
             index = new_index(factory, ds.d, ds.metric)
+            if ef_construction:
+                set_ef_construction(index, ef_construction)
             xt = take_rows(ds.base, train_sample_ids(ds.n, n_train))
             index.train(xt)
             del xt
@@ -191,7 +206,7 @@ def index_path(index_dir, factory):
 
 
 def build_all(ds, factories, index_dir, ram_budget=None, n_train=None, add_batch=65536,
-              threads=None, overwrite=False, progress=True):
+              threads=None, overwrite=False, progress=True, ef_construction=None):
     """build_index for each factory into index_dir, printing a summary line each.
 
     Returns {factory: report}. A factory the memory model says will not fit in
@@ -205,9 +220,11 @@ def build_all(ds, factories, index_dir, ram_budget=None, n_train=None, add_batch
     reports = {}
     for f in factories:
         try:
-            r = build_index(ds, f, index_path(index_dir, f), n_train=n_train, add_batch=add_batch,
-                            threads=threads, ram_budget=ram_budget, progress=progress,
-                            overwrite=overwrite)
+            name = f + (f"_efC{ef_construction}" if ef_construction else "")
+            r = build_index(ds, f, index_path(index_dir, name), n_train=n_train,
+                            add_batch=add_batch, threads=threads, ram_budget=ram_budget,
+                            progress=progress, overwrite=overwrite,
+                            ef_construction=ef_construction)
         except BuildError as e:
             if "refusing to build" not in str(e):
                 raise

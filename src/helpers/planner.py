@@ -14,7 +14,7 @@ import faiss
 import numpy as np
 
 from . import memory
-from .build import _components, new_index
+from .build import _components, new_index, set_ef_construction
 from .files import format_bytes
 
 KMEANS_NITER = 10  # faiss IVF coarse quantizer training iterations
@@ -54,11 +54,12 @@ def gemm_rate(d, threads=None):
 
 
 def estimate_build_seconds(factory, n, d, metric="L2", n_train=None, sample=None,
-                           rate=None):
+                           rate=None, ef_construction=None):
     """Estimated train and add seconds for the full build, from a timed sample.
 
     sample: float32 (s, d) vectors to time on (default 5,000 synthetic ones);
-    rate: multiply-adds per second (default: measured by gemm_rate).
+    rate: multiply-adds per second (default: measured by gemm_rate);
+    ef_construction: HNSW insertion depth, as the build will use.
     Returns {'train_s', 'add_s', 'total_s', 'sample_add_rate'}.
     """
     from . import synthetic
@@ -69,6 +70,8 @@ def estimate_build_seconds(factory, n, d, metric="L2", n_train=None, sample=None
     rate = rate or gemm_rate(d)
     n_train = n_train or memory.default_train_size(node, n)
     index = new_index(factory, d, metric)
+    if ef_construction:
+        set_ef_construction(index, ef_construction)
     inner = memory.inner_index(node)
     ivf = _find_ivf(index)
     if ivf is not None:
