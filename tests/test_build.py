@@ -40,29 +40,37 @@ class Interrupted(Exception):
     pass
 
 
-def test_interrupted_build_resumes_to_the_same_index(small_ds, tmp_path, monkeypatch):
-    full = build.build_index(small_ds, "IVF32,PQ16", tmp_path / "full.faiss", n_train=2000,
-                             add_batch=1000, progress=False)["index"]
-    real = vectors.iter_blocks
+@pytest.mark.parametrize("factory,setting", [
+    ("IVF32,PQ16", "nprobe=8"),
+    ("IVF32,SQ8", "nprobe=8"),
+    ("OPQ16,IVF32,PQ16x4fs", "nprobe=8"),
+    ("HNSW16,SQ8", "efSearch=64"),  # 1 thread: parallel HNSW insertion is not deterministic
+])
+def test_interrupted_build_resumes_to_the_same_index(small_ds, tmp_path, monkeypatch, factory, setting):
+    threads = 1 if factory.startswith("HNSW") else None
+    kw = dict(n_train=2000, add_batch=1000, progress=False, threads=threads)
+    try:
+        full = build.build_index(small_ds, factory, tmp_path / "full.faiss", **kw)["index"]
+        real = vectors.iter_blocks
 
-    def interrupted(*a, **kw):
-        for j, item in enumerate(real(*a, **kw)):
-            if j == 4:
-                raise Interrupted
-            yield item
+        def interrupted(*a, **kw):
+            for j, item in enumerate(real(*a, **kw)):
+                if j == 4:
+                    raise Interrupted
+                yield item
 
-    monkeypatch.setattr(vectors, "iter_blocks", interrupted)
-    with pytest.raises(Interrupted):
-        build.build_index(small_ds, "IVF32,PQ16", tmp_path / "r.faiss", n_train=2000,
-                          add_batch=1000, checkpoint_seconds=0, progress=False)
-    assert not (tmp_path / "r.faiss").exists()  # no half-written index under the final name
-    monkeypatch.setattr(vectors, "iter_blocks", real)
-    r = build.build_index(small_ds, "IVF32,PQ16", tmp_path / "r.faiss", n_train=2000,
-                          add_batch=1000, checkpoint_seconds=0, progress=False)
+        monkeypatch.setattr(vectors, "iter_blocks", interrupted)
+        with pytest.raises(Interrupted):
+            build.build_index(small_ds, factory, tmp_path / "r.faiss", checkpoint_seconds=0, **kw)
+        assert not (tmp_path / "r.faiss").exists()  # no half-written index under the final name
+        monkeypatch.setattr(vectors, "iter_blocks", real)
+        r = build.build_index(small_ds, factory, tmp_path / "r.faiss", checkpoint_seconds=0, **kw)
+    finally:
+        faiss.omp_set_num_threads(os.cpu_count())
     assert r["resumed_from"] == "checkpoint" and r["rows_added_this_run"] == 2000
     xq = read_rows(small_ds.queries, 0, small_ds.queries.n)
     for index in (full, r["index"]):
-        index.nprobe = 8
+        faiss.ParameterSpace().set_index_parameters(index, setting)
     D1, I1 = full.search(xq, 10)
     D2, I2 = r["index"].search(xq, 10)
     np.testing.assert_array_equal(I1, I2)
@@ -93,20 +101,39 @@ def test_bad_inputs(small_ds, tmp_path):
         build.build_index(small_ds, "IVF32,PQ7", tmp_path / "x.faiss", progress=False)
 
 
-def test_reload_equal_mapped_and_not_and_corrupt_file_refused(small_ds, tmp_path):
-    r = build.build_index(small_ds, "IVF32,SQ8", tmp_path / "i.faiss", n_train=2000, progress=False)
+@pytest.mark.parametrize("factory,setting", [
+    ("IVF32,SQ8", "nprobe=4"), ("IVF32,PQ16x4fs", "nprobe=4"), ("HNSW16,Flat", "efSearch=32"),
+    ("HNSW16,PQ16", "efSearch=32"), ("IVF32,PQ16,Refine(SQ8)", "nprobe=4,k_factor_rf=4"),
+])
+def test_reload_equal_mapped_and_not(small_ds, tmp_path, factory, setting):
+    r = build.build_index(small_ds, factory, tmp_path / "i.faiss", n_train=2000, progress=False)
     xq = read_rows(small_ds.queries, 0, 20)
-    r["index"].nprobe = 4
+    faiss.ParameterSpace().set_index_parameters(r["index"], setting)
     want = r["index"].search(xq, 5)
     for mmap in (False, True):
         index = build.load_index(str(tmp_path / "i.faiss"), mmap=mmap)
-        index.nprobe = 4
+        faiss.ParameterSpace().set_index_parameters(index, setting)
         got = index.search(xq, 5)
         np.testing.assert_array_equal(got[1], want[1])
+        np.testing.assert_array_equal(got[0], want[0])
+
+
+def test_corrupt_file_refused_and_never_replaces_a_good_one(small_ds, tmp_path, monkeypatch):
+    build.build_index(small_ds, "IVF32,SQ8", tmp_path / "i.faiss", n_train=2000, progress=False)
     data = (tmp_path / "i.faiss").read_bytes()
     (tmp_path / "cut.faiss").write_bytes(data[: len(data) // 2])
     with pytest.raises(build.BuildError, match="truncated or corrupt"):
         build.load_index(str(tmp_path / "cut.faiss"))
+
+    def broken(*a, **kw):
+        raise Interrupted
+        yield
+
+    monkeypatch.setattr(vectors, "iter_blocks", broken)
+    with pytest.raises(Interrupted):  # a rebuild dying half-way ...
+        build.build_index(small_ds, "IVF32,SQ8", tmp_path / "i.faiss", n_train=2000,
+                          progress=False, overwrite=True)
+    assert (tmp_path / "i.faiss").read_bytes() == data  # ... leaves the good index as it was
 
 
 @pytest.mark.parametrize("factory", ["IVF32,SQ8", "OPQ16,IVF32,PQ16"])
