@@ -152,3 +152,30 @@ def test_05_build_ivfsq(tmp_path, nb_ds):
     full = {r["code"]: r["recall@10"] for r in res["table"] if r["setting"] == "nprobe=16"}
     assert full["QT_fp16"] > 0.95 and full["QT_8bit"] > 0.9 and full["QT_4bit"] < full["QT_8bit"]
     assert res["loads"]["on-disk lists"]["file"] < res["loads"]["read"]["file"]
+
+
+def test_06_recall_vs_latency(tmp_path, nb_ds):
+    from nbconvert import HTMLExporter
+
+    from helpers import build, summary
+
+    build.build_all(nb_ds, ["IVF16,SQ8", "HNSW16,SQ8", "IVF16_HNSW32,PQ16x4fs,RFlat"],
+                    tmp_path / "ix", n_train=2000, progress=False)
+    nb = run("06_recall_vs_latency.ipynb", tmp_path, data_dir=str(nb_ds.root),
+             index_dir=str(tmp_path / "ix"), gt_k=20, target_recall=0.9, repeats=1,
+             single_queries=10, slider_nprobe=4, slider_ef_search=32,
+             results_dir=str(tmp_path / "results"))
+    text = outputs_text(nb)
+    assert "3 indexes built from this dataset" in text and "Pareto frontier" in text
+    res = summary.recorded(tmp_path / "results")["06_recall_vs_latency"]
+    rows = open(res["sweep_csv"]).read().splitlines()
+    assert rows[0].startswith("index,setting,") and len(rows) > 10
+    assert res["recommended"]["recall@10"] >= 0.9 and res["recommendation"].startswith("For recall@10")
+    # the explorer was moved to the slider values on the recommended index
+    assert res["explorer"]["index"] == res["recommended"]["index"]
+    assert "nprobe=4" in res["explorer"]["setting"] or "efSearch=32" in res["explorer"]["setting"]
+    widget_outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                      if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert widget_outputs and nb.metadata.get("widgets")  # widget state stored in the notebook
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    assert html.count("Plotly.newPlot") >= 3  # the charts survive the export, plotly.js embedded

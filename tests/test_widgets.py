@@ -21,3 +21,36 @@ def test_budget_explorer_n_changes_sizes():
     small = ex.rows()[0][1]["index_ram"]
     ex.n.value = 2_000_000
     assert 1.9 < ex.rows()[0][1]["index_ram"] / small < 2.1
+
+
+def test_recall_explorer_moves_the_operating_point(small_ds, tmp_path):
+    from helpers import build, evaluate, groundtruth
+    from helpers.vectors import read_rows
+
+    reports = build.build_all(small_ds, ["IVF32,SQ8", "HNSW16,SQ8"], tmp_path, n_train=2000,
+                              progress=False)
+    paths = build.built_indexes(tmp_path, small_ds)
+    assert set(paths) == {"IVF32,SQ8", "HNSW16,SQ8"}
+    xq = read_rows(small_ds.queries, 0, small_ds.queries.n)
+    gt_D, gt_I = groundtruth.ground_truth(small_ds, 10, progress=False)
+    indexes = {f: (r["index"], r["predicted"]["index_ram"]) for f, r in reports.items()}
+    rows = evaluate.sweep(indexes, xq, gt_D, gt_I, None, small_ds.metric, repeats=1,
+                          single_queries=5, progress=False)
+    ex = widgets.RecallExplorer(paths, xq, gt_D, gt_I, rows, small_ds.metric, single_queries=5)
+    assert ex.selector.value == "HNSW16,SQ8" and ex.nprobe.disabled and not ex.ef_search.disabled
+    ex.ef_search.value = 16
+    low = (ex.last["recall@10"], ex.readout.value, ex.fig.data[-1].x)
+    ex.ef_search.value = 256
+    assert ex.last["recall@10"] > low[0] and ex.readout.value != low[1]
+    assert ex.fig.data[-1].x == (ex.last["recall@10"],) != low[2]
+    assert "efSearch=256" in ex.readout.value
+    ex.selector.value = "IVF32,SQ8"
+    assert ex.ef_search.disabled and not ex.nprobe.disabled
+    ex.nprobe.value = 1
+    one = ex.last["recall@10"]
+    hist_one = ex.hist.data[0].x
+    ex.nprobe.value = 32
+    assert ex.last["recall@10"] > one and "nprobe=32" in ex.readout.value
+    assert list(ex.hist.data[0].x) != list(hist_one) and len(ex.hist.data[0].x) == len(xq)
+    ex.nprobe.value = 64  # more than the 32 lists
+    assert ex.last is None and "nlist=32" in ex.readout.value and ex.fig.data[-1].x == ()

@@ -1,5 +1,7 @@
 """Building indexes from disk-resident data: creation, training, batched adds."""
 
+import os
+
 import faiss
 
 from .dataset import faiss_metric
@@ -87,7 +89,6 @@ def build_index(ds, factory, path, n_train=None, add_batch=65536, threads=None,
     predictions) are written atomically.
     """
     import json
-    import os
     import time
 
     import numpy as np
@@ -211,7 +212,6 @@ def build_index(ds, factory, path, n_train=None, add_batch=65536, threads=None,
 
 def index_path(index_dir, factory):
     """Where build_all keeps `factory`'s index: index_dir/<factory with safe characters>.faiss."""
-    import os
     import re
 
     return os.path.join(index_dir, re.sub(r"[^A-Za-z0-9_.-]+", "_", factory) + ".faiss")
@@ -226,7 +226,6 @@ def build_all(ds, factories, index_dir, ram_budget=None, n_train=None, add_batch
     reasons and left out of the result. An index already built from this
     dataset is reused unless overwrite=True.
     """
-    import os
 
     os.makedirs(index_dir, exist_ok=True)
     reports = {}
@@ -253,7 +252,6 @@ def load_index(path, mmap=False):
 
     Raises BuildError for a missing, truncated or corrupt file.
     """
-    import os
 
     if not os.path.exists(path):
         raise BuildError(f"no index file at {path}")
@@ -274,7 +272,6 @@ def to_ondisk(path, out_path, overwrite=False):
     an unfinished conversion and is redone. An existing `out_path` newer than
     `path` is reused. Returns the loaded on-disk index.
     """
-    import os
 
     from faiss.contrib.ondisk import merge_ondisk
 
@@ -322,3 +319,22 @@ def sq_qtype(index):
             return next(name for name in dir(faiss.ScalarQuantizer)
                         if name.startswith("QT_") and getattr(faiss.ScalarQuantizer, name) == sq.qtype)
     return None
+
+
+def built_indexes(index_dir, ds):
+    """Indexes in index_dir built by build_index from dataset `ds`, found by their
+    JSON reports: {name: (path, predicted index RAM in bytes)}, name being the
+    factory (plus ' efC=<n>' when efConstruction was set)."""
+    import glob
+
+    from .files import read_json
+
+    out = {}
+    for report_path in sorted(glob.glob(os.path.join(index_dir, "*.faiss.json"))):
+        r = read_json(report_path)
+        path = report_path[:-len(".json")]
+        if r.get("dataset") != ds.fingerprint or not os.path.exists(path):
+            continue
+        name = r["factory"] + (f" efC={r['ef_construction']}" if r.get("ef_construction") else "")
+        out[name] = (path, r["predicted"]["index_ram"])
+    return out

@@ -7,6 +7,7 @@ Recall is given two ways:
   ties with the k-th neighbour count as found.
 """
 
+import os
 import time
 
 import faiss
@@ -164,24 +165,30 @@ def sweep(indexes, xq, gt_D, gt_I, base=None, metric="L2", k=10, settings=None,
           repeats=3, single_queries=100, progress=True):
     """Evaluate every index at every setting: one tidy row per (index, setting).
 
-    indexes: {name: (faiss index, index_bytes)}; settings: {name: [strings]}
+    indexes: {name: (faiss index or index file path, index_bytes)}; a path is
+    loaded memory-mapped when its turn comes. settings: {name: [strings]}
     (default: default_settings for each). Rows hold index, setting, each
     parameter as its own column, recall figures, qps, latency percentiles,
     threads and index_bytes.
     """
     from tqdm.auto import tqdm
 
+    from .build import load_index
+
     settings = settings or {}
-    jobs = [(name, s) for name, (index, _) in indexes.items()
-            for s in settings.get(name) or default_settings(index, k)]
     rows = []
-    for name, s in tqdm(jobs, desc="sweep", disable=not progress):
-        index, nbytes = indexes[name]
-        set_parameters(index, s)
-        row, _ = evaluate(index, xq, gt_D, gt_I, base, metric, k, repeats, single_queries)
-        params = dict(kv.split("=") for kv in s.split(",")) if s else {}
-        rows.append({"index": name, "setting": s, **{p: int(v) for p, v in params.items()},
-                     **row, "index_bytes": nbytes})
+    bar = tqdm(total=len(indexes), desc="sweep", disable=not progress)
+    for name, (index, nbytes) in indexes.items():
+        if isinstance(index, (str, os.PathLike)):  # a file: mapped, one index in RAM at a time
+            index = load_index(index, mmap=True)
+        for s in settings.get(name) or default_settings(index, k):
+            set_parameters(index, s)
+            row, _ = evaluate(index, xq, gt_D, gt_I, base, metric, k, repeats, single_queries)
+            params = dict(kv.split("=") for kv in s.split(",")) if s else {}
+            rows.append({"index": name, "setting": s, **{p: int(v) for p, v in params.items()},
+                         **row, "index_bytes": nbytes})
+        bar.update()
+    bar.close()
     return rows
 
 

@@ -102,3 +102,16 @@ def combine_digests(digests):
     for d in digests:
         h.update(bytes.fromhex(d))
     return h.hexdigest()
+
+
+def write_csv(path, rows):
+    """Write dicts as a CSV table (columns: union of keys, first-seen order), atomically."""
+    import csv
+
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, columns)
+            w.writeheader()
+            w.writerows(rows)
+    return path

@@ -2,6 +2,7 @@
 `.widget` is displayed and whose callbacks can be driven from code (tests,
 papermill) by setting the sliders' values."""
 
+import faiss
 import ipywidgets as W
 
 from . import memory
@@ -49,3 +50,112 @@ class BudgetExplorer:
                 f"<td>{format_bytes(p['index_ram'])}</td><td>{format_bytes(p['build_peak'])}</td>"
                 f"<td>{format_bytes(p['disk'])}</td><td>{'; '.join(reasons)}</td></tr>")
         self.table.value = "<table>" + "".join(cells) + "</table>"
+
+
+class RecallExplorer:
+    """An index selector and nprobe / efSearch sliders that re-run the search
+    live and move the operating point on the recall-vs-QPS chart in place.
+
+    indexes: {name: (faiss index or file path, index bytes)}; a path is loaded
+    memory-mapped when selected, and only the selected index is kept. rows:
+    evaluate.sweep rows, drawn as the background chart. Slider values an index
+    cannot take (nprobe > nlist) are reported in the readout, not searched.
+    `efSearch` drives HNSW indexes and the HNSW coarse quantizer of IVF ones.
+    """
+
+    def __init__(self, indexes, xq, gt_D, gt_I, rows, metric="L2", k=10, max_nprobe=1024,
+                 max_ef=1024, single_queries=20):
+        import plotly.graph_objects as go
+
+        from . import plots
+
+        self.indexes, self.xq, self.gt_D, self.gt_I = indexes, xq, gt_D, gt_I
+        self.metric, self.k, self.single_queries = metric, k, single_queries
+        self.recall_key = f"recall@{k}"
+        self._loaded = (None, None)
+        self.selector = W.Dropdown(options=list(indexes), description="index")
+        self.nprobe = W.IntSlider(value=16, min=1, max=max_nprobe, description="nprobe",
+                                  continuous_update=False)
+        self.ef_search = W.IntSlider(value=64, min=1, max=max_ef, description="efSearch",
+                                     continuous_update=False)
+        self.readout = W.HTML()
+        self.fig = go.FigureWidget(plots.recall_qps(rows, self.recall_key))
+        self.fig.add_scatter(x=[], y=[], mode="markers", name="current",
+                             marker=dict(symbol="star", size=18, color="black"))
+        self.hist = go.FigureWidget(go.Figure(go.Histogram(x=[], xbins=dict(start=0, end=1.0001,
+                                                                              size=1 / k))))
+        self.hist.update_layout(title=f"per-query {self.recall_key}", xaxis_title=self.recall_key,
+                                yaxis_title="queries", height=300)
+        for w in (self.selector, self.nprobe, self.ef_search):
+            w.observe(self.update, names="value")
+        self.widget = W.VBox([W.HBox([self.selector, self.nprobe, self.ef_search]), self.readout,
+                              self.fig, self.hist])
+        self.last = None
+        self.update()
+
+    def text(self):
+        """The readout as plain text."""
+        import re
+
+        return re.sub("<[^>]+>", "", self.readout.value)
+
+    def index(self):
+        """The selected index, loaded (mapped) if it was given as a path."""
+        from .build import load_index
+
+        name = self.selector.value
+        if self._loaded[0] != name:
+            index = self.indexes[name][0]
+            if isinstance(index, (str, bytes)) or hasattr(index, "__fspath__"):
+                index = load_index(index, mmap=True)
+            self._loaded = (name, index)
+        return self._loaded[1]
+
+    def setting(self, index):
+        """The parameter string the sliders mean for `index`, or raise ValueError."""
+        from .evaluate import parameter_ranges
+
+        ranges = parameter_ranges(index)
+        parts = []
+        if "nprobe" in ranges:
+            nlist = faiss.extract_index_ivf(index).nlist
+            if self.nprobe.value > nlist:
+                raise ValueError(f"nprobe={self.nprobe.value} is more than this index's "
+                                 f"nlist={nlist} lists; choose at most {nlist}")
+            parts.append(f"nprobe={self.nprobe.value}")
+        if "efSearch" in ranges:
+            parts.append(f"efSearch={self.ef_search.value}")
+        if "quantizer_efSearch" in ranges:
+            parts.append(f"quantizer_efSearch={self.ef_search.value}")
+        self.nprobe.disabled = "nprobe" not in ranges
+        self.ef_search.disabled = not ({"efSearch", "quantizer_efSearch"} & set(ranges))
+        return ",".join(parts)
+
+    def update(self, change=None):
+        from .evaluate import evaluate, set_parameters
+
+        name = self.selector.value
+        index = self.index()
+        try:
+            setting = self.setting(index)
+        except ValueError as e:
+            self.last = None
+            self.readout.value = f"<b style='color:#b00'>{name}: {e}</b>"
+            with self.fig.batch_update():
+                self.fig.data[-1].x, self.fig.data[-1].y = [], []
+            return
+        set_parameters(index, setting)
+        row, per_query = evaluate(index, self.xq, self.gt_D, self.gt_I, None, self.metric, self.k,
+                                  repeats=1, single_queries=self.single_queries)
+        self.last = dict(row, index=name, setting=setting)
+        if "efSearch" in setting and self.ef_search.value < self.k:
+            note = f" (efSearch below k={self.k} searches with k)"
+        else:
+            note = ""
+        self.readout.value = (
+            f"<b>{name}</b> with {setting}{note}: {self.recall_key} "
+            f"<b>{row[self.recall_key]:.3f}</b>, {row['qps']:,.0f} queries/s, single query p50 "
+            f"{row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms ({row['threads']} threads)")
+        with self.fig.batch_update():
+            self.fig.data[-1].x, self.fig.data[-1].y = [row[self.recall_key]], [row["qps"]]
+        self.hist.data[0].x = per_query
