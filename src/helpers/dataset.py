@@ -111,8 +111,9 @@ def generate_dataset(
     generated, written and checksummed at a time (peak memory ~ a few chunks).
 
     If `root` already holds this exact dataset it is returned as is; a
-    different dataset there raises DatasetExistsError unless overwrite=True,
-    in which case the new files replace the old ones only once complete.
+    different dataset there raises DatasetExistsError. With overwrite=True the
+    dataset is generated anew and the new files replace the old ones only once
+    complete.
     An interrupted generation resumes from its last complete chunk.
     """
     check_metric(metric)
@@ -141,7 +142,7 @@ def generate_dataset(
     manifest_path = os.path.join(root, MANIFEST)
     if os.path.exists(manifest_path):
         old = read_json(manifest_path)
-        if {k: old.get(k) for k in spec} == spec:
+        if {k: old.get(k) for k in spec} == spec and not overwrite:
             return load_dataset(root)
         if not overwrite:
             changed = sorted(k for k in spec if old.get(k) != spec[k])

@@ -96,17 +96,17 @@ def gt_path(ds, k):
     return os.path.join(ds.root, f"gt_{ds.metric}_k{k}.npz")
 
 
-def ground_truth(ds, k=100, block_rows=None, progress=True):
+def ground_truth(ds, k=100, block_rows=None, progress=True, recompute=False):
     """Exact top-k for the queries of dataset `ds`, cached beside it.
 
     A cached file with the same metric and at least k neighbours is reused
     (and cut to k) if its fingerprint matches the dataset's; a stale one is
     reported and recomputed, never used. Returns D (nq, k) float32, I (nq, k)
-    int64.
+    int64. recompute=True ignores (and replaces) the cache.
     """
     if not 1 <= k <= ds.n:
         raise ValueError(f"k={k} is out of range for a dataset of {ds.n} vectors")
-    for path in _cached(ds, k):
+    for path in [] if recompute else _cached(ds, k):
         try:
             return load_ground_truth(path, ds, k)
         except StaleGroundTruthError as e:

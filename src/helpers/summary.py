@@ -16,6 +16,12 @@ def record(results_dir, notebook, **results):
     return path
 
 
+def mtime(path):
+    """Modification time of `path`, or None if it does not exist: compared before
+    and after a step, it tells whether the step reused its output."""
+    return os.path.getmtime(path) if os.path.exists(path) else None
+
+
 def recorded(results_dir):
     """{notebook: results} of everything recorded in results_dir."""
     if not os.path.isdir(results_dir):
@@ -28,3 +34,96 @@ def build_results(reports):
     """Build reports (build.build_all) without the index objects and RSS traces."""
     return {f: {k: v for k, v in r.items() if k not in ("index", "rss_trace")}
             for f, r in reports.items()}
+
+
+def _build_rows(results):
+    rows = []
+    for nb in ("03_build_ivfpq", "04_build_hnsw", "05_build_ivfsq"):
+        for f, r in results.get(nb, {}).get("builds", {}).items():
+            m, p = r.get("measured", {}), r.get("predicted", {})
+            rows.append({"notebook": nb, "factory": f, "reused": r.get("reused"),
+                         "train_s": r.get("train_s"), "add_s": r.get("add_s"),
+                         "add_vectors_per_s": r.get("add_vectors_per_s"),
+                         "file_bytes": m.get("disk"), "predicted_file_bytes": p.get("disk"),
+                         "build_peak_bytes": m.get("build_peak"),
+                         "predicted_build_peak_bytes": p.get("build_peak")})
+    return rows
+
+
+def _html_table(rows, columns=None):
+    import html
+
+    from .files import format_bytes
+
+    if not rows:
+        return "<p><i>none</i></p>"
+    columns = columns or list(dict.fromkeys(k for r in rows for k in r))
+
+    def cell(k, v):
+        if isinstance(v, (int, float)) and k.endswith("bytes") and v is not None:
+            return format_bytes(v)
+        if isinstance(v, float):
+            return f"{v:,.3f}" if abs(v) < 100 else f"{v:,.0f}"
+        return html.escape("" if v is None else str(v))
+
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{cell(c, r.get(c))}</td>" for c in columns) + "</tr>"
+                   for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def write_summary(run_dir):
+    """Collect a run's state and every notebook's recorded results into
+    summary.json, builds.csv, pareto.csv and summary.html in run_dir."""
+    import html
+
+    from .files import write_csv
+
+    state = read_json(os.path.join(run_dir, "run.json"))
+    results = recorded(os.path.join(run_dir, "results"))
+    builds = _build_rows(results)
+    pareto = results.get("06_recall_vs_latency", {}).get("pareto", [])
+    write_json(os.path.join(run_dir, "summary.json"), {"run": state, "results": results})
+    write_csv(os.path.join(run_dir, "builds.csv"), builds)
+    write_csv(os.path.join(run_dir, "pareto.csv"), pareto)
+
+    parts = [f"<h1>Workbook run: preset {html.escape(state['preset'])}, {state['status']}</h1>",
+             f"<p>started {state['started']}; completed: {', '.join(state['done']) or 'nothing'}</p>"]
+    failed = state.get("failed")
+    if failed:
+        parts.append(f"<p style='color:#b00'><b>{failed['notebook']} failed</b> in cell "
+                     f"[{failed['cell']}]: {html.escape(failed['error'])}. Partly executed "
+                     f"notebook: <a href='{os.path.basename(failed['partial_notebook'])}'>"
+                     f"{os.path.basename(failed['partial_notebook'])}</a></p>")
+    parts.append(_html_table([{"notebook": f"<a href='{n}.html'>{n}</a>", "seconds": s}
+                              for n, s in state["seconds"].items()]).replace("&lt;", "<")
+                 .replace("&gt;", ">").replace("&#x27;", "'"))
+    data = results.get("01_data_generation")
+    if data:
+        parts.append("<h2>Dataset</h2>" + _html_table([{k: data[k] for k in (
+            "n", "d", "metric", "n_queries", "data_reused", "ground_truth_k",
+            "ground_truth_reused", "relative_contrast")}]))
+    mem = results.get("02_memory_budget")
+    if mem:
+        checks = [{"factory": c["factory"], "figure": key,
+                   "predicted_bytes": c["predicted"][key],
+                   "measured_bytes": c["measured"]["index_ram_loaded" if key == "index_ram" else key]}
+                  for c in mem["checks"] for key in ("disk", "index_ram", "build_peak")]
+        parts.append("<h2>Memory model: predicted vs measured</h2>" + _html_table(checks))
+        recipes = [{"factory": r["factory"], "index_ram_bytes": r["index_ram"],
+                    "disk_bytes": r["disk"], "build_peak_bytes": r["build_peak"]}
+                   for r in mem["recipes"]]
+        parts.append("<h3>The copied recipes at the target scale</h3>" + _html_table(recipes))
+    parts.append("<h2>Builds</h2>" + _html_table(builds))
+    rec = results.get("06_recall_vs_latency")
+    if rec:
+        parts.append(f"<h2>Recommendation</h2><p>{html.escape(rec['recommendation'])}</p>")
+        parts.append("<h2>Pareto frontier</h2>" + _html_table(pareto, [
+            "index", "setting", "recall@1", "recall@10", "recall@100", "qps", "p50_ms",
+            "p99_ms", "threads", "index_bytes"]))
+    style = ("<style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
+             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;"
+             "text-align:right}</style>")
+    with open(os.path.join(run_dir, "summary.html"), "w") as f:
+        f.write(f"<!doctype html><html><head><meta charset='utf-8'>{style}</head><body>"
+                + "".join(parts) + "</body></html>")

@@ -1,0 +1,245 @@
+"""Re-execute the whole workbook with papermill at a chosen scale.
+
+    python -m helpers.run --preset small            # the README's main job
+    python -m helpers.run --preset tiny --force     # redo data, ground truth, indexes
+    python -m helpers.run --params my.yaml          # a preset plus your overrides
+
+Notebooks 01 -> 06 run in order into runs/<time>-<preset>/, each executed copy
+beside the notebook's key results, and a summary (summary.html, summary.json,
+builds.csv, pareto.csv). The dataset, ground truth and indexes live in
+data/<preset>/ and are reused while their inputs are unchanged. Running the same
+command again after an interruption continues the unfinished run, skipping the
+notebooks it completed.
+"""
+
+import argparse
+import datetime
+import glob
+import os
+import sys
+import time
+
+from .files import read_json, write_json
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NOTEBOOKS = os.path.join(ROOT, "notebooks")
+ORDER = ["01_data_generation", "02_memory_budget", "03_build_ivfpq", "04_build_hnsw",
+         "05_build_ivfsq", "06_recall_vs_latency"]
+
+# Per preset: "all" goes to every notebook that declares the parameter; the
+# notebook names carry what only that notebook takes. data_dir, index_dir,
+# results_dir and force are filled in by the runner.
+PRESETS = {
+    "tiny": {
+        "all": {"d": 64, "gt_k": 20, "nlist": 16, "nprobe": 4, "n_train": 1500, "add_batch": 1000},
+        "01_data_generation": {"n": 3000, "n_queries": 50, "n_train": 1000, "intrinsic_dim": 16,
+                               "n_clusters": 32, "chunk_rows": 1024, "progress": False},
+        "02_memory_budget": {"target_n": 1_000_000, "check_factories": ["IVF16,SQ8"],
+                             "time_sample_rows": 500},
+        "03_build_ivfpq": {"large_nlist": 64, "factories": [
+            "IVF{nlist},PQ8", "IVF{nlist},PQ32x4fs", "IVF{nlist},PQ16,Refine(SQ8)",
+            "IVF{nlist},PQ32x4fs,RFlat"],
+            "hnsw_quantizer_factory": "IVF{large_nlist}_HNSW32,PQ32x4fs",
+            "rerank_factory": "IVF{nlist},PQ32x4fs", "rerank_k_factors": [1, 4],
+            "ondisk_factory": "IVF{nlist},PQ8"},
+        "04_build_hnsw": {"factories": ["HNSW16,Flat", "HNSW16,SQ8"], "m_values": [8],
+                          "ef_construction_values": [16, 40], "ef_search": 32,
+                          "time_sample_rows": 500},
+        "05_build_ivfsq": {},
+        "06_recall_vs_latency": {"repeats": 1, "single_queries": 10, "target_recall": 0.9,
+                                 "slider_nprobe": 8, "slider_ef_search": 32},
+    },
+    "small": {  # the notebooks' own defaults: 20k x 1024
+        "all": {},
+        "01_data_generation": {"progress": False},
+    },
+    "1m": {
+        "all": {"nlist": 4096, "nprobe": 32},
+        "01_data_generation": {"n": 1_000_000, "n_queries": 1000, "n_train": 100_000,
+                               "progress": False},
+        "02_memory_budget": {"check_factories": []},
+        "03_build_ivfpq": {"large_nlist": 16384},
+        "04_build_hnsw": {"factories": ["HNSW32,SQ8", "HNSW32,PQ128"], "m_values": [32],
+                          "ef_construction_values": [40]},
+        "06_recall_vs_latency": {"single_queries": 50},
+    },
+    "full": {  # the question this workbook answers: 10M x 1024 on 2 cores and 24 GiB
+        "all": {"nlist": 16384, "nprobe": 64},
+        "01_data_generation": {"n": 10_000_000, "n_queries": 1000, "n_train": 100_000,
+                               "progress": False},
+        "02_memory_budget": {"check_factories": []},
+        "03_build_ivfpq": {"large_nlist": 65536, "factories": [
+            "IVF{nlist},PQ64", "IVF{nlist},PQ128x4fs", "OPQ64,IVF{nlist},PQ64",
+            "IVF{nlist},PQ64,Refine(SQ8)", "IVF{nlist},PQ128x4fs,RFlat"]},
+        "04_build_hnsw": {"factories": ["HNSW32,Flat", "HNSW32,SQ8"], "m_values": [32],
+                          "ef_construction_values": [40]},
+        "06_recall_vs_latency": {"single_queries": 50},
+    },
+}
+
+
+class RunError(RuntimeError):
+    """A notebook failed; the message names it, the cell and the error."""
+
+
+def load_params(preset=None, params_file=None):
+    """The preset's parameters, updated by a YAML or JSON file of the same shape
+    ({"all": {...}, "03_build_ivfpq": {...}, "preset": "small"}: the file may name
+    the preset it starts from)."""
+    extra = {}
+    if params_file:
+        import yaml  # JSON is YAML too
+
+        with open(params_file) as f:
+            extra = yaml.safe_load(f) or {}
+        if not isinstance(extra, dict):
+            raise ValueError(f"{params_file}: expected a mapping of notebook -> parameters")
+        preset = preset or extra.pop("preset", None)
+        extra.pop("preset", None)
+    preset = preset or "small"
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    unknown = set(extra) - set(ORDER) - {"all"}
+    if unknown:
+        raise ValueError(f"{params_file}: unknown sections {sorted(unknown)}; use 'all' or one of "
+                         f"{ORDER}")
+    out = {name: dict(PRESETS[preset].get(name, {})) for name in ["all"] + ORDER}
+    for name, values in extra.items():
+        out[name].update(values or {})
+    return preset, out
+
+
+def notebook_parameters(params, data_dir, results_dir, force, notebooks_dir=NOTEBOOKS):
+    """{notebook: parameters to pass}, checked against each notebook's parameters cell.
+
+    Raises ValueError naming any parameter a notebook does not declare.
+    """
+    import papermill as pm
+
+    out = {}
+    for name in ORDER:
+        declared = pm.inspect_notebook(os.path.join(notebooks_dir, name + ".ipynb"))
+        unknown = set(params[name]) - set(declared)
+        if unknown:
+            raise ValueError(f"{name} has no parameter(s) {sorted(unknown)}; it takes "
+                             f"{sorted(declared)}")
+        fixed = {"data_dir": data_dir, "index_dir": os.path.join(data_dir, "indexes"),
+                 "results_dir": results_dir, "force": force}
+        chosen = {k: v for k, v in {**params["all"], **fixed}.items() if k in declared}
+        out[name] = {**chosen, **params[name]}
+    return out
+
+
+def _unfinished_run(runs_dir, preset, params, force):
+    """The newest run folder of this preset with the same parameters that did not complete."""
+    for folder in sorted(glob.glob(os.path.join(runs_dir, f"*-{preset}")), reverse=True):
+        state_path = os.path.join(folder, "run.json")
+        if os.path.exists(state_path):
+            state = read_json(state_path)
+            if state["status"] != "complete" and state["params"] == params and \
+                    state["force"] == force:
+                return folder, state
+            return None, None
+    return None, None
+
+
+def run(preset=None, params_file=None, force=False, runs_dir=None, data_root=None,
+        notebooks_dir=NOTEBOOKS, progress=True, export_html=True):
+    """Execute the notebooks in order; return the run folder. Raises RunError when
+    a notebook fails (after writing the summary of what completed)."""
+    import json
+
+    import papermill as pm
+
+    runs_dir = runs_dir or os.path.join(ROOT, "runs")
+    data_root = data_root or os.path.join(ROOT, "data")
+    preset, params = load_params(preset, params_file)
+    params = json.loads(json.dumps(params))  # plain JSON values, comparable with run.json
+    folder, state = _unfinished_run(runs_dir, preset, params, force)
+    if folder:
+        print(f"continuing the unfinished run {folder} (done: {', '.join(state['done']) or 'none'})")
+    else:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        folder = os.path.join(runs_dir, f"{stamp}-{preset}")
+        os.makedirs(folder)
+        state = {"preset": preset, "params": params, "force": force, "done": [], "status": "running",
+                 "started": stamp, "seconds": {}}
+    data_dir = os.path.join(data_root, preset)
+    results_dir = os.path.join(folder, "results")
+    per_notebook = notebook_parameters(params, data_dir, results_dir, force, notebooks_dir)
+    state["status"] = "running"
+    write_json(os.path.join(folder, "run.json"), state)
+    os.makedirs(data_dir, exist_ok=True)
+    t_run = time.perf_counter()
+    try:
+        for i, name in enumerate(ORDER, 1):
+            if name in state["done"]:
+                print(f"[{i}/{len(ORDER)}] {name}: done in an earlier attempt, skipped")
+                continue
+            out = os.path.join(folder, name + ".ipynb")
+            print(f"[{i}/{len(ORDER)}] {name} ...", flush=True)
+            t0 = time.perf_counter()
+            try:
+                pm.execute_notebook(os.path.join(notebooks_dir, name + ".ipynb"), out,
+                                    parameters=per_notebook[name], cwd=notebooks_dir,
+                                    kernel_name="python3", progress_bar=progress)
+            except pm.PapermillExecutionError as e:
+                state.update(status="failed", failed={
+                    "notebook": name, "cell": e.exec_count, "error": f"{e.ename}: {e.evalue}",
+                    "partial_notebook": out})
+                raise RunError(f"{name} failed in cell [{e.exec_count}] with {e.ename}: "
+                               f"{e.evalue}\nthe partly executed notebook is kept at {out}") from None
+            except Exception as e:  # the kernel died, a timeout, ...
+                state.update(status="failed", failed={
+                    "notebook": name, "cell": None, "error": f"{type(e).__name__}: {e}",
+                    "partial_notebook": out})
+                raise RunError(f"{name} failed: {type(e).__name__}: {e}\nthe partly executed "
+                               f"notebook is kept at {out}") from None
+            state["seconds"][name] = round(time.perf_counter() - t0, 1)
+            state["done"].append(name)
+            write_json(os.path.join(folder, "run.json"), state)
+            print(f"[{i}/{len(ORDER)}] {name} done in {state['seconds'][name]:.1f} s "
+                  f"(run so far {time.perf_counter() - t_run:.0f} s)", flush=True)
+            if export_html:
+                _export_html(out)
+        state["status"] = "complete"
+    finally:
+        write_json(os.path.join(folder, "run.json"), state)
+        from .summary import write_summary
+
+        write_summary(folder)
+    return folder
+
+
+def _export_html(notebook_path):
+    """The executed notebook as standalone HTML (plotly.js embedded by the notebooks' renderer)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    html, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook_path, as_version=4))
+    with open(notebook_path[:-len(".ipynb")] + ".html", "w") as f:
+        f.write(html)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m helpers.run", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                    help="scale to run at (default: small, or the one the --params file names)")
+    ap.add_argument("--params", help="YAML or JSON file overriding the preset's parameters")
+    ap.add_argument("--force", action="store_true",
+                    help="regenerate the dataset, ground truth and indexes even if they exist")
+    ap.add_argument("--runs-dir", default=None, help="where run folders go (default: runs/)")
+    ap.add_argument("--data-dir", default=None, help="where data/<preset>/ goes (default: data/)")
+    a = ap.parse_args(argv)
+    try:
+        folder = run(a.preset, a.params, a.force, a.runs_dir, a.data_dir)
+    except (RunError, ValueError) as e:
+        print(f"\nRUN FAILED: {e}", file=sys.stderr)
+        return 1
+    print(f"\nrun complete: {folder}/summary.html")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""The papermill pipeline, end to end at the tiny preset, in real kernels."""
+
+import json
+import os
+
+import pytest
+
+from helpers import run as runner
+from helpers.files import read_json
+
+
+@pytest.mark.parametrize("preset", sorted(runner.PRESETS))
+def test_every_preset_reaches_declared_parameters(preset, tmp_path):
+    _, params = runner.load_params(preset)
+    per_nb = runner.notebook_parameters(params, str(tmp_path), str(tmp_path / "r"), False)
+    assert list(per_nb) == runner.ORDER
+    for name, values in per_nb.items():
+        assert values["results_dir"] == str(tmp_path / "r")
+        assert values["data_dir"] == str(tmp_path)
+    assert per_nb["03_build_ivfpq"]["index_dir"] == os.path.join(str(tmp_path), "indexes")
+
+
+def test_parameter_files_are_checked(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("preset: tiny\n03_build_ivfpq:\n  nlist: 8\n")
+    preset, params = runner.load_params(None, f)
+    assert preset == "tiny" and params["03_build_ivfpq"]["nlist"] == 8
+    assert params["all"]["d"] == 64  # the rest of the preset stays
+    (tmp_path / "j.json").write_text(json.dumps({"05_build_ivfsq": {"nprobe": 2}}))
+    assert runner.load_params("tiny", tmp_path / "j.json")[1]["05_build_ivfsq"]["nprobe"] == 2
+    f.write_text("03_build_ivfpq:\n  n_probe: 8\n")
+    with pytest.raises(ValueError, match=r"03_build_ivfpq has no parameter\(s\) \['n_probe'\]"):
+        runner.notebook_parameters(runner.load_params("tiny", f)[1], "d", "r", False)
+    f.write_text("03_build_ivfpg:\n  nlist: 8\n")
+    with pytest.raises(ValueError, match="unknown sections"):
+        runner.load_params("tiny", f)
+    with pytest.raises(ValueError, match="unknown preset"):
+        runner.load_params("huge")
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    folder = runner.run("tiny", runs_dir=root / "runs", data_root=root / "data", progress=False)
+    return root, folder
+
+
+def test_tiny_preset_end_to_end(first_run):
+    root, folder = first_run
+    state = read_json(os.path.join(folder, "run.json"))
+    assert state["status"] == "complete" and state["done"] == runner.ORDER
+    summary = read_json(os.path.join(folder, "summary.json"))
+    assert set(summary["results"]) == set(runner.ORDER)
+    html = open(os.path.join(folder, "summary.html")).read()
+    assert "Recommendation" in html and "Pareto frontier" in html and "IVF16,SQ8" in html
+    assert open(os.path.join(folder, "builds.csv")).readline().startswith("notebook,factory,reused")
+    assert len(open(os.path.join(folder, "pareto.csv")).readlines()) > 2
+    for name in runner.ORDER:  # executed notebooks and their HTML, with the charts kept
+        assert os.path.exists(os.path.join(folder, name + ".ipynb"))
+    assert "Plotly.newPlot" in open(os.path.join(folder, "06_recall_vs_latency.html")).read()
+
+
+def test_rerun_reuses_and_force_redoes(first_run):
+    root, first = first_run
+    index = root / "data" / "tiny" / "indexes" / "IVF16_SQ8.faiss"
+    built_at = os.path.getmtime(index)
+    again = runner.run("tiny", runs_dir=root / "runs", data_root=root / "data", progress=False)
+    assert again != first  # a complete run is not continued: a new folder
+    res = read_json(os.path.join(again, "summary.json"))["results"]
+    assert res["01_data_generation"]["data_reused"] and res["01_data_generation"]["ground_truth_reused"]
+    assert all(b["reused"] for nb in ("03_build_ivfpq", "04_build_hnsw", "05_build_ivfsq")
+               for b in res[nb]["builds"].values())
+    assert os.path.getmtime(index) == built_at
+    forced = runner.run("tiny", force=True, runs_dir=root / "runs", data_root=root / "data",
+                        progress=False)
+    res = read_json(os.path.join(forced, "summary.json"))["results"]
+    assert not res["01_data_generation"]["data_reused"]
+    assert not res["01_data_generation"]["ground_truth_reused"]
+    assert not any(b["reused"] for nb in ("03_build_ivfpq", "04_build_hnsw", "05_build_ivfsq")
+                   for b in res[nb]["builds"].values())
+    assert os.path.getmtime(index) > built_at
+
+
+def test_failing_notebook_is_reported_and_the_rerun_continues(first_run, tmp_path, capsys):
+    root, _ = first_run
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("03_build_ivfpq:\n  factories: ['IVF{nlist},PQ7']\n")
+    args = ["--preset", "tiny", "--params", str(bad), "--runs-dir", str(tmp_path / "runs"),
+            "--data-dir", str(root / "data")]
+    assert runner.main(args) == 1
+    err = capsys.readouterr().err
+    assert "03_build_ivfpq failed in cell [" in err and "FactoryError" in err and "m must divide d=64" in err
+    folder = os.path.join(tmp_path / "runs", os.listdir(tmp_path / "runs")[0])
+    state = read_json(os.path.join(folder, "run.json"))
+    assert state["status"] == "failed" and state["done"] == runner.ORDER[:2]
+    assert state["failed"]["notebook"] == "03_build_ivfpq" and state["failed"]["cell"]
+    assert os.path.exists(state["failed"]["partial_notebook"])
+    html = open(os.path.join(folder, "summary.html")).read()
+    assert "03_build_ivfpq failed" in html and "01_data_generation, 02_memory_budget" in html
+    assert runner.main(args) == 1  # same command again: continues the same run folder
+    out = capsys.readouterr().out
+    assert "continuing the unfinished run" in out and "01_data_generation: done in an earlier attempt" in out
+    assert os.listdir(tmp_path / "runs") == [os.path.basename(folder)]
