@@ -58,7 +58,9 @@ PRESETS = {
         "01_data_generation": {"n": 1_000_000, "n_queries": 1000, "n_train": 100_000,
                                "progress": False},
         "02_memory_budget": {"check_factories": []},
-        "03_build_ivfpq": {"large_nlist": 16384},
+        "03_build_ivfpq": {"large_nlist": 16384, "factories": [
+            "IVF{nlist},PQ16", "IVF{nlist},PQ64", "IVF{nlist},PQ128x4fs", "OPQ64_256,IVF{nlist},PQ64",
+            "IVF{nlist},PQ64,Refine(SQ8)", "IVF{nlist},PQ128x4fs,RFlat"]},
         "04_build_hnsw": {"factories": ["HNSW32,SQ8", "HNSW32,PQ128"], "m_values": [32],
                           "ef_construction_values": [40]},
         "06_recall_vs_latency": {"single_queries": 50},
@@ -69,7 +71,7 @@ PRESETS = {
                                "progress": False},
         "02_memory_budget": {"check_factories": []},
         "03_build_ivfpq": {"large_nlist": 65536, "factories": [
-            "IVF{nlist},PQ64", "IVF{nlist},PQ128x4fs", "OPQ64,IVF{nlist},PQ64",
+            "IVF{nlist},PQ64", "IVF{nlist},PQ128x4fs", "OPQ64_256,IVF{nlist},PQ64",
             "IVF{nlist},PQ64,Refine(SQ8)", "IVF{nlist},PQ128x4fs,RFlat"]},
         "04_build_hnsw": {"factories": ["HNSW32,Flat", "HNSW32,SQ8"], "m_values": [32],
                           "ef_construction_values": [40]},
