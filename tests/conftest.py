@@ -21,3 +21,12 @@ def small_ds(tmp_path_factory):
 @pytest.fixture
 def python():
     return sys.executable
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Expose each phase's report on the test item (the browser test keeps a
+    screenshot when its test failed)."""
+    rep = yield
+    setattr(item, "rep_" + rep.when, rep)
+    return rep

@@ -94,7 +94,8 @@ def lab(tmp_path_factory):
 def browser():
     from playwright.sync_api import sync_playwright
 
-    os.makedirs(ARTIFACTS, exist_ok=True)
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)  # only this run's screenshots
+    os.makedirs(ARTIFACTS)
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-background-networking", "--disable-component-update",
@@ -103,15 +104,34 @@ def browser():
         b.close()
 
 
-def open_and_run_all(browser, lab, name):
-    url, token = lab
+@pytest.fixture
+def page(browser, request):
+    """A browser page; on failure its screenshot is kept as an artifact."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{url}/lab/tree/{name}?token={token}")
+    yield page
+    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else True:
+        page.screenshot(path=os.path.join(ARTIFACTS, f"{request.node.name}-failed.png"),
+                        full_page=True)
+    page.close()
+
+
+def open_and_run_all(page, lab, name):
+    url, token = lab
+    # a workspace of its own, reset, so tabs from another test are not restored beside it
+    page.goto(f"{url}/lab/workspaces/{name[:2]}/tree/{name}?reset&token={token}")
     page.wait_for_selector(".jp-Notebook", timeout=60_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-    return page
+    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
+    started = "() => [...document.querySelectorAll('.jp-InputArea-prompt')].some(p => /\\d|\\*/.test(p.innerText))"
+    for attempt in range(3):  # a Run All sent while the kernel is still connecting is dropped
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        try:
+            page.wait_for_function(started, timeout=10_000)
+            return page
+        except Exception:
+            continue
+    raise AssertionError("JupyterLab did not start running the notebook")
 
 
 def wait_for_kernel_idle(page, timeout=180_000):
@@ -122,10 +142,8 @@ def wait_for_kernel_idle(page, timeout=180_000):
 def set_slider(page, slider, value):
     """Type a value into an ipywidgets slider's editable readout, as a person can."""
     readout = slider.locator(".widget-readout")
-    readout.click()
-    page.keyboard.press("Control+A")
-    page.keyboard.type(str(value))
-    page.keyboard.press("Enter")
+    readout.fill(str(value))
+    readout.press("Enter")
 
 
 def no_errors(page):
@@ -134,10 +152,11 @@ def no_errors(page):
     assert errors.count() == 0, errors.first.inner_text()
 
 
-def test_06_sliders_move_the_operating_point(browser, lab):
-    page = open_and_run_all(browser, lab, "06_recall_vs_latency.ipynb")
-    wait_for_kernel_idle(page)
-    explorer = page.locator(".widget-vbox:has(.widget-dropdown)").last
+def test_06_sliders_move_the_operating_point(page, lab):
+    open_and_run_all(page, lab, "06_recall_vs_latency.ipynb")
+    page.wait_for_selector(".jp-OutputArea-output select", timeout=180_000)
+    wait_for_kernel_idle(page)  # the cells after the widget set the sliders programmatically
+    explorer = page.locator(".jp-OutputArea-output:has(select)").first
     explorer.scroll_into_view_if_needed()
     page.wait_for_selector(".js-plotly-plot .scatterlayer", timeout=60_000)
     no_errors(page)
@@ -170,13 +189,13 @@ def test_06_sliders_move_the_operating_point(browser, lab):
                            arg=[readout.element_handle(), hnsw[0]], timeout=30_000)
     assert star() != hnsw[1], "the operating point did not move with efSearch"
     page.screenshot(path=os.path.join(ARTIFACTS, "06_efsearch.png"))
-    page.close()
 
 
-def test_02_ram_budget_control_updates_the_table(browser, lab):
-    page = open_and_run_all(browser, lab, "02_memory_budget.ipynb")
+def test_02_ram_budget_control_updates_the_table(page, lab):
+    open_and_run_all(page, lab, "02_memory_budget.ipynb")
+    page.wait_for_selector(".jp-OutputArea-output .widget-slider", timeout=180_000)
     wait_for_kernel_idle(page)
-    explorer = page.locator(".widget-vbox:has(.widget-slider)").last
+    explorer = page.locator(".jp-OutputArea-output:has(.widget-slider)").first
     explorer.scroll_into_view_if_needed()
     no_errors(page)
     table = explorer.locator(".widget-html").first
@@ -188,4 +207,3 @@ def test_02_ram_budget_control_updates_the_table(browser, lab):
     after = table.inner_text()
     assert after.count("\tno\t") > before.count("\tno\t"), "a smaller budget should refuse more"
     page.screenshot(path=os.path.join(ARTIFACTS, "02_after.png"))
-    page.close()

@@ -54,3 +54,6 @@ def test_recall_explorer_moves_the_operating_point(small_ds, tmp_path):
     assert list(ex.hist.data[0].x) != list(hist_one) and len(ex.hist.data[0].x) == len(xq)
     ex.nprobe.value = 64  # more than the 32 lists
     assert ex.last is None and "nlist=32" in ex.readout.value and ex.fig.data[-1].x == ()
+    ex.selector.value = "HNSW16,SQ8"
+    ex.selector.value = "IVF32,SQ8"  # still refused, but the slider stays usable to fix it
+    assert not ex.nprobe.disabled and ex.ef_search.disabled

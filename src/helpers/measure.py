@@ -85,6 +85,31 @@ def loaded_rss_fresh(path, mmap=False, dataset_dir=None, setting=""):
     return json.loads(out.stdout)
 
 
+def compare_loads(path, dataset_dir, setting="", ondisk=False, overwrite=False):
+    """loaded_rss_fresh for the index at `path` read into RAM and mapped with
+    IO_FLAG_MMAP, and with ondisk=True also with its inverted lists moved to an
+    .ivfdata file (build.to_ondisk; `overwrite` redoes that file).
+    Returns {label: {"file", "after_load", "after_search"}} in bytes."""
+    from .build import to_ondisk
+
+    runs = [("read", path, False), ("IO_FLAG_MMAP", path, True)]
+    if ondisk:
+        ondisk_path = path[:-len(".faiss")] + ".ondisk.faiss"
+        to_ondisk(path, ondisk_path, overwrite=overwrite)
+        runs.append(("on-disk lists", ondisk_path, False))
+    return {label: loaded_rss_fresh(p, mmap, dataset_dir, setting) for label, p, mmap in runs}
+
+
+def format_loads(loads, n_queries):
+    """One line per load mode: file size, RSS after loading and after the queries."""
+    from .files import format_bytes
+
+    return "\n".join(
+        f"{label:24s} file {format_bytes(m['file']):>10s}   RSS after load "
+        f"{format_bytes(m['after_load']):>10s}   after {n_queries} queries "
+        f"{format_bytes(m['after_search']):>10s}" for label, m in loads.items())
+
+
 def main(argv=None):
     if argv is None:
         argv = sys.argv[1:]

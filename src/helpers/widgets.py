@@ -82,10 +82,11 @@ class RecallExplorer:
         self.fig = go.FigureWidget(plots.recall_qps(rows, self.recall_key))
         self.fig.add_scatter(x=[], y=[], mode="markers", name="current",
                              marker=dict(symbol="star", size=18, color="black"))
-        self.hist = go.FigureWidget(go.Figure(go.Histogram(x=[], xbins=dict(start=0, end=1.0001,
-                                                                              size=1 / k))))
+        # one bar per possible value j/k, centred on it
+        bins = dict(start=-0.5 / k, end=1 + 0.5 / k, size=1 / k)
+        self.hist = go.FigureWidget(go.Figure(go.Histogram(x=[], xbins=bins)))
         self.hist.update_layout(title=f"per-query {self.recall_key}", xaxis_title=self.recall_key,
-                                yaxis_title="queries", height=300)
+                                yaxis_title="queries", height=300, xaxis_range=[-0.05, 1.05])
         for w in (self.selector, self.nprobe, self.ef_search):
             w.observe(self.update, names="value")
         self.widget = W.VBox([W.HBox([self.selector, self.nprobe, self.ef_search]), self.readout,
@@ -116,6 +117,8 @@ class RecallExplorer:
         from .evaluate import parameter_ranges
 
         ranges = parameter_ranges(index)
+        self.nprobe.disabled = "nprobe" not in ranges
+        self.ef_search.disabled = not ({"efSearch", "quantizer_efSearch"} & set(ranges))
         parts = []
         if "nprobe" in ranges:
             nlist = faiss.extract_index_ivf(index).nlist
@@ -127,8 +130,6 @@ class RecallExplorer:
             parts.append(f"efSearch={self.ef_search.value}")
         if "quantizer_efSearch" in ranges:
             parts.append(f"quantizer_efSearch={self.ef_search.value}")
-        self.nprobe.disabled = "nprobe" not in ranges
-        self.ef_search.disabled = not ({"efSearch", "quantizer_efSearch"} & set(ranges))
         return ",".join(parts)
 
     def update(self, change=None):
