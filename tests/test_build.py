@@ -92,6 +92,11 @@ def test_checkpoint_of_other_settings_is_refused(small_ds, tmp_path):
         build.build_index(small_ds, "IVF32,Flat", tmp_path / "b.faiss", n_train=2000, progress=False)
     with pytest.raises(build.BuildError, match="exists and was not built"):
         build.build_index(small_ds, "IVF32,SQ8", tmp_path / "a.faiss", progress=False)
+    # same factory, other training sample: a different index, so not reused either
+    with pytest.raises(build.BuildError, match="n_train=3,000"):
+        build.build_index(small_ds, "IVF32,Flat", tmp_path / "a.faiss", n_train=3000, progress=False)
+    assert build.build_index(small_ds, "IVF32,Flat", tmp_path / "a.faiss", n_train=2000,
+                             progress=False)["reused"]
 
 
 def test_bad_inputs(small_ds, tmp_path):

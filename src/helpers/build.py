@@ -88,10 +88,8 @@ def build_index(ds, factory, path, n_train=None, add_batch=65536, threads=None,
     throughput, sizes, measured peak RSS and RSS trace beside the model's
     predictions) are written atomically.
     """
-    import json
     import time
 
-    import numpy as np
     import psutil
     from tqdm.auto import tqdm
 
@@ -100,21 +98,22 @@ def build_index(ds, factory, path, n_train=None, add_batch=65536, threads=None,
     from .vectors import iter_blocks, take_rows
 
     path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
-        report = read_json(path + ".json") if os.path.exists(path + ".json") else {}
-        if (report.get("dataset"), report.get("factory"), report.get("ef_construction")) == (
-                ds.fingerprint, factory, ef_construction):
-            report.update(index=load_index(path), reused=True,  # already built from this data
-                          summary=f"{factory}: reused {path} (built from this dataset)")
-            return report
-        raise BuildError(f"{path} exists and was not built from this dataset with {factory!r}; "
-                         f"pass overwrite=True or choose another path")
     if threads:
         faiss.omp_set_num_threads(threads)
     threads = faiss.omp_get_max_threads()
     pred = memory.predict(factory, ds.n, ds.d, ds.metric, n_train=n_train, add_batch=add_batch,
                           threads=threads)
     n_train = pred["n_train"]
+    if os.path.exists(path) and not overwrite:
+        report = read_json(path + ".json") if os.path.exists(path + ".json") else {}
+        wanted = (ds.fingerprint, factory, ef_construction, n_train)
+        if tuple(report.get(k) for k in ("dataset", "factory", "ef_construction", "n_train")) == wanted:
+            report.update(index=load_index(path), reused=True,  # already built from these inputs
+                          summary=f"{factory}: reused {path} (built from this dataset)")
+            return report
+        raise BuildError(f"{path} exists and was not built from this dataset with {factory!r}, "
+                         f"n_train={n_train:,}, ef_construction={ef_construction}; pass "
+                         f"overwrite=True (force in the notebooks) or choose another path")
     ram_budget = ram_budget or psutil.virtual_memory().total
     reasons = memory.fits(pred, ram_budget)
     if reasons:
@@ -197,7 +196,7 @@ def build_index(ds, factory, path, n_train=None, add_batch=65536, threads=None,
         rss_trace=[(round(t, 3), r - train_trace.baseline) for t, r in
                    train_trace.trace + [(train_trace.trace[-1][0] + t, r) for t, r in add_trace.trace]],
     )
-    write_json(path + ".json", json.loads(json.dumps(report, default=float)))
+    write_json(path + ".json", report)
     for p in (ckpt_path, state_path, trained_path, trained_path + ".json"):
         if os.path.exists(p):
             os.remove(p)
