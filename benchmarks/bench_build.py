@@ -13,7 +13,7 @@ import time
 
 import faiss
 
-from helpers import build, dataset, synthetic
+from helpers import build, dataset, memory, synthetic
 from helpers.vectors import read_rows, take_rows
 
 
@@ -22,7 +22,7 @@ def main():
     ap.add_argument("--n", type=int, default=200_000)
     ap.add_argument("--d", type=int, default=1024)
     ap.add_argument("--factory", default="IVF1024,SQ8")
-    ap.add_argument("--add-batch", type=int, default=65536)
+    ap.add_argument("--add-batch", type=int, default=memory.ADD_BATCH)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--dir", default=None)
     a = ap.parse_args()

@@ -70,15 +70,15 @@ def set_ef_construction(index, ef_construction):
     return index
 
 
-def build_index(ds, factory, path, n_train=None, add_batch=65536, threads=None,
+def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
                 ram_budget=None, checkpoint_seconds=600, progress=True, overwrite=False,
                 ef_construction=None):
     """Train and fill `factory` from dataset `ds`, write it to `path`, return the report.
 
     Trains on a random sample of n_train database rows (default from the
-    memory model), adds the database in batches of `add_batch` rows read from
-    disk, with `threads` OpenMP threads; HNSW graphs get `ef_construction`
-    (default faiss's 40). Before anything is allocated the
+    memory model), adds the database in batches of `add_batch` rows (default
+    memory.ADD_BATCH) read from disk, with `threads` OpenMP threads; HNSW
+    graphs get `ef_construction` (default faiss's 40). Before anything is allocated the
     memory model's build peak is checked against `ram_budget` (bytes; default
     the machine's RAM) and the plan refused if it does not fit.
 
@@ -98,6 +98,7 @@ def build_index(ds, factory, path, n_train=None, add_batch=65536, threads=None,
     from .vectors import iter_blocks, take_rows
 
     path = os.fspath(path)
+    add_batch = add_batch or memory.ADD_BATCH
     if threads:
         faiss.omp_set_num_threads(threads)
     threads = faiss.omp_get_max_threads()
@@ -216,7 +217,7 @@ def index_path(index_dir, factory):
     return os.path.join(index_dir, re.sub(r"[^A-Za-z0-9_.-]+", "_", factory) + ".faiss")
 
 
-def build_all(ds, factories, index_dir, ram_budget=None, n_train=None, add_batch=65536,
+def build_all(ds, factories, index_dir, ram_budget=None, n_train=None, add_batch=None,
               threads=None, overwrite=False, progress=True, ef_construction=None):
     """build_index for each factory into index_dir, printing a summary line each.
 

@@ -14,7 +14,7 @@ import tempfile
 import faiss
 
 
-def measure(ds, factory, n_train=None, add_batch=65536, threads=None):
+def measure(ds, factory, n_train=None, add_batch=None, threads=None):
     """Build `factory` on dataset `ds` with the build helper and return its
     measured figures beside the memory model's prediction (all bytes), plus
     the RSS of the index read back from disk.
@@ -38,7 +38,7 @@ def measure(ds, factory, n_train=None, add_batch=65536, threads=None):
             index = faiss.read_index(path)
     measured = dict(report["measured"], index_ram_loaded=load.end_delta, index_ram_built=built)
     return {"factory": factory, "n": ds.n, "d": ds.d, "n_train": report["n_train"],
-            "add_batch": add_batch, "measured": measured, "predicted": report["predicted"],
+            "add_batch": report["add_batch"], "measured": measured, "predicted": report["predicted"],
             "rss_method": load.method}
 
 
@@ -127,7 +127,7 @@ def main(argv=None):
     ap.add_argument("dataset")
     ap.add_argument("factory")
     ap.add_argument("--n-train", type=int, default=None)
-    ap.add_argument("--add-batch", type=int, default=65536)
+    ap.add_argument("--add-batch", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None)
     a = ap.parse_args(argv)
     from .dataset import load_dataset
@@ -141,12 +141,13 @@ if __name__ == "__main__":
     main()
 
 
-def measure_fresh(dataset_dir, factory, n_train=None, add_batch=65536, threads=None):
+def measure_fresh(dataset_dir, factory, n_train=None, add_batch=None, threads=None):
     """Run measure() in a fresh Python process and return its result dict."""
     import subprocess
 
-    cmd = [sys.executable, "-m", "helpers.measure", str(dataset_dir), factory,
-           "--add-batch", str(add_batch)]
+    cmd = [sys.executable, "-m", "helpers.measure", str(dataset_dir), factory]
+    if add_batch:
+        cmd += ["--add-batch", str(add_batch)]
     if n_train:
         cmd += ["--n-train", str(n_train)]
     if threads:
