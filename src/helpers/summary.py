@@ -62,6 +62,8 @@ def _html_table(rows, columns=None):
     def cell(k, v):
         if isinstance(v, (int, float)) and k.endswith("bytes") and v is not None:
             return format_bytes(v)
+        if isinstance(v, float) and (k.endswith("_s") or k == "seconds"):
+            return f"{v:,.1f}"
         if isinstance(v, float):
             return f"{v:,.3f}" if abs(v) < 100 else f"{v:,.0f}"
         return html.escape("" if v is None else str(v))
