@@ -168,27 +168,17 @@ def test_06_sliders_move_the_operating_point(page, lab):
 
     page.screenshot(path=os.path.join(ARTIFACTS, "06_before.png"), full_page=False)
     sliders = explorer.locator(".widget-slider")
-    dropdown = explorer.locator("select")
-    dropdown.select_option("IVF16,SQ8")
-    page.wait_for_function("el => el.innerText.includes('IVF16,SQ8')", arg=readout.element_handle(),
-                           timeout=30_000)
-    before = (readout.inner_text(), star())
-    set_slider(page, sliders.nth(0), 1)  # nprobe
-    page.wait_for_function("([el, old]) => el.innerText !== old && el.innerText.includes('nprobe=1')",
-                           arg=[readout.element_handle(), before[0]], timeout=30_000)
-    after_nprobe = (readout.inner_text(), star())
-    assert after_nprobe[1] != before[1], "the operating point did not move with nprobe"
-    page.screenshot(path=os.path.join(ARTIFACTS, "06_nprobe.png"))
-
-    dropdown.select_option("HNSW16,SQ8")
-    page.wait_for_function("el => el.innerText.includes('HNSW16,SQ8')", arg=readout.element_handle(),
-                           timeout=30_000)
-    hnsw = (readout.inner_text(), star())
-    set_slider(page, sliders.nth(1), 16)  # efSearch
-    page.wait_for_function("([el, old]) => el.innerText !== old && el.innerText.includes('efSearch=16')",
-                           arg=[readout.element_handle(), hnsw[0]], timeout=30_000)
-    assert star() != hnsw[1], "the operating point did not move with efSearch"
-    page.screenshot(path=os.path.join(ARTIFACTS, "06_efsearch.png"))
+    for index, slider, value, shown in [("IVF16,SQ8", 0, 1, "nprobe=1"),
+                                        ("HNSW16,SQ8", 1, 16, "efSearch=16")]:
+        explorer.locator("select").select_option(index)
+        page.wait_for_function("([el, name]) => el.innerText.includes(name)",
+                               arg=[readout.element_handle(), index], timeout=30_000)
+        before = (readout.inner_text(), star())
+        set_slider(page, sliders.nth(slider), value)
+        page.wait_for_function("([el, old, shown]) => el.innerText !== old && el.innerText.includes(shown)",
+                               arg=[readout.element_handle(), before[0], shown], timeout=30_000)
+        assert star() != before[1], f"the operating point did not move with {shown}"
+        page.screenshot(path=os.path.join(ARTIFACTS, f"06_{shown.split('=')[0]}.png"))
 
 
 def test_02_ram_budget_control_updates_the_table(page, lab):

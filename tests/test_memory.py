@@ -109,3 +109,11 @@ def test_rss_within_15_percent(measured_ds, python, factory):
     slack = 2**20
     assert abs(p["index_ram"] - m["index_ram_loaded"]) <= 0.15 * m["index_ram_loaded"] + slack, r
     assert abs(p["build_peak"] - m["build_peak"]) <= 0.15 * m["build_peak"] + slack, r
+
+
+def test_bytes_per_vector_is_code_plus_id_for_ivf():
+    # one byte per dimension (SQ8) or per sub-quantizer (PQ8), plus the 8-byte id
+    assert memory.bytes_per_vector(memory.parse("IVF16,SQ8", 64, "L2"), 10**6) == pytest.approx(72)
+    assert memory.bytes_per_vector(memory.parse("IVF16,PQ8", 64, "L2"), 10**6) == pytest.approx(16)
+    # HNSW adds its links on top of the SQ8 codes, and has no ids
+    assert memory.bytes_per_vector(memory.parse("HNSW16,SQ8", 64, "L2"), 10**6) > 64 + 16 * 2 * 4

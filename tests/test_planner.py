@@ -49,3 +49,22 @@ def test_extrapolation_rules():
 def test_bad_factory_in_plan():
     with pytest.raises(memory.FactoryError, match="PQ8x"):
         planner.plan(1000, 64, factories=["IVF16,PQ8x"], time_builds=False)
+
+
+def test_time_check_scales_the_target_estimate_by_the_measured_ratio():
+    reports = {"HNSW16,SQ8": {"reused": False, "train_s": 1.0, "add_s": 5.0},
+               "HNSW16,Flat": {"reused": True},  # not built now: nothing to compare
+               "OPQ16,IVF16,PQ16": {"reused": False, "train_s": 1.0, "add_s": 1.0}}  # not timed
+    rows = planner.time_check(reports, {"HNSW16,SQ8": 3.0, "OPQ16,IVF16,PQ16": None},
+                              {"HNSW16,SQ8": 3000.0, "OPQ16,IVF16,PQ16": None})
+    assert len(rows) == 1 and rows[0]["ratio"] == 2.0 and rows[0]["calibrated_target_s"] == 6000.0
+    text = planner.format_time_check(rows, 10_000_000)
+    assert "measured / estimated 2.00" in text and "at 10,000,000: 50 min, or 100 min" in text
+
+
+def test_plan_times_on_the_given_sample():
+    import numpy as np
+
+    sample = np.random.default_rng(0).standard_normal((500, 32), dtype="float32")
+    rows = planner.plan(100_000, 32, factories=["HNSW8,Flat"], sample=sample, ef_construction=16)
+    assert rows[0]["est_build_s"] > 0

@@ -246,6 +246,14 @@ def build_all(ds, factories, index_dir, ram_budget=None, n_train=None, add_batch
     return reports
 
 
+def as_index(index_or_path):
+    """`index_or_path` itself if it is a faiss index, else the index file at that
+    path, loaded memory-mapped (only what searches touch becomes resident)."""
+    if isinstance(index_or_path, faiss.Index):
+        return index_or_path
+    return load_index(os.fspath(index_or_path), mmap=True)
+
+
 def load_index(path, mmap=False):
     """Read an index written by build_index; mmap=True maps its codes from disk
     (faiss.IO_FLAG_MMAP) instead of reading them into RAM.

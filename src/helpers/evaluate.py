@@ -7,7 +7,6 @@ Recall is given two ways:
   ties with the k-th neighbour count as found.
 """
 
-import os
 import time
 
 import faiss
@@ -173,14 +172,13 @@ def sweep(indexes, xq, gt_D, gt_I, base=None, metric="L2", k=10, settings=None,
     """
     from tqdm.auto import tqdm
 
-    from .build import load_index
+    from .build import as_index
 
     settings = settings or {}
     rows = []
     bar = tqdm(total=len(indexes), desc="sweep", disable=not progress)
     for name, (index, nbytes) in indexes.items():
-        if isinstance(index, (str, os.PathLike)):  # a file: mapped, one index in RAM at a time
-            index = load_index(index, mmap=True)
+        index = as_index(index)  # a file is mapped: one index in RAM at a time
         for s in settings.get(name) or default_settings(index, k):
             set_parameters(index, s)
             row, _ = evaluate(index, xq, gt_D, gt_I, base, metric, k, repeats, single_queries)
@@ -193,13 +191,14 @@ def sweep(indexes, xq, gt_D, gt_I, base=None, metric="L2", k=10, settings=None,
 
 
 def pareto_frontier(rows, x="recall@10", y="qps"):
-    """The rows no other row beats on both x and y, ordered by x."""
-    best, out = -np.inf, []
-    for r in sorted(rows, key=lambda r: (-r[x], -r[y])):
-        if r[y] > best:
-            out.append(r)
-            best = r[y]
-    return out[::-1]
+    """The rows no other row beats on both x and y, ordered by x
+    (faiss.contrib.evaluation.OperatingPoints, with time = 1 / y)."""
+    from faiss.contrib.evaluation import OperatingPoints
+
+    points = OperatingPoints()
+    for i, r in enumerate(rows):
+        points.add_operating_point(i, r[x], 1 / r[y])
+    return sorted((rows[i] for i, _, _ in points.operating_points), key=lambda r: r[x])
 
 
 def recommend(rows, target_recall, ram_budget, recall_key="recall@10"):

@@ -171,6 +171,12 @@ def index_bytes(node, n):
     return n * node["code_size"] + node["params_bytes"]
 
 
+def bytes_per_vector(node, n):
+    """Index RAM each of n vectors adds (codes, ids, graph links), without the
+    fixed part (centroids, codebooks): (index_bytes(n) - index_bytes(0)) / n."""
+    return (index_bytes(node, n) - index_bytes(node, 0)) / n
+
+
 def disk_bytes(node, n):
     """Bytes of the file faiss.write_index writes for n vectors.
 

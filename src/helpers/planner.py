@@ -123,12 +123,14 @@ def _to_quantizer_space(index, x):
 
 
 def plan(n, d, metric="L2", ram_budget=None, disk_budget=None, factories=None,
-         time_builds=True, sample_rows=2000, threads=None):
+         time_builds=True, sample_rows=2000, threads=None, sample=None, ef_construction=None):
     """Every candidate configuration with its predicted RAM, disk, build peak,
     estimated build time, and whether it fits (with reasons when not).
 
     ram_budget, disk_budget: bytes (default: this machine's total RAM, and
-    infinite disk). OPQ configurations get no time estimate (est_build_s
+    infinite disk). Build times come from `sample` (float32 (s, d), e.g. rows of
+    the real data; default `sample_rows` synthetic vectors), HNSW graphs built
+    with `ef_construction`. OPQ configurations get no time estimate (est_build_s
     None): timing OPQ's training, even on a sample, takes minutes at d=1024.
     Returns a list of dicts, fitting ones first, each sorted
     by index size.
@@ -148,9 +150,9 @@ def plan(n, d, metric="L2", ram_budget=None, disk_budget=None, factories=None,
                "n_train": p["n_train"], "est_build_s": None}
         # OPQ training at high d takes minutes even on a small sample: not timed here
         if time_builds and not f.startswith("OPQ"):
-            row["est_build_s"] = estimate_build_seconds(f, n, d, metric, p["n_train"],
-                                                        sample=_sample(d, sample_rows),
-                                                        rate=rate)["total_s"]
+            row["est_build_s"] = estimate_build_seconds(
+                f, n, d, metric, p["n_train"], rate=rate, ef_construction=ef_construction,
+                sample=_sample(d, sample_rows) if sample is None else sample)["total_s"]
         rows.append(row)
     rows.sort(key=lambda r: (not r["fits"], r["index_ram"]))
     return rows
@@ -185,3 +187,31 @@ def format_seconds(s):
     if s < 7200:
         return f"{s / 60:.0f} min"
     return f"{s / 3600:.1f} h"
+
+
+def time_check(reports, estimated, estimated_target):
+    """Estimated beside measured build time, per build report.
+
+    reports: {factory: build report}; estimated, estimated_target: {factory:
+    seconds} at the reports' n and at the target n. Builds reused from disk
+    (not timed now) are left out. Returns rows with 'ratio' (measured /
+    estimated) and 'calibrated_target_s' (the target estimate times that ratio).
+    """
+    rows = []
+    for f, r in reports.items():
+        if r.get("reused") or estimated.get(f) is None:
+            continue
+        took = r["train_s"] + r["add_s"]
+        ratio = took / estimated[f]
+        rows.append({"factory": f, "estimated_s": estimated[f], "measured_s": took, "ratio": ratio,
+                     "target_s": estimated_target[f],
+                     "calibrated_target_s": ratio * estimated_target[f]})
+    return rows
+
+
+def format_time_check(rows, target_n):
+    return "\n".join(
+        f"{r['factory']:16s} estimated {format_seconds(r['estimated_s']):>8s}, took "
+        f"{format_seconds(r['measured_s']):>8s} (measured / estimated {r['ratio']:.2f}); at "
+        f"{target_n:,}: {format_seconds(r['target_s'])}, or "
+        f"{format_seconds(r['calibrated_target_s'])} scaled by that ratio" for r in rows)

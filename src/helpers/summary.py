@@ -50,7 +50,8 @@ def _build_rows(results):
     return rows
 
 
-def _html_table(rows, columns=None):
+def _html_table(rows, columns=None, raw=()):
+    """rows (dicts) as an HTML table; values are escaped except in the `raw` columns."""
     import html
 
     from .files import format_bytes
@@ -60,6 +61,8 @@ def _html_table(rows, columns=None):
     columns = columns or list(dict.fromkeys(k for r in rows for k in r))
 
     def cell(k, v):
+        if k in raw:
+            return v
         if isinstance(v, (int, float)) and k.endswith("bytes") and v is not None:
             return format_bytes(v)
         if isinstance(v, float) and (k.endswith("_s") or k == "seconds"):
@@ -98,8 +101,7 @@ def write_summary(run_dir):
                      f"notebook: <a href='{os.path.basename(failed['partial_notebook'])}'>"
                      f"{os.path.basename(failed['partial_notebook'])}</a></p>")
     parts.append(_html_table([{"notebook": f"<a href='{n}.html'>{n}</a>", "seconds": s}
-                              for n, s in state["seconds"].items()]).replace("&lt;", "<")
-                 .replace("&gt;", ">").replace("&#x27;", "'"))
+                              for n, s in state["seconds"].items()], raw=("notebook",)))
     data = results.get("01_data_generation")
     if data:
         parts.append("<h2>Dataset</h2>" + _html_table([{k: data[k] for k in (

@@ -102,14 +102,11 @@ class RecallExplorer:
 
     def index(self):
         """The selected index, loaded (mapped) if it was given as a path."""
-        from .build import load_index
+        from .build import as_index
 
         name = self.selector.value
         if self._loaded[0] != name:
-            index = self.indexes[name][0]
-            if isinstance(index, (str, bytes)) or hasattr(index, "__fspath__"):
-                index = load_index(index, mmap=True)
-            self._loaded = (name, index)
+            self._loaded = (name, as_index(self.indexes[name][0]))
         return self._loaded[1]
 
     def setting(self, index):
