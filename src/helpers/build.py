@@ -1,10 +1,16 @@
 """Building indexes from disk-resident data: creation, training, batched adds."""
 
+import contextlib
 import os
+import re
+import time
 
 import faiss
+import numpy as np
 
 from .dataset import faiss_metric
+from .files import (PARTIAL_SUFFIX, atomic_path, check_disk_space, file_sha256, format_bytes,
+                    fsync_file, read_json, write_json)
 
 
 def new_index(factory, d, metric="L2"):
@@ -70,137 +76,390 @@ def set_ef_construction(index, ef_construction):
     return index
 
 
+@contextlib.contextmanager
+def omp_threads(threads=None):
+    """Run the block with `threads` OpenMP threads (None or 0: unchanged), then
+    restore the previous setting. Yields the thread count in force."""
+    before = faiss.omp_get_max_threads()
+    if threads:
+        faiss.omp_set_num_threads(int(threads))
+    try:
+        yield faiss.omp_get_max_threads()
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+def _check_int(name, value, low, high=None, hint=""):
+    """Refuse a parameter that is not a whole number in [low, high]."""
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if not ok or value < low or (high is not None and value > high):
+        rng = f">= {low:,}" if high is None else f"between {low:,} and {high:,}"
+        raise BuildError(f"{name}={value!r} is invalid: it must be a whole number {rng}{hint}")
+
+
+def _check_arguments(ds, n_train, add_batch, checkpoint_seconds, ef_construction):
+    _check_int("add_batch", add_batch, 1)
+    if n_train is not None:
+        _check_int("n_train", n_train, 1, ds.n, f" (the dataset has {ds.n:,} rows)")
+    if ef_construction is not None:
+        _check_int("ef_construction", ef_construction, 1)
+    if not isinstance(checkpoint_seconds, (int, float)) or checkpoint_seconds < 0:
+        raise BuildError(f"checkpoint_seconds={checkpoint_seconds!r} is invalid: it must be >= 0")
+
+
+def _key(ds, factory, n_train, ef_construction):
+    """Everything a built index depends on; reuse and resume need all of it equal."""
+    return {"dataset": ds.fingerprint, "metric": ds.metric, "factory": factory,
+            "n_train": int(n_train), "ef_construction": ef_construction, "n": ds.n, "d": ds.d}
+
+
+def _recover_pending_report(path):
+    """Finish or undo a commit cut short (see _commit): the pending report becomes
+    the report if the index file is the one it describes, else it is dropped."""
+    pending = path + ".json.pending"
+    if not os.path.exists(pending):
+        return
+    report = read_json(pending)
+    if os.path.exists(path) and file_sha256(path) == report.get("sha256"):
+        os.replace(pending, path + ".json")
+    else:
+        os.remove(pending)
+
+
+def _reusable(path, key):
+    """The report of the index at `path` if it was built from `key` and its file is
+    intact (SHA-256 as recorded); None if there is no index. Raises BuildError for
+    an index built from other inputs, or one whose file changed since."""
+    _recover_pending_report(path)
+    if not os.path.exists(path):
+        return None
+    report = read_json(path + ".json") if os.path.exists(path + ".json") else {}
+    if {k: report.get(k) for k in key} != key:
+        differs = sorted(k for k in key if report.get(k) != key[k]) or ["no build report"]
+        raise BuildError(f"{path} exists and was not built from this dataset with {key['factory']!r}, "
+                         f"n_train={key['n_train']:,}, ef_construction={key['ef_construction']} "
+                         f"(differs in: {', '.join(differs)}); pass overwrite=True (force in the "
+                         f"notebooks) or choose another path")
+    if file_sha256(path) != report.get("sha256"):
+        raise BuildError(f"{path} does not match the checksum in its build report: the file was "
+                         f"modified or corrupted after it was built; pass overwrite=True (force in "
+                         f"the notebooks) to rebuild it")
+    return report
+
+
+def _commit(index, path, report):
+    """Write `index` to `path` and its report to `path`.json as one unit.
+
+    The commit point is the rename of the index file. Just before it the
+    complete report, with the new file's SHA-256, is written as
+    `path`.json.pending; a kill after the rename leaves that pending report,
+    which the next call completes (_recover_pending_report). Before the rename
+    the old index and report, if any, are untouched.
+    """
+    with atomic_path(path) as tmp:
+        faiss.write_index(index, tmp)
+        fsync_file(tmp)
+        report["measured"]["disk"] = os.path.getsize(tmp)
+        report["sha256"] = file_sha256(tmp)
+        write_json(path + ".json.pending", report)
+    os.replace(path + ".json.pending", path + ".json")
+
+
+class _Checkpoints:
+    """The partly built index beside `path`, as `path`.checkpoint-<rows>.
+
+    The commit point is `path`.checkpoint.json, which names the current
+    checkpoint file and its row count, and the key it was built for. A new
+    checkpoint file is complete before the JSON names it, and the file it
+    replaces is removed only after, so a kill at any instant leaves one
+    consistent pair. The trained, still empty index is checkpoint 0.
+    """
+
+    def __init__(self, path, key):
+        self.path, self.key, self.state_path = path, key, path + ".checkpoint.json"
+
+    def files(self):
+        import glob
+
+        return glob.glob(glob.escape(self.path) + ".checkpoint-*")
+
+    def load(self, overwrite):
+        """(index, rows added) of the last checkpoint for this key, or (None, 0)."""
+        if not os.path.exists(self.state_path):
+            return None, 0
+        state = read_json(self.state_path)
+        if {k: state.get(k) for k in self.key} != self.key:
+            if overwrite:
+                self.clear()
+                return None, 0
+            raise BuildError(f"a checkpoint beside {self.path} was made for other inputs "
+                             f"({state.get('factory')}, n_train={state.get('n_train')}); remove "
+                             f"{self.state_path} or pass overwrite=True")
+        file = os.path.join(os.path.dirname(self.path), state["file"])
+        index = load_index(file)
+        if index.ntotal != state["rows_added"]:
+            raise BuildError(f"{file} holds {index.ntotal:,} vectors but {self.state_path} says "
+                             f"{state['rows_added']:,}: the checkpoint is inconsistent; remove both "
+                             f"or pass overwrite=True")
+        return index, state["rows_added"]
+
+    def save(self, index, rows):
+        file = f"{self.path}.checkpoint-{rows}"
+        with atomic_path(file) as tmp:
+            faiss.write_index(index, tmp)
+            fsync_file(tmp)
+        write_json(self.state_path, dict(self.key, rows_added=rows, file=os.path.basename(file)))
+        for old in self.files():
+            if old != file and not old.endswith(PARTIAL_SUFFIX):
+                os.remove(old)
+
+    def clear(self):
+        if os.path.exists(self.state_path):
+            os.remove(self.state_path)  # first: the files it named are no longer trusted
+        for f in self.files():
+            os.remove(f)
+
+
+def _fast_scan_work_factory(factory):
+    """IVF-PQ fast-scan keeps its lists in SIMD blocks that cannot take
+    preassigned adds: such an index is filled as the plain 4-bit IndexIVFPQ
+    ("PQ128x4fs" -> "PQ128x4") and converted at the end. None if not fast-scan."""
+    parts = factory.split(",")
+    if len(parts) >= 2 and re.fullmatch(r"PQ\d+x4fs", parts[1]):
+        return ",".join([parts[0], parts[1][:-2]] + parts[2:])
+    return None
+
+
+def _preassignable(factory):
+    """Whether build_index can fill `factory` from a shared coarse assignment."""
+    from .coarse import coarse_factory
+
+    return coarse_factory(factory) is not None and not (
+        _fast_scan_work_factory(factory) and factory.endswith("RFlat"))
+
+
+def _as_work_index(trained, factory, d, metric):
+    """The index to fill with preassigned adds: `trained` itself, or for fast-scan
+    a 4-bit IndexIVFPQ with the same centroids and PQ (see _fast_scan_work_factory)."""
+    work_factory = _fast_scan_work_factory(factory)
+    if not work_factory:
+        return trained
+    top = faiss.downcast_index(trained)
+    fs = faiss.downcast_index(top.base_index) if isinstance(top, faiss.IndexRefine) else top
+    work = new_index(work_factory, d, metric)
+    wtop = faiss.downcast_index(work)
+    ivfpq = faiss.downcast_index(wtop.base_index) if isinstance(wtop, faiss.IndexRefine) else wtop
+    ivfpq.quantizer.add(fs.quantizer.reconstruct_n(0, fs.nlist))
+    ivfpq.pq = fs.pq
+    ivfpq.by_residual = fs.by_residual
+    ivfpq.is_trained = True
+    if isinstance(top, faiss.IndexRefine):
+        wtop.refine_index = top.refine_index  # trained refine codec, owned by `trained`
+        wtop.own_refine_index = False
+        work.referenced_objects = [trained]
+        wtop.k_factor = top.k_factor
+        wtop.is_trained = True
+    return work
+
+
+def _finish_work_index(work, factory):
+    """The final index from a work index: fast-scan conversion where needed."""
+    if not _fast_scan_work_factory(factory):
+        return work
+    top = faiss.downcast_index(work)
+    if isinstance(top, faiss.IndexRefine):
+        fs = faiss.IndexIVFPQFastScan(faiss.downcast_index(top.base_index))
+        fs.referenced_objects = [work]
+        out = faiss.IndexRefine(fs, top.refine_index)
+        out.k_factor = top.k_factor
+        out.referenced_objects = [fs, work]
+        return out
+    fs = faiss.IndexIVFPQFastScan(top)
+    fs.referenced_objects = [work]  # fs uses the quantizer of `work`
+    return fs
+
+
+def _add_preassigned(index, x, assign):
+    """Add rows x (float32 (n, d)) to `index` with their precomputed lists
+    (int64 (n,)), through any refine stage; ids continue from ntotal."""
+    from faiss.contrib.ivf_tools import add_preassigned
+
+    top = faiss.downcast_index(index)
+    ivf = faiss.extract_index_ivf(top)
+    add_preassigned(ivf, x, np.ascontiguousarray(assign, dtype="int64"))
+    if isinstance(top, faiss.IndexRefine):
+        top.refine_index.add(x)
+    top.ntotal = ivf.ntotal
+
+
+def _reserve(index, n, list_sizes=None):
+    """Allocate the final size of the index's growing arrays up front, so that
+    nothing grows by doubling (a std::vector past 8.6 GB of SQ8 codes would
+    briefly hold 8.6 + 17.2 GB): flat code arrays of n vectors, HNSW links for
+    n vectors (+2%), and inverted lists of the given sizes (int (nlist,))."""
+    for sub in _components(index):
+        if isinstance(sub, faiss.IndexFlatCodes):
+            have = sub.codes.size()
+            sub.codes.resize(max(have, n * sub.code_size))
+            sub.codes.resize(have)  # shrinking keeps the capacity
+        elif isinstance(sub, faiss.IndexHNSW):
+            links = sub.hnsw.neighbors
+            have = links.size()
+            cum = faiss.vector_to_array(sub.hnsw.cum_nneighbor_per_level)
+            probas = faiss.vector_to_array(sub.hnsw.assign_probas)
+            slots = sum(p * cum[level + 1] for level, p in enumerate(probas))
+            links.resize(max(have, int(n * slots * 1.02) + 1024))
+            links.resize(have)
+        elif isinstance(sub, faiss.IndexIVF) and list_sizes is not None:
+            il = faiss.downcast_InvertedLists(sub.invlists)
+            if isinstance(il, faiss.ArrayInvertedLists):
+                for list_no, size in enumerate(list_sizes):
+                    have = il.list_size(list_no)
+                    il.resize(list_no, max(have, int(size)))
+                    il.resize(list_no, have)
+
+
+def _train(ds, factory, n_train, ef_construction, coarse_parts):
+    """A new index for `factory`, trained on a random sample of n_train rows; IVF
+    centroids come from the shared coarse quantizer when given."""
+    from .vectors import check_finite, take_rows
+
+    index = new_index(factory, ds.d, ds.metric)
+    if ef_construction:
+        set_ef_construction(index, ef_construction)
+    if coarse_parts is not None:
+        quantizer = coarse_parts[0]
+        ivf = faiss.extract_index_ivf(index)
+        # a quantizer holding nlist trained centroids is not retrained by IndexIVF.train
+        ivf.quantizer.add(quantizer.reconstruct_n(0, quantizer.ntotal))
+    xt = take_rows(ds.base, train_sample_ids(ds.n, n_train))
+    check_finite(xt, 0, f"the training sample of {ds.base.path}")
+    index.train(xt)
+    return index
+
+
 def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
                 ram_budget=None, checkpoint_seconds=600, progress=True, overwrite=False,
-                ef_construction=None):
+                ef_construction=None, shared_coarse=True):
     """Train and fill `factory` from dataset `ds`, write it to `path`, return the report.
 
     Trains on a random sample of n_train database rows (default from the
     memory model), adds the database in batches of `add_batch` rows (default
-    memory.ADD_BATCH) read from disk, with `threads` OpenMP threads; HNSW
-    graphs get `ef_construction` (default faiss's 40). Before anything is allocated the
-    memory model's build peak is checked against `ram_budget` (bytes; default
-    the machine's RAM) and the plan refused if it does not fit.
+    memory.ADD_BATCH) read from disk, with `threads` OpenMP threads (restored
+    afterwards); HNSW graphs get `ef_construction` (default faiss's 40).
+    IVF indexes on raw vectors use the dataset's shared coarse quantizer and
+    assignment (helpers.coarse, kept in <dir of path>/coarse/) unless
+    shared_coarse=False: same index, trained and assigned once per nlist.
+    Before anything is allocated the memory model's build peak is checked
+    against `ram_budget` (bytes; default: memory available now).
 
-    Resumable: the trained index and, every `checkpoint_seconds`, the partly
-    filled index are saved beside `path`; a rerun continues after the last
-    checkpoint. The final index and a JSON report (`path` + '.json': times,
-    throughput, sizes, measured peak RSS and RSS trace beside the model's
-    predictions) are written atomically.
+    Resumable: checkpoints of the partly filled index are written every
+    `checkpoint_seconds` (see _Checkpoints) and a rerun continues after the
+    last one. The final index and its JSON report (`path` + '.json': times,
+    throughput, add rate against rows, sizes, SHA-256, measured peak RSS beside
+    the model's predictions) are committed as one unit. An existing index is
+    reused only if built from the same inputs and intact.
     """
-    import time
-
     import psutil
     from tqdm.auto import tqdm
 
-    from . import memory, rss
-    from .files import atomic_path, check_disk_space, format_bytes, read_json, write_json
-    from .vectors import iter_blocks, take_rows
+    from . import coarse, memory, rss
+    from .vectors import iter_blocks
 
     path = os.fspath(path)
-    add_batch = add_batch or memory.ADD_BATCH
-    if threads:
-        faiss.omp_set_num_threads(threads)
-    threads = faiss.omp_get_max_threads()
-    pred = memory.predict(factory, ds.n, ds.d, ds.metric, n_train=n_train, add_batch=add_batch,
-                          threads=threads)
-    n_train = pred["n_train"]
-    if os.path.exists(path) and not overwrite:
-        report = read_json(path + ".json") if os.path.exists(path + ".json") else {}
-        wanted = (ds.fingerprint, factory, ef_construction, n_train)
-        if tuple(report.get(k) for k in ("dataset", "factory", "ef_construction", "n_train")) == wanted:
-            report.update(index=load_index(path), reused=True,  # already built from these inputs
-                          summary=f"{factory}: reused {path} (built from this dataset)")
-            return report
-        raise BuildError(f"{path} exists and was not built from this dataset with {factory!r}, "
-                         f"n_train={n_train:,}, ef_construction={ef_construction}; pass "
-                         f"overwrite=True (force in the notebooks) or choose another path")
-    ram_budget = ram_budget or psutil.virtual_memory().total
-    reasons = memory.fits(pred, ram_budget)
-    if reasons:
-        raise BuildError(f"refusing to build {factory} on {ds.n:,} x {ds.d}: " + "; ".join(reasons))
-    node = memory.parse(factory, ds.d, ds.metric)
-    inner = memory.inner_index(node)
-    if n_train < memory.min_train_size(node):
-        import warnings
+    add_batch = memory.ADD_BATCH if add_batch is None else add_batch
+    _check_arguments(ds, n_train, add_batch, checkpoint_seconds, ef_construction)
+    preassigned = shared_coarse and _preassignable(factory)
+    with omp_threads(threads) as threads:
+        pred = memory.predict(factory, ds.n, ds.d, ds.metric, n_train=n_train, add_batch=add_batch,
+                              threads=threads, preassigned=preassigned)
+        n_train = pred["n_train"]
+        key = _key(ds, factory, n_train, ef_construction)
+        out_dir = os.path.dirname(os.path.abspath(path))
+        if os.path.isfile(out_dir):
+            raise BuildError(f"cannot write {path}: {out_dir} is a file, not a folder")
+        os.makedirs(out_dir, exist_ok=True)
+        if not overwrite:
+            report = _reusable(path, key)
+            if report is not None:
+                report.update(index=load_index(path), reused=True,
+                              summary=f"{factory}: reused {path} (built from this dataset, checksum verified)")
+                return report
+        ram_budget = ram_budget or psutil.virtual_memory().available
+        reasons = memory.fits(pred, ram_budget)
+        if reasons:
+            raise BuildError(f"refusing to build {factory} on {ds.n:,} x {ds.d}: " + "; ".join(reasons))
+        node = memory.parse(factory, ds.d, ds.metric)
+        if n_train < memory.min_train_size(node):
+            import warnings
 
-        warnings.warn(f"{n_train:,} training vectors for nlist={inner['nlist']}: faiss wants at "
-                      f"least {memory.min_train_size(node):,} (39 per centroid); centroids will "
-                      f"be poor")
-    check_disk_space(os.path.dirname(os.path.abspath(path)), 2 * pred["disk"], f"the index {path}")
+            warnings.warn(f"{n_train:,} training vectors for nlist={memory.inner_index(node)['nlist']}: "
+                          f"faiss wants at least {memory.min_train_size(node):,} (39 per centroid); "
+                          f"centroids will be poor")
+        check_disk_space(out_dir, 2 * pred["disk"], f"the index {path}")
 
-    trained_path, ckpt_path = path + ".trained", path + ".checkpoint"
-    state_path = ckpt_path + ".json"
-    key = {"dataset": ds.fingerprint, "factory": factory, "n_train": n_train, "metric": ds.metric,
-           "ef_construction": ef_construction}
-    report = dict(key, n=ds.n, d=ds.d, add_batch=add_batch, threads=threads,
-                  predicted={k: pred[k] for k in ("index_ram", "disk", "train_peak",
-                                                  "add_peak", "build_peak")})
-    start_row, resumed_from = 0, None
-    with rss.RSSTrace() as train_trace:
-        t0 = time.perf_counter()
-        state = read_json(state_path) if os.path.exists(state_path) else None
-        trained = read_json(trained_path + ".json") if os.path.exists(trained_path + ".json") else None
-        for found in (state, trained):
-            if found and {k: found.get(k) for k in key} != key and not overwrite:
-                raise BuildError(
-                    f"a checkpoint beside {path} was made for another dataset or settings "
-                    f"({found.get('factory')}, n_train={found.get('n_train')}); remove "
-                    f"{ckpt_path} and {trained_path} or pass overwrite=True")
-        if state and {k: state.get(k) for k in key} == key and os.path.exists(ckpt_path):
-            index = load_index(ckpt_path)
-            start_row, resumed_from = state["rows_added"], "checkpoint"
-            _replay_hnsw_levels(index, start_row)
-        elif trained == key and os.path.exists(trained_path):
-            index, resumed_from = load_index(trained_path), "trained"
-        else:
-            index = new_index(factory, ds.d, ds.metric)
-            if ef_construction:
-                set_ef_construction(index, ef_construction)
-            xt = take_rows(ds.base, train_sample_ids(ds.n, n_train))
-            index.train(xt)
-            del xt
-            with atomic_path(trained_path) as tmp:
-                faiss.write_index(index, tmp)
-            write_json(trained_path + ".json", key)
-        train_s = time.perf_counter() - t0
-    if resumed_from is None:
-        report["train_s"] = train_s
+        report = dict(key, add_batch=add_batch, threads=threads, preassigned=preassigned,
+                      predicted={k: pred[k] for k in ("index_ram", "disk", "train_peak",
+                                                      "add_peak", "build_peak")})
+        ckpts = _Checkpoints(path, key)
+        if overwrite:
+            ckpts.clear()
+        assign = None
+        with rss.RSSTrace() as train_trace:
+            t0 = time.perf_counter()
+            if preassigned:
+                quantizer, assign, info = coarse.coarse_assignment(
+                    ds, coarse.coarse_factory(factory), n_train,
+                    os.path.join(out_dir, "coarse"), progress=progress)
+                report.update(coarse_train_s=info["train_s"], coarse_assign_s=info["assign_s"],
+                              coarse_reused=info["reused"])
+            t_train = time.perf_counter()
+            work, start_row = ckpts.load(overwrite)
+            resumed_from = "checkpoint" if start_row else ("trained" if work is not None else None)
+            if work is None:
+                trained = _train(ds, factory, n_train, ef_construction,
+                                 (quantizer,) if preassigned else None)
+                work = _as_work_index(trained, factory, ds.d, ds.metric) if preassigned else trained
+                ckpts.save(work, 0)
+                report["train_s"] = time.perf_counter() - t_train
+            _replay_hnsw_levels(work, start_row)
+            _reserve(work, ds.n, np.bincount(assign, minlength=faiss.extract_index_ivf(work).nlist)
+                     if preassigned else None)
 
-    with rss.RSSTrace() as add_trace:
-        t0 = time.perf_counter()
-        last_ckpt = time.perf_counter()
-        with tqdm(total=ds.n, initial=start_row, unit="vec", unit_scale=True,
-                  desc=f"add {factory}", disable=not progress) as bar:
-            for i0, x in iter_blocks(ds.base, add_batch, start=start_row, prefetch=True):
-                index.add(x)
-                rows_done = i0 + len(x)
-                bar.update(len(x))
-                del x  # else this batch, the next and the one being prefetched coexist
-                if time.perf_counter() - last_ckpt > checkpoint_seconds and rows_done < ds.n:
-                    with atomic_path(ckpt_path) as tmp:
-                        faiss.write_index(index, tmp)
-                    write_json(state_path, dict(key, rows_added=rows_done))
-                    last_ckpt = time.perf_counter()
-        add_s = time.perf_counter() - t0
-    with atomic_path(path) as tmp:
-        faiss.write_index(index, tmp)
-    added = ds.n - start_row
-    report.update(
-        add_s=add_s, add_vectors_per_s=added / add_s if add_s else None,
-        resumed_from=resumed_from, rows_added_this_run=added,
-        measured={"disk": os.path.getsize(path),
-                  "train_peak": train_trace.peak - train_trace.baseline,
-                  "add_peak": add_trace.peak - train_trace.baseline,
-                  "build_peak": max(train_trace.peak, add_trace.peak) - train_trace.baseline},
-        rss_method=add_trace.method, rss_baseline=train_trace.baseline,
-        rss_trace=[(round(t, 3), r - train_trace.baseline) for t, r in
-                   train_trace.trace + [(train_trace.trace[-1][0] + t, r) for t, r in add_trace.trace]],
-    )
-    write_json(path + ".json", report)
-    for p in (ckpt_path, state_path, trained_path, trained_path + ".json"):
-        if os.path.exists(p):
-            os.remove(p)
+        with rss.RSSTrace() as add_trace:
+            t0 = time.perf_counter()
+            last_ckpt, trace = time.perf_counter(), [(start_row, 0.0)]
+            every = max(add_batch, ds.n // 200)
+            with tqdm(total=ds.n, initial=start_row, unit="vec", unit_scale=True,
+                      desc=f"add {factory}", disable=not progress) as bar:
+                for i0, x in iter_blocks(ds.base, add_batch, start=start_row, prefetch=True):
+                    if preassigned:
+                        _add_preassigned(work, x, assign[i0:i0 + len(x)])
+                    else:
+                        work.add(x)
+                    rows_done = i0 + len(x)
+                    bar.update(len(x))
+                    del x  # else this batch, the next and the one being prefetched coexist
+                    if rows_done - trace[-1][0] >= every or rows_done == ds.n:
+                        trace.append((rows_done, round(time.perf_counter() - t0, 3)))
+                    if time.perf_counter() - last_ckpt > checkpoint_seconds and rows_done < ds.n:
+                        ckpts.save(work, rows_done)
+                        last_ckpt = time.perf_counter()
+            index = _finish_work_index(work, factory) if preassigned else work
+            add_s = time.perf_counter() - t0
+        added = ds.n - start_row
+        report.update(
+            add_s=add_s, add_vectors_per_s=added / add_s if add_s else None, add_trace=trace,
+            resumed_from=resumed_from, rows_added_this_run=added,
+            measured={"train_peak": train_trace.peak - train_trace.baseline,
+                      "add_peak": add_trace.peak - train_trace.baseline,
+                      "build_peak": max(train_trace.peak, add_trace.peak) - train_trace.baseline},
+            rss_method=add_trace.method, rss_baseline=train_trace.baseline,
+            rss_trace=[(round(t, 3), r - train_trace.baseline) for t, r in
+                       train_trace.trace + [(train_trace.trace[-1][0] + t, r) for t, r in add_trace.trace]],
+        )
+        _commit(index, path, report)
+        ckpts.clear()
     report["index"], report["reused"] = index, False
     report["summary"] = (f"{factory}: trained on {n_train:,}, added {added:,} in {add_s:.1f} s "
                          f"({added / max(add_s, 1e-9):,.0f} vec/s); file "

@@ -39,6 +39,7 @@ KMEANS_MAX_PER_CENTROID = 256  # ClusteringParameters.max_points_per_centroid
 KMEANS_MIN_PER_CENTROID = 39
 BLAS_BLOCK = 4096 * 1024 * 4   # exhaustive search distance block (bs_x x bs_y floats)
 FASTSCAN_BBS = 32
+ASSIGN_BLOCK = 65536           # rows per block of helpers.coarse's assignment pass
 
 
 class FactoryError(ValueError):
@@ -324,36 +325,44 @@ def _batches(n, batch):
     return [min(batch, n - i) for i in range(0, n, batch)]
 
 
-def build_bytes(node, n, batch):
+def build_bytes(node, n, batch, lists_reserved=False):
     """(resident at end of build, peak) bytes of the index's own storage when n
-    vectors are added in batches of `batch`: vectors grow by doubling, so a
-    freshly built index holds more than the same index read from disk."""
+    vectors are added in batches of `batch` by the build helper.
+
+    The helper reserves the final size of flat code arrays and HNSW links
+    (build._reserve), and of inverted lists when their sizes are known from a
+    precomputed coarse assignment (lists_reserved). Inverted lists filled
+    without that grow by doubling, so a freshly built index holds more than
+    the same index read from disk.
+    """
     kind = node["kind"]
     if kind == "pretransform":
         fixed = sum(t["params_bytes"] for t in node["chain"])
-        end, peak = build_bytes(node["index"], n, batch)
+        end, peak = build_bytes(node["index"], n, batch, lists_reserved)
         return fixed + end, fixed + peak
     if kind == "refine":
-        e1, p1 = build_bytes(node["base"], n, batch)
-        e2, p2 = build_bytes(node["refine"], n, batch)
+        e1, p1 = build_bytes(node["base"], n, batch, lists_reserved)
+        e2, p2 = build_bytes(node["refine"], n, batch, lists_reserved)
         return e1 + e2, max(p1 + e2, e1 + p2)
     if kind == "hnsw":
-        e1, p1 = build_bytes(node["storage"], n, batch)
-        per = 4 * node["slots_per_vector"] + 4 + 8
-        e2, p2 = vector_growth([b * per for b in _batches(n, batch)])
-        e1 += node["ram_only_bytes"]
-        return e1 + e2, max(p1 + e2, e1 + p2)
+        e1, p1 = build_bytes(node["storage"], n, batch, lists_reserved)
+        links = n * (4 * node["slots_per_vector"] * HNSW_LINKS_RESERVE + 4 + 8)
+        return e1 + links + node["ram_only_bytes"], p1 + links + node["ram_only_bytes"]
     if kind == "ivf":
         fixed = index_bytes(node, 0)
+        if lists_reserved:
+            lists = n * (node["code_size"] + 8)
+            return fixed + lists, fixed + lists
         blocks = [b for size in _batches(n, batch) for b in _batches(size, IVF_ADD_BLOCK)]
         per = (node["code_size"] + 8) / node["nlist"]  # one list, assuming balanced lists
         cap, _ = vector_growth([b * per for b in blocks])
         lists = cap * node["nlist"]
         return fixed + lists, fixed + lists
-    fixed = node["params_bytes"]
-    # large contiguous buffers are fresh memory maps: untouched capacity is not resident
-    _, peak = vector_growth([b * node["code_size"] for b in _batches(n, batch)])
-    return fixed + n * node["code_size"], fixed + peak
+    size = node["params_bytes"] + n * node["code_size"]
+    return size, size
+
+
+HNSW_LINKS_RESERVE = 1.02  # build._reserve allocates the expected links + 2%
 
 
 def search_bytes(node, nq, k, nprobe=1, k_factor=1):
@@ -374,7 +383,7 @@ def search_bytes(node, nq, k, nprobe=1, k_factor=1):
 
 
 def predict(factory, n, d, metric="L2", n_train=None, add_batch=ADD_BATCH, threads=None,
-            nq=1000, k=10, nprobe=16, k_factor=1):
+            nq=1000, k=10, nprobe=16, k_factor=1, preassigned=False):
     """Everything the model says about building `factory` on n x d vectors.
 
     n_train: training-sample rows (default: what the build helper would use);
@@ -400,7 +409,7 @@ def predict(factory, n, d, metric="L2", n_train=None, add_batch=ADD_BATCH, threa
     sizes = _batches(n, add_batch)
     add_peak, row, peak_line = 0, 0, (0, 0, 0)
     for i, size in enumerate(sizes):
-        end, peak = build_bytes(node, row + size, add_batch)
+        end, peak = build_bytes(node, row + size, add_batch, preassigned)
         batches = (size + (sizes[i + 1] if i + 1 < len(sizes) else 0)) * d * 4
         extra = _add_extra(node, size, d, row + size, threads)
         if max(end, peak) + batches + extra > add_peak:
@@ -408,6 +417,18 @@ def predict(factory, n, d, metric="L2", n_train=None, add_batch=ADD_BATCH, threa
             peak_line = (max(end, peak), batches, extra)
         row += size
     built_end, batch_bytes, add_extra = peak_line
+    if preassigned:
+        add_peak += n * 8
+        add_extra += n * 8
+        inner = inner_index(node)
+        if inner["kind"] == "ivf" and inner["encoder"] == "pqfs":
+            # converting the filled IndexIVFPQ: both copies of the lists at once
+            convert = final + n * (inner["code_size"] + 8) + n * 8
+            if convert > add_peak:
+                add_peak, built_end, batch_bytes = convert, final, 0
+                add_extra = n * (inner["code_size"] + 8) + n * 8
+        # the assignment pass: two blocks of rows, the assignment and a distance block
+        train_peak = max(train_peak, 2 * ASSIGN_BLOCK * d * 4 + n * 8 + BLAS_BLOCK + fixed)
     search = search_bytes(node, nq, k, nprobe, k_factor) + nq * d * 4
     if inner_index(node)["kind"] == "hnsw":
         search += threads * n
