@@ -33,7 +33,7 @@ def test_recall_explorer_moves_the_operating_point(small_ds, tmp_path):
     assert set(paths) == {"IVF32,SQ8", "HNSW16,SQ8"}
     xq = read_rows(small_ds.queries, 0, small_ds.queries.n)
     gt_D, gt_I = groundtruth.ground_truth(small_ds, 10, progress=False)
-    indexes = {f: (r["index"], r["predicted"]["index_ram"]) for f, r in reports.items()}
+    indexes = {f: (r["path"], r["predicted"]["index_ram"]) for f, r in reports.items()}
     rows = evaluate.sweep(indexes, xq, gt_D, gt_I, None, small_ds.metric, repeats=1,
                           single_queries=5, progress=False)
     ex = widgets.RecallExplorer(paths, xq, gt_D, gt_I, rows, small_ds.metric, single_queries=5)

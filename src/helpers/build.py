@@ -220,6 +220,17 @@ class _Checkpoints:
             os.remove(f)
 
 
+def _room_for(directory, nbytes):
+    """Whether `directory` has nbytes free plus check_disk_space's margin."""
+    from .files import NotEnoughDiskError
+
+    try:
+        check_disk_space(directory, nbytes)
+        return True
+    except NotEnoughDiskError:
+        return False
+
+
 def _fast_scan_work_factory(factory):
     """IVF-PQ fast-scan keeps its lists in SIMD blocks that cannot take
     preassigned adds: such an index is filled as the plain 4-bit IndexIVFPQ
@@ -396,7 +407,7 @@ def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
             warnings.warn(f"{n_train:,} training vectors for nlist={memory.inner_index(node)['nlist']}: "
                           f"faiss wants at least {memory.min_train_size(node):,} (39 per centroid); "
                           f"centroids will be poor")
-        check_disk_space(out_dir, 2 * pred["disk"], f"the index {path}")
+        check_disk_space(out_dir, pred["disk"], f"the index {path}")
 
         report = dict(key, add_batch=add_batch, threads=threads, preassigned=preassigned,
                       predicted={k: pred[k] for k in ("index_ram", "disk", "train_peak",
@@ -443,7 +454,14 @@ def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
                     if rows_done - trace[-1][0] >= every or rows_done == ds.n:
                         trace.append((rows_done, round(time.perf_counter() - t0, 3)))
                     if time.perf_counter() - last_ckpt > checkpoint_seconds and rows_done < ds.n:
-                        ckpts.save(work, rows_done)
+                        # a checkpoint is a copy of the partial index beside the final one:
+                        # skipped (and said) where the disk cannot hold both
+                        if _room_for(out_dir, (rows_done / ds.n + 1) * pred["disk"]):
+                            ckpts.save(work, rows_done)
+                        elif "skipped_checkpoints" not in report:
+                            report["skipped_checkpoints"] = True
+                            print(f"not enough free disk in {out_dir} for a checkpoint beside "
+                                  f"the final index: this build will not be resumable")
                         last_ckpt = time.perf_counter()
             index = _finish_work_index(work, factory) if preassigned else work
             add_s = time.perf_counter() - t0
@@ -480,20 +498,23 @@ def build_all(ds, factories, index_dir, ram_budget=None, n_train=None, add_batch
               threads=None, overwrite=False, progress=True, ef_construction=None):
     """build_index for each factory into index_dir, printing a summary line each.
 
-    Returns {factory: report}. A factory the memory model says will not fit in
-    ram_budget is refused before anything is allocated: it is printed with the
-    reasons and left out of the result. An index already built from this
-    dataset is reused unless overwrite=True.
+    Returns {factory: report}, each report with the index's "path" but not the
+    index itself: a finished index is freed before the next one is built (at
+    10M vectors two of them would not fit), and loaded again where needed
+    (as_index). A factory the memory model says will not fit in ram_budget
+    (default: memory available when its turn comes) is refused before
+    anything is allocated: it is printed with the reasons and left out of the
+    result. An index already built from this dataset is reused unless
+    overwrite=True.
     """
 
     os.makedirs(index_dir, exist_ok=True)
     reports = {}
     for f in factories:
+        path = index_path(index_dir, f + (f"_efC{ef_construction}" if ef_construction else ""))
         try:
-            name = f + (f"_efC{ef_construction}" if ef_construction else "")
-            r = build_index(ds, f, index_path(index_dir, name), n_train=n_train,
-                            add_batch=add_batch, threads=threads, ram_budget=ram_budget,
-                            progress=progress, overwrite=overwrite,
+            r = build_index(ds, f, path, n_train=n_train, add_batch=add_batch, threads=threads,
+                            ram_budget=ram_budget, progress=progress, overwrite=overwrite,
                             ef_construction=ef_construction)
         except BuildError as e:
             if "refusing to build" not in str(e):
@@ -501,13 +522,14 @@ def build_all(ds, factories, index_dir, ram_budget=None, n_train=None, add_batch
             print(f"REFUSED {e}")
             continue
         print(r["summary"])
-        reports[f] = r
+        del r["index"]
+        reports[f] = dict(r, path=path)
     return reports
 
 
 def as_index(index_or_path):
     """`index_or_path` itself if it is a faiss index, else the index file at that
-    path, loaded memory-mapped (only what searches touch becomes resident)."""
+    path, loaded memory-mapped where faiss can (see load_index)."""
     if isinstance(index_or_path, faiss.Index):
         return index_or_path
     return load_index(os.fspath(index_or_path), mmap=True)
@@ -515,7 +537,9 @@ def as_index(index_or_path):
 
 def load_index(path, mmap=False):
     """Read an index written by build_index; mmap=True maps its codes from disk
-    (faiss.IO_FLAG_MMAP) instead of reading them into RAM.
+    instead of reading them into RAM: faiss.IO_FLAG_MMAP_IFC maps inverted
+    lists and, in place, the code arrays of flat storage (HNSW's SQ/PQ/Flat
+    storage, refine stages); graph links and other small parts are read.
 
     Raises BuildError for a missing, truncated or corrupt file.
     """
@@ -523,7 +547,7 @@ def load_index(path, mmap=False):
     if not os.path.exists(path):
         raise BuildError(f"no index file at {path}")
     try:
-        return faiss.read_index(path, faiss.IO_FLAG_MMAP if mmap else 0)
+        return faiss.read_index(path, faiss.IO_FLAG_MMAP_IFC if mmap else 0)
     except RuntimeError as e:
         raise BuildError(f"{path} is not a readable faiss index (truncated or corrupt?): "
                          f"{str(e).strip().splitlines()[-1]}; rebuild it") from None

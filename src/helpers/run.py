@@ -55,33 +55,71 @@ PRESETS = {
     },
     "1m": {
         "all": {"nlist": 4096, "nprobe": 32},
-        "01_data_generation": {"n": 1_000_000, "n_queries": 1000, "n_train": 100_000,
-                               "progress": False},
+        "01_data_generation": {"n": 1_000_000, "n_queries": 1000, "n_train": 0, "progress": False},
         "02_memory_budget": {"check_factories": []},
-        "03_build_ivfpq": {"large_nlist": 16384, "factories": [
-            "IVF{nlist},PQ16", "IVF{nlist},PQ64", "IVF{nlist},PQ128x4fs", "OPQ64_256,IVF{nlist},PQ64",
-            "IVF{nlist},PQ64,Refine(SQ8)", "IVF{nlist},PQ128x4fs,RFlat"]},
-        "04_build_hnsw": {"factories": ["HNSW32,SQ8", "HNSW32,PQ128"], "m_values": [32],
+        "03_build_ivfpq": {"hnsw_quantizer_factory": "", "rerank_k_factors": [1, 4, 16],
+                           "factories": ["IVF{nlist},PQ16", "IVF{nlist},PQ64", "IVF{nlist},PQ128x4fs",
+                                         "IVF{nlist},PQ64,Refine(SQ8)",
+                                         "IVF{nlist},PQ128x4fs,Refine(SQ8)", "IVF1024,PQ8"],
+                           "ondisk_factory": "IVF1024,PQ8"},
+        "04_build_hnsw": {"factories": ["HNSW32,SQ8"], "m_values": [32],
                           "ef_construction_values": [40]},
-        "06_recall_vs_latency": {"single_queries": 50},
+        "05_build_ivfsq": {"factories": ["IVF{nlist},SQ8", "IVF{nlist},SQ4"], "cap_nprobe": 512},
+        "06_recall_vs_latency": {"repeats": 1, "single_queries": 50},
     },
     "full": {  # the question this workbook answers: 10M x 1024 on 2 cores and 24 GiB
-        "all": {"nlist": 16384, "nprobe": 64},
-        "01_data_generation": {"n": 10_000_000, "n_queries": 1000, "n_train": 100_000,
-                               "progress": False},
+        "all": {"nlist": 4096, "nprobe": 32},
+        "01_data_generation": {"n": 10_000_000, "n_queries": 1000, "n_train": 0, "progress": False},
         "02_memory_budget": {"check_factories": []},
-        "03_build_ivfpq": {"large_nlist": 65536, "factories": [
-            "IVF{nlist},PQ64", "IVF{nlist},PQ128x4fs", "OPQ64_256,IVF{nlist},PQ64",
-            "IVF{nlist},PQ64,Refine(SQ8)", "IVF{nlist},PQ128x4fs,RFlat"]},
+        "03_build_ivfpq": {"hnsw_quantizer_factory": "", "rerank_k_factors": [1, 4, 16],
+                           "factories": ["IVF{nlist},PQ128x4fs", "IVF{nlist},PQ128x4fs,Refine(SQ8)",
+                                         "IVF1024,PQ8"],
+                           "ondisk_factory": "IVF1024,PQ8"},
         "04_build_hnsw": {"factories": ["HNSW32,Flat", "HNSW32,SQ8"], "m_values": [32],
                           "ef_construction_values": [40]},
-        "06_recall_vs_latency": {"single_queries": 50},
+        "05_build_ivfsq": {"factories": ["IVF{nlist},SQ8"], "cap_nprobe": 256, "ondisk_lists": False},
+        "06_recall_vs_latency": {"repeats": 1, "single_queries": 50},
     },
 }
 
 
 class RunError(RuntimeError):
     """A notebook failed; the message names it, the cell and the error."""
+
+
+DATA_DIR_ENV = "FAISS_WORKBOOK_DATA"  # where data/<preset>/ goes unless --data-dir says
+
+
+class PeakRSS:
+    """Peak resident memory of this process's children (the notebook's kernel),
+    sampled every `interval` seconds in a thread while the block runs."""
+
+    def __init__(self, interval=0.5):
+        import threading
+
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self):
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.wait(self.interval):
+            total = 0
+            for child in me.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
 
 
 def load_params(preset=None, params_file=None):
@@ -154,7 +192,7 @@ def run(preset=None, params_file=None, force=False, runs_dir=None, data_root=Non
     import papermill as pm
 
     runs_dir = runs_dir or os.path.join(ROOT, "runs")
-    data_root = data_root or os.path.join(ROOT, "data")
+    data_root = data_root or os.environ.get(DATA_DIR_ENV) or os.path.join(ROOT, "data")
     preset, params = load_params(preset, params_file)
     params = json.loads(json.dumps(params))  # plain JSON values, comparable with run.json
     folder, state = _unfinished_run(runs_dir, preset, params, force)
@@ -182,9 +220,10 @@ def run(preset=None, params_file=None, force=False, runs_dir=None, data_root=Non
             print(f"[{i}/{len(ORDER)}] {name} ...", flush=True)
             t0 = time.perf_counter()
             try:
-                pm.execute_notebook(os.path.join(notebooks_dir, name + ".ipynb"), out,
-                                    parameters=per_notebook[name], cwd=notebooks_dir,
-                                    kernel_name="python3", progress_bar=progress)
+                with PeakRSS() as peak:
+                    pm.execute_notebook(os.path.join(notebooks_dir, name + ".ipynb"), out,
+                                        parameters=per_notebook[name], cwd=notebooks_dir,
+                                        kernel_name="python3", progress_bar=progress)
             except pm.PapermillExecutionError as e:
                 state.update(status="failed", failed={
                     "notebook": name, "cell": e.exec_count, "error": f"{e.ename}: {e.evalue}",
@@ -198,6 +237,7 @@ def run(preset=None, params_file=None, force=False, runs_dir=None, data_root=Non
                 raise RunError(f"{name} failed: {type(e).__name__}: {e}\nthe partly executed "
                                f"notebook is kept at {out}") from None
             state["seconds"][name] = round(time.perf_counter() - t0, 1)
+            state.setdefault("peak_rss_bytes", {})[name] = peak.peak
             state["done"].append(name)
             write_json(os.path.join(folder, "run.json"), state)
             print(f"[{i}/{len(ORDER)}] {name} done in {state['seconds'][name]:.1f} s "
@@ -232,7 +272,9 @@ def main(argv=None):
     ap.add_argument("--force", action="store_true",
                     help="regenerate the dataset, ground truth and indexes even if they exist")
     ap.add_argument("--runs-dir", default=None, help="where run folders go (default: runs/)")
-    ap.add_argument("--data-dir", default=None, help="where data/<preset>/ goes (default: data/)")
+    ap.add_argument("--data-dir", default=None,
+                    help=f"where <preset>/ with the dataset and indexes goes (default: ${DATA_DIR_ENV} "
+                         f"or data/); the full preset needs about 70 GB")
     a = ap.parse_args(argv)
     try:
         folder = run(a.preset, a.params, a.force, a.runs_dir, a.data_dir)
