@@ -1,8 +1,4 @@
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import faiss
 import numpy as np
@@ -56,34 +52,3 @@ def test_preassigned_build_peak_has_no_doubling(small_ds):
     reserved = memory.predict("IVF32,SQ8", 200_000, 64, preassigned=True)
     grown = memory.predict("IVF32,SQ8", 200_000, 64, preassigned=False)
     assert reserved["add_peak"] < grown["add_peak"]
-
-
-ASSIGN_SCRIPT = """
-import sys
-from helpers import coarse, dataset
-ds = dataset.load_dataset(sys.argv[1])
-q, a, info = coarse.coarse_assignment(ds, "IVF32", 2000, sys.argv[2], block_rows=50,
-                                      progress=False, checkpoint_seconds=0)
-print("done", info["reused"], flush=True)
-"""
-
-
-def test_assignment_killed_at_random_moments_resumes_to_the_same_result(small_ds, tmp_path):
-    want = coarse.coarse_assignment(small_ds, "IVF32", 2000, str(tmp_path / "ref"),
-                                    block_rows=50, progress=False)[1]
-    out = tmp_path / "killed"
-    rng = np.random.default_rng(5)
-    kills = 0
-    for attempt in range(12):
-        p = subprocess.Popen([sys.executable, "-c", ASSIGN_SCRIPT, str(small_ds.root), str(out)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(0.6, 1.6))
-        if p.poll() is None:
-            p.send_signal(signal.SIGKILL)
-            kills += 1
-        p.wait()
-        if os.path.exists(out / "IVF32.assign.npz"):
-            break
-    assert kills >= 1
-    got = coarse.coarse_assignment(small_ds, "IVF32", 2000, str(out), progress=False)[1]
-    np.testing.assert_array_equal(got, want)

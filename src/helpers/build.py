@@ -9,8 +9,8 @@ import faiss
 import numpy as np
 
 from .dataset import faiss_metric
-from .files import (PARTIAL_SUFFIX, atomic_path, check_disk_space, file_sha256, format_bytes,
-                    fsync_file, read_json, write_json)
+from .files import (PARTIAL_SUFFIX, atomic_path, check_disk_space, commit_point, file_sha256,
+                    format_bytes, fsync_file, read_json, write_json)
 
 
 def new_index(factory, d, metric="L2"):
@@ -122,6 +122,7 @@ def _recover_pending_report(path):
     report = read_json(pending)
     if os.path.exists(path) and file_sha256(path) == report.get("sha256"):
         os.replace(pending, path + ".json")
+        commit_point()
     else:
         os.remove(pending)
 
@@ -162,7 +163,9 @@ def _commit(index, path, report):
         report["measured"]["disk"] = os.path.getsize(tmp)
         report["sha256"] = file_sha256(tmp)
         write_json(path + ".json.pending", report)
+    # the index's rename (atomic_path) was the commit point; this completes it
     os.replace(path + ".json.pending", path + ".json")
+    commit_point()
 
 
 class _Checkpoints:
@@ -393,6 +396,7 @@ def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
         if not overwrite:
             report = _reusable(path, key)
             if report is not None:
+                _Checkpoints(path, key).clear()  # left by a kill just after the commit
                 report.update(index=load_index(path), reused=True,
                               summary=f"{factory}: reused {path} (built from this dataset, checksum verified)")
                 return report

@@ -25,7 +25,10 @@ from . import synthetic
 from .files import (
     check_disk_space,
     combine_digests,
+    commit_point,
+    explain_write_error,
     partial_path,
+    quick_fingerprint,
     read_json,
     sha256_bytes,
     write_json,
@@ -74,17 +77,18 @@ class Dataset:
 
 
 def check_metric(metric):
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; use one of {METRICS}")
-    return metric
+    """The metric's canonical name ('L2' or 'IP'); names are case-insensitive."""
+    canonical = str(metric).upper() if isinstance(metric, str) else metric
+    if canonical not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; use one of {METRICS} (any case)")
+    return canonical
 
 
 def faiss_metric(metric):
     """The faiss METRIC_* constant for 'L2' or 'IP'."""
     import faiss
 
-    check_metric(metric)
-    return faiss.METRIC_L2 if metric == "L2" else faiss.METRIC_INNER_PRODUCT
+    return faiss.METRIC_L2 if check_metric(metric) == "L2" else faiss.METRIC_INNER_PRODUCT
 
 
 # --------------------------------------------------------------- generation
@@ -116,7 +120,7 @@ def generate_dataset(
     complete.
     An interrupted generation resumes from its last complete chunk.
     """
-    check_metric(metric)
+    metric = check_metric(metric)
     if dtype not in STORAGE_DTYPES:
         raise ValueError(f"dtype must be one of {STORAGE_DTYPES}, got {dtype!r}")
     n_train = min(n, 100_000) if n_train is None else n_train
@@ -138,10 +142,10 @@ def generate_dataset(
         "seed": params.seed,
         "generator": dataclasses.asdict(params),
     }
-    os.makedirs(root, exist_ok=True)
+    _make_folder(root)
     manifest_path = os.path.join(root, MANIFEST)
     if os.path.exists(manifest_path):
-        old = read_json(manifest_path)
+        old = _read_manifest(manifest_path)
         if {k: old.get(k) for k in spec} == spec and not overwrite:
             return load_dataset(root)
         if not overwrite:
@@ -192,6 +196,25 @@ def generate_dataset(
     return load_dataset(root)
 
 
+def _make_folder(root):
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise DatasetError(f"{root} is a file, not a folder: choose another path for the dataset")
+    try:
+        os.makedirs(root, exist_ok=True)
+    except OSError as e:
+        raise explain_write_error(e, root) from e
+
+
+def _read_manifest(path):
+    import json
+
+    try:
+        return read_json(path)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{path} is damaged (not valid JSON: {e}); regenerate the dataset "
+                           f"with overwrite=True, or import the files again") from None
+
+
 def train_ids(n, n_train, seed):
     """Sorted ids of the training sample: n_train distinct rows of n (int64)."""
     rng = np.random.default_rng([seed, synthetic.TRAIN])
@@ -239,18 +262,25 @@ def _write_chunked(tmp, shape, dtype, make_chunk, chunk_rows, spec, desc, progre
     offset = open_vectors(tmp).offset
     nchunks = math.ceil(n / chunk_rows)
     done = len(state["chunks"])
-    with tqdm(total=n, initial=min(n, done * chunk_rows), unit="vec", unit_scale=True,
-              desc=desc, disable=not progress) as bar:
-        for i in range(done, nchunks):
-            x = make_chunk(i)
-            mm = np.memmap(tmp, dtype=dtype, mode="r+", shape=x.shape,
-                           offset=offset + i * chunk_rows * d * dtype.itemsize)
-            mm[:] = x
-            mm.flush()
-            del mm
-            state["chunks"].append({"rows": len(x), "sha256": sha256_bytes(x)})
-            write_json(tmp + ".json", state)
-            bar.update(len(x))
+    fd = os.open(tmp, os.O_WRONLY)
+    try:
+        with tqdm(total=n, initial=min(n, done * chunk_rows), unit="vec", unit_scale=True,
+                  desc=desc, disable=not progress) as bar:
+            for i in range(done, nchunks):
+                x = make_chunk(i)
+                # plain writes, not a memory map of the sparse file: a full disk is
+                # then an error naming the file, not a SIGBUS
+                try:
+                    os.pwrite(fd, np.ascontiguousarray(x).tobytes(),
+                              offset + i * chunk_rows * d * dtype.itemsize)
+                    os.fsync(fd)  # the chunk is on disk before the state counts it
+                except OSError as e:
+                    raise explain_write_error(e, tmp) from e
+                state["chunks"].append({"rows": len(x), "sha256": sha256_bytes(x)})
+                write_json(tmp + ".json", state)
+                bar.update(len(x))
+    finally:
+        os.close(fd)
     digests = [c["sha256"] for c in state["chunks"]]
     return {
         "file": os.path.basename(tmp)[: -len(".partial")],
@@ -274,9 +304,12 @@ def _commit(root, manifest):
         os.remove(manifest_path)
     for entry in manifest["files"].values():
         final = os.path.join(root, entry["file"])
-        os.replace(partial_path(final), final)
-        os.remove(partial_path(final) + ".json")
-    write_json(manifest_path, manifest)
+        if os.path.exists(partial_path(final)):  # else moved by an attempt cut short here
+            os.replace(partial_path(final), final)
+            commit_point()
+            os.remove(partial_path(final) + ".json")
+        entry["quick"] = quick_fingerprint(final)
+    write_json(manifest_path, manifest)  # the commit point of the whole dataset
 
 
 # ------------------------------------------------------------------ loading
@@ -295,7 +328,7 @@ def load_dataset(root):
                 f"manifest); rerun generate_dataset with the same arguments to resume"
             )
         raise DatasetError(f"{root}: no {MANIFEST}; not a dataset folder")
-    manifest = read_json(manifest_path)
+    manifest = _read_manifest(manifest_path)
     if manifest.get("format") != FORMAT:
         raise DatasetError(
             f"{manifest_path}: unknown format {manifest.get('format')!r}, expected {FORMAT}"
@@ -307,6 +340,8 @@ def load_dataset(root):
             vf = open_vectors(path, key=entry.get("key"))
         except (FileNotFoundError, ValueError) as e:
             raise DatasetError(f"{root}: {role} file does not match the manifest: {e}") from None
+        if vf.n == 0:
+            raise DatasetError(f"{root}: the {role} file {path} holds no vectors")
         if list(vf.shape) != entry["shape"] or vf.dtype.name != entry["dtype"]:
             raise DatasetError(
                 f"{root}: manifest does not match data: manifest says {role} is "
@@ -314,6 +349,13 @@ def load_dataset(root):
                 f"{vf.shape} {vf.dtype.name}; regenerate the dataset "
                 f"(overwrite=True) or restore the original file"
             )
+        quick = entry.get("quick")
+        if quick and quick != quick_fingerprint(path):
+            raise DatasetError(
+                f"{path} changed since the dataset in {root} was recorded (size, time or "
+                f"content differ), so results cached from it may be wrong; "
+                + ("import it again (overwrite=True)" if entry.get("path") else
+                   "regenerate the dataset (overwrite=True)") + " or restore the file")
         opened[role] = vf
     if opened["queries"].d != opened["base"].d:
         raise DatasetError(
@@ -358,8 +400,8 @@ def import_dataset(root, base, queries, metric, train=None, base_key=None,
     where they are); *_key: HDF5 dataset names. Checksums are computed by
     streaming the files once. Returns the opened Dataset.
     """
-    check_metric(metric)
-    os.makedirs(root, exist_ok=True)
+    metric = check_metric(metric)
+    _make_folder(root)
     manifest_path = os.path.join(root, MANIFEST)
     if os.path.exists(manifest_path) and not overwrite:
         raise DatasetExistsError(
@@ -376,6 +418,7 @@ def import_dataset(root, base, queries, metric, train=None, base_key=None,
             "path": os.path.abspath(path), "key": key, "shape": list(vf.shape),
             "dtype": vf.dtype.name, "chunk_rows": chunk_rows,
             "sha256_chunks": digests, "sha256": combine_digests(digests),
+            "quick": quick_fingerprint(path),
         }
     if files["queries"]["shape"][1] != files["base"]["shape"][1]:
         raise DatasetError(

@@ -6,10 +6,12 @@ replaces good data.
 """
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import shutil
+import signal
 
 PARTIAL_SUFFIX = ".partial"
 
@@ -21,14 +23,14 @@ class NotEnoughDiskError(OSError):
 def check_disk_space(directory, nbytes, what="the file"):
     """Refuse, with the numbers, when `directory` has less than `nbytes` free.
 
-    A 5% margin (at least 64 MiB) is kept for the file system itself.
+    A margin of 5% (at least 1 MiB) is kept for the file system itself.
     """
     directory = os.path.abspath(directory)
     probe = directory
     while not os.path.exists(probe):
         probe = os.path.dirname(probe)
     free = shutil.disk_usage(probe).free
-    needed = int(nbytes * 1.05) + (64 << 20)
+    needed = int(nbytes + max(nbytes * 0.05, 1 << 20))
     if free < needed:
         raise NotEnoughDiskError(
             f"not enough disk space for {what}: it needs {format_bytes(nbytes)} "
@@ -53,20 +55,61 @@ def partial_path(path):
     return str(path) + PARTIAL_SUFFIX
 
 
+class WriteError(OSError):
+    """A file could not be written; the message names it and what to do."""
+
+
+_ADVICE = {
+    errno.ENOSPC: "the disk is full: free some space or choose another folder",
+    errno.EDQUOT: "the disk quota is exhausted: free some space or choose another folder",
+    errno.EROFS: "the file system is read-only: choose a writable folder",
+    errno.EACCES: "permission denied: choose a folder you can write to",
+    errno.EEXIST: "a file stands where a folder is needed: move it or choose another path",
+    errno.ENOTDIR: "a file stands where a folder is needed: move it or choose another path",
+}
+
+
+def explain_write_error(e, path):
+    """`e` (an OSError) as a WriteError naming `path` and the way out; other
+    errors unchanged."""
+    if isinstance(e, OSError) and not isinstance(e, WriteError) and e.errno in _ADVICE:
+        return WriteError(e.errno, f"cannot write {path}: {_ADVICE[e.errno]} ({e.strerror})")
+    return e
+
+
+CRASH_ENV = "FAISS_WORKBOOK_CRASH_AFTER"  # tests: SIGKILL this process after the N-th commit
+_commits = 0
+
+
+def commit_point():
+    """Mark a commit (a rename that makes new state visible). The crash tests set
+    FAISS_WORKBOOK_CRASH_AFTER=N to have the process killed, with SIGKILL, right
+    after its N-th commit, so that every intermediate state on disk is tried."""
+    global _commits
+    _commits += 1
+    if os.environ.get(CRASH_ENV) == str(_commits):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path; rename it to `path` only if the block succeeds.
 
-    On error the temporary file is removed and `path` is left untouched.
+    On error the temporary file is removed and `path` is left untouched; an
+    OSError such as a full disk is re-raised as WriteError naming `path`.
     """
     tmp = partial_path(path)
     try:
         yield tmp
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
-        raise
+        err = explain_write_error(e, path)
+        if err is e:
+            raise
+        raise err from e
     os.replace(tmp, path)
+    commit_point()
 
 
 def _plain(value):
@@ -102,6 +145,19 @@ def combine_digests(digests):
     for d in digests:
         h.update(bytes.fromhex(d))
     return h.hexdigest()
+
+
+def quick_fingerprint(path, samples=16, block=1 << 16):
+    """A cheap identity of a (large) file: size, modification time and the
+    SHA-256 of `samples` blocks spread over it. Edits in place change it;
+    the full checksum (dataset.verify_dataset) is the thorough check."""
+    st = os.stat(path)
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for i in range(samples):
+            f.seek(max(0, (st.st_size - block) * i // max(1, samples - 1)))
+            h.update(f.read(block))
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sample_sha256": h.hexdigest()}
 
 
 def write_csv(path, rows):

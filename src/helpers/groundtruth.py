@@ -32,16 +32,22 @@ def _default_block_rows(d):
 
 
 def compute_ground_truth(xq, base, k, metric="L2", block_rows=None,
-                         checkpoint=None, checkpoint_seconds=60, progress=True):
+                         checkpoint=None, checkpoint_seconds=60, progress=True, data_key=None):
     """Exact top-k of queries `xq` (nq, d) float32 over VectorFile `base`.
 
     metric: 'L2' (distances are squared L2, ascending) or 'IP' (inner
     products, descending). checkpoint: path of a resumable state file,
-    written every `checkpoint_seconds` and removed at the end.
+    written every `checkpoint_seconds` and removed at the end; it is resumed
+    only for the same queries, k, metric and `data_key` (the database's
+    fingerprint: a checkpoint of other data is never resumed).
     Returns D (nq, k) float32 and I (nq, k) int64.
     """
     xq = np.ascontiguousarray(xq, dtype=np.float32)
+    if xq.ndim != 2 or len(xq) == 0:
+        raise ValueError(f"queries must be a non-empty (nq, d) array, got shape {xq.shape}")
     nq, d = xq.shape
+    if block_rows is not None and (not isinstance(block_rows, (int, np.integer)) or block_rows < 1):
+        raise ValueError(f"block_rows={block_rows!r} is invalid: it must be a whole number >= 1")
     if d != base.d:
         raise ValueError(f"queries have dimension {d} but the database has {base.d}")
     if not 1 <= k <= base.n:
@@ -53,7 +59,7 @@ def compute_ground_truth(xq, base, k, metric="L2", block_rows=None,
     fmetric = faiss_metric(metric)
     keep_max = metric == "IP"
     block_rows = block_rows or _default_block_rows(d)
-    key = {"n": base.n, "k": k, "metric": metric, "queries": sha256_bytes(xq)}
+    key = {"n": base.n, "k": k, "metric": metric, "queries": sha256_bytes(xq), "data": data_key}
 
     worst = -np.inf if keep_max else np.inf
     D = np.full((nq, k), worst, dtype=np.float32)
@@ -117,7 +123,8 @@ def ground_truth(ds, k=100, block_rows=None, progress=True, recompute=False):
     xq = read_rows(ds.queries, 0, ds.queries.n)
     path = gt_path(ds, k)
     D, I = compute_ground_truth(xq, ds.base, k, ds.metric, block_rows=block_rows,
-                                checkpoint=path + ".checkpoint", progress=progress)
+                                checkpoint=path + ".checkpoint", progress=progress,
+                                data_key=ds.fingerprint)
     _save(path, D=D, I=I, fingerprint=ds.fingerprint, metric=ds.metric)
     return D, I
 

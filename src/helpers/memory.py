@@ -52,8 +52,14 @@ class FactoryError(ValueError):
 def parse(factory, d, metric="L2"):
     """Describe the index `factory` builds for dimension d, as a dict tree.
 
-    Raises FactoryError naming the part faiss could not understand.
+    Raises FactoryError naming the part faiss could not understand, or a
+    size faiss accepts but that makes no index (IVF0, HNSW0 or HNSW1).
     """
+    for name, low in (("IVF", 1), ("HNSW", 2), ("PQ", 1)):
+        for m in re.finditer(rf"(?<![A-Za-z]){name}(\d+)", factory):
+            if int(m.group(1)) < low:
+                raise FactoryError(f"{factory!r}: {name}{m.group(1)} is invalid: {name}'s "
+                                   f"number must be >= {low}")
     try:
         index = faiss.index_factory(d, factory, faiss_metric(metric))
     except RuntimeError as e:

@@ -28,7 +28,7 @@ _TEXMEX = {
     ".ivecs": (np.dtype("<i4"), 4),
 }
 _HDF5 = (".hdf5", ".h5")
-_NUMERIC_KINDS = "fiu"
+VECTOR_DTYPES = ("float32", "float16", "float64", "uint8", "int8", "int32")
 
 
 class VectorFileError(ValueError):
@@ -106,8 +106,9 @@ def _open_npy(path):
             read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                            else np.lib.format.read_array_header_2_0)
             shape, fortran, dtype = read_header(f)
-        except ValueError as e:
-            raise VectorFileError(f"{path}: not a valid .npy file ({e})") from None
+        except Exception as e:  # numpy raises ValueError, SyntaxError or TokenError here
+            raise VectorFileError(f"{path}: not a valid .npy file: its header is corrupt "
+                                  f"({type(e).__name__}: {e})") from None
         offset = f.tell()
     if len(shape) != 2:
         raise VectorFileError(
@@ -118,10 +119,10 @@ def _open_npy(path):
             f"{path}: array is Fortran-ordered; save it with "
             f"np.save(path, np.ascontiguousarray(x))"
         )
-    if dtype.kind not in _NUMERIC_KINDS or dtype.byteorder == ">":
+    if dtype.name not in VECTOR_DTYPES or dtype.byteorder == ">":
         raise VectorFileError(
-            f"{path}: unsupported dtype {dtype}; store vectors as float32, "
-            f"float16, uint8 or int32 (little-endian)"
+            f"{path}: unsupported dtype {dtype}; store vectors as float32, float16, "
+            f"float64 or uint8 (little-endian){' (int64 arrays usually hold ids, not vectors)' if dtype.name == 'int64' else ''}"
         )
     vf = VectorFile(path, shape[0], shape[1], dtype, offset=offset)
     expected = offset + vf.nbytes
