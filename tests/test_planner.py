@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from helpers import memory, planner
@@ -68,3 +69,19 @@ def test_plan_times_on_the_given_sample():
     sample = np.random.default_rng(0).standard_normal((500, 32), dtype="float32")
     rows = planner.plan(100_000, 32, factories=["HNSW8,Flat"], sample=sample, ef_construction=16)
     assert rows[0]["est_build_s"] > 0
+
+
+def test_coarse_costs_follow_the_gemm_rate_and_grow_with_nlist():
+    rows = planner.coarse_costs(1_000_000, 64, nlists=(256, 1024), rate=1e9)
+    flat = [r for r in rows if r["quantizer"] == "flat"]
+    # flat assignment is n x nlist x d multiply-adds at the given rate
+    assert [r["assign_s"] for r in flat] == [1e6 * 256 * 64 / 1e9, 1e6 * 1024 * 64 / 1e9]
+    assert flat[1]["train_s"] > flat[0]["train_s"] and flat[0]["rows_per_list"] == 1e6 / 256
+    hnsw = [r for r in rows if r["quantizer"] == "HNSW32"]
+    assert all(r["assign_s"] > 0 for r in hnsw) and flat[0]["nprobe_for_share"] == 3
+
+
+def test_hnsw_assign_rate_is_measured():
+    sample = np.random.default_rng(0).standard_normal((1000, 32)).astype("float32")
+    small, large = planner.hnsw_assign_rate(32, 256, sample), planner.hnsw_assign_rate(32, 4096, sample, max_centroids=256)
+    assert small > large > 0  # the larger graph is extrapolated to be slower

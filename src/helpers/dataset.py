@@ -383,12 +383,22 @@ def verify_dataset(ds, progress=False):
                 )
 
 
-def _chunk_digests(vf, chunk_rows, progress=False, desc=None):
+def _chunk_digests(vf, chunk_rows, progress=False, desc=None, check_finite=False):
+    """SHA-256 of each chunk of stored rows; with check_finite, NaN / inf rows
+    anywhere in the file are refused, naming how many and the first ones."""
     from tqdm.auto import tqdm
 
-    out = []
+    out, bad, bad_values = [], [], 0
     for i0 in tqdm(range(0, vf.n, chunk_rows), desc=desc, disable=not progress):
-        out.append(sha256_bytes(read_rows(vf, i0, min(i0 + chunk_rows, vf.n), as_float32=False)))
+        x = read_rows(vf, i0, min(i0 + chunk_rows, vf.n), as_float32=False)
+        out.append(sha256_bytes(x))
+        if check_finite and x.dtype.kind == "f" and not np.isfinite(x.sum(dtype=np.float64)):
+            rows = ~np.isfinite(x).all(axis=1)
+            bad += (i0 + np.flatnonzero(rows))[:max(0, 10 - len(bad))].tolist()
+            bad_values += int((~np.isfinite(x)).sum())
+    if bad_values:
+        raise DatasetError(f"{vf.path}: {bad_values} NaN or inf values (first rows: "
+                           f"{', '.join(map(str, bad))}); remove or repair those rows first")
     return out
 
 
@@ -413,7 +423,9 @@ def import_dataset(root, base, queries, metric, train=None, base_key=None,
         if path is None:
             continue
         vf = open_vectors(path, key=key)
-        digests = _chunk_digests(vf, chunk_rows)
+        if vf.n == 0:
+            raise DatasetError(f"{path}: the {role} file holds no vectors")
+        digests = _chunk_digests(vf, chunk_rows, check_finite=True)
         files[role] = {
             "path": os.path.abspath(path), "key": key, "shape": list(vf.shape),
             "dtype": vf.dtype.name, "chunk_rows": chunk_rows,

@@ -215,3 +215,48 @@ def format_time_check(rows, target_n):
         f"{format_seconds(r['measured_s']):>8s} (measured / estimated {r['ratio']:.2f}); at "
         f"{target_n:,}: {format_seconds(r['target_s'])}, or "
         f"{format_seconds(r['calibrated_target_s'])} scaled by that ratio" for r in rows)
+
+
+def hnsw_assign_rate(d, nlist, sample, ef_search=64, m=32, max_centroids=8192):
+    """Measured vectors per second an HNSW{m} coarse quantizer over nlist
+    centroids assigns (searches at `ef_search`). The graph is built on at most
+    `max_centroids` centroids drawn near rows of `sample` (float32 (s, d)) and
+    its search time scaled by log(nlist) / log(built), as graph search grows."""
+    rng = np.random.default_rng(0)
+    built = min(nlist, max_centroids)
+    centroids = sample[rng.integers(0, len(sample), built)]
+    centroids = centroids + 0.05 * rng.standard_normal(centroids.shape, dtype=np.float32)
+    q = faiss.IndexHNSWFlat(d, m)
+    q.add(centroids)
+    q.hnsw.efSearch = ef_search
+    xq = sample[:min(len(sample), 2000)]
+    t0 = time.perf_counter()
+    q.search(xq, 1)
+    per_vector = (time.perf_counter() - t0) / len(xq)
+    return 1 / (per_vector * math.log(nlist) / math.log(built))
+
+
+def coarse_costs(n, d, nlists=(1024, 4096, 16384, 65536), sample=None, rate=None,
+                 scan_share=0.01):
+    """What nlist costs at n x d on this machine, per coarse quantizer.
+
+    For each nlist, flat and HNSW32 quantizers: k-means training seconds (64
+    points per centroid, KMEANS_NITER passes, from the measured GEMM `rate`),
+    seconds to assign all n rows (flat: n x nlist x d multiply-adds at
+    `rate`; HNSW: hnsw_assign_rate on `sample`), rows per list, and the nprobe
+    that scans `scan_share` of the database (a query's work in the lists).
+    Returns a list of dicts.
+    """
+    rate = rate or gemm_rate(d)
+    if sample is None:
+        sample = _sample(d, 2000)
+    rows = []
+    for nlist in nlists:
+        n_train = min(n, memory.TRAIN_PER_CENTROID * nlist)
+        train_s = kmeans_seconds(n_train, nlist, d, rate)
+        common = {"nlist": nlist, "n_train": n_train, "rows_per_list": n / nlist,
+                  "nprobe_for_share": max(1, round(scan_share * nlist))}
+        rows.append(dict(common, quantizer="flat", train_s=train_s, assign_s=n * nlist * d / rate))
+        rows.append(dict(common, quantizer="HNSW32", train_s=train_s,
+                         assign_s=n / hnsw_assign_rate(d, nlist, sample)))
+    return rows

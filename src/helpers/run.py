@@ -13,13 +13,14 @@ notebooks it completed.
 """
 
 import argparse
+import ast
 import datetime
 import glob
 import os
 import sys
 import time
 
-from .files import read_json, write_json
+from .files import format_bytes, read_json, write_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NOTEBOOKS = os.path.join(ROOT, "notebooks")
@@ -170,6 +171,72 @@ def notebook_parameters(params, data_dir, results_dir, force, notebooks_dir=NOTE
     return out
 
 
+def _factories(per_notebook):
+    """(factory, index path, ef_construction) of every index the notebooks will build."""
+    from .build import index_path
+
+    out = []
+    for name in ("03_build_ivfpq", "04_build_hnsw", "05_build_ivfsq"):
+        p = per_notebook[name]
+        names = {k: p[k] for k in ("nlist", "large_nlist") if k in p}
+        fs = [f.format(**names) for f in p.get("factories", [])]
+        if p.get("hnsw_quantizer_factory"):
+            fs.append(p["hnsw_quantizer_factory"].format(**names))
+        efc = p.get("ef_construction")
+        out += [(f, index_path(p["index_dir"], f + (f"_efC{efc}" if efc else "")), efc) for f in fs]
+    return out
+
+
+def check_resources(per_notebook, data_dir, notebooks_dir=NOTEBOOKS):
+    """Refuse, before anything is written, a run whose data, coarse assignments and
+    indexes cannot fit on the disk of data_dir, or none of whose indexes fits in
+    the memory available now. Returns {"disk_needed", "disk_free", "refused":
+    [(factory, reasons)]} (indexes the builds will refuse, with the model's reasons)."""
+    import shutil
+
+    import papermill as pm
+    import psutil
+
+    from . import memory
+    from .build import _preassignable
+    from .coarse import coarse_factory
+    from .files import format_bytes
+
+    declared = pm.inspect_notebook(os.path.join(notebooks_dir, "01_data_generation.ipynb"))
+    gen = {k: ast.literal_eval(v["default"]) for k, v in declared.items()}
+    gen.update(per_notebook["01_data_generation"])
+    n, d = gen["n"], gen["d"]
+    itemsize = 2 if gen["storage_dtype"] == "float16" else 4
+    metric = gen["metric"]
+    need = 0 if os.path.exists(os.path.join(data_dir, "manifest.json")) else \
+        (n + gen["n_queries"] + gen["n_train"]) * d * itemsize
+    available = psutil.virtual_memory().available
+    refused, coarse = [], set()
+    for f, path, _ in _factories(per_notebook):
+        pred = memory.predict(f, n, d, metric, preassigned=_preassignable(f))
+        reasons = memory.fits(pred, available)
+        if reasons:
+            refused.append((f, "; ".join(reasons)))
+            continue
+        if not os.path.exists(path):
+            need += pred["disk"]
+        if _preassignable(f):
+            coarse.add(coarse_factory(f))
+    need += len(coarse) * n * 8
+    probe = data_dir
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    free = shutil.disk_usage(probe).free
+    if need > free:
+        raise ValueError(f"this run needs {format_bytes(need)} of disk in {data_dir} (dataset, "
+                         f"coarse assignments, indexes) but {probe} has {format_bytes(free)} free; "
+                         f"free some space or pass --data-dir on a larger disk")
+    if refused and len(refused) == len(_factories(per_notebook)):
+        raise ValueError(f"none of the run's indexes fits in the {format_bytes(available)} of memory "
+                         f"available now: " + "; ".join(f"{f}: {r}" for f, r in refused))
+    return {"disk_needed": need, "disk_free": free, "refused": refused}
+
+
 def _unfinished_run(runs_dir, preset, params, force):
     """The newest run folder of this preset with the same parameters that did not complete."""
     for folder in sorted(glob.glob(os.path.join(runs_dir, f"*-{preset}")), reverse=True):
@@ -195,6 +262,13 @@ def run(preset=None, params_file=None, force=False, runs_dir=None, data_root=Non
     data_root = data_root or os.environ.get(DATA_DIR_ENV) or os.path.join(ROOT, "data")
     preset, params = load_params(preset, params_file)
     params = json.loads(json.dumps(params))  # plain JSON values, comparable with run.json
+    data_dir = os.path.join(data_root, preset)
+    resources = check_resources(notebook_parameters(params, data_dir, "", force, notebooks_dir),
+                                data_dir, notebooks_dir)  # before anything is written
+    print(f"disk: this run writes up to {format_bytes(resources['disk_needed'])} in {data_dir} "
+          f"({format_bytes(resources['disk_free'])} free)")
+    for f, why in resources["refused"]:
+        print(f"  {f} will be refused by its notebook: {why}")
     folder, state = _unfinished_run(runs_dir, preset, params, force)
     if folder:
         print(f"continuing the unfinished run {folder} (done: {', '.join(state['done']) or 'none'})")
@@ -204,7 +278,6 @@ def run(preset=None, params_file=None, force=False, runs_dir=None, data_root=Non
         os.makedirs(folder)
         state = {"preset": preset, "params": params, "force": force, "done": [], "status": "running",
                  "started": stamp, "seconds": {}}
-    data_dir = os.path.join(data_root, preset)
     results_dir = os.path.join(folder, "results")
     per_notebook = notebook_parameters(params, data_dir, results_dir, force, notebooks_dir)
     state["status"] = "running"
