@@ -184,3 +184,20 @@ def test_sq_qtype_exposes_the_argument_order_mistake():
     assert build.sq_qtype(right) == "QT_8bit" and right.code_size == 64
     assert build.sq_qtype(build.new_index("IVF16,SQfp16", 64)) == "QT_fp16"
     assert build.sq_qtype(build.new_index("IVF16,Flat", 64)) is None
+
+
+@pytest.mark.parametrize("factory", ["IVF32,SQ8", "IVF32,PQ16,Refine(SQ8)", "HNSW16,SQ8"])
+def test_reserve_allocates_what_the_added_vectors_need_and_no_more(small_ds, factory):
+    import psutil
+
+    index = build.new_index(factory, small_ds.d, small_ds.metric)
+    n = 1_000_000
+    node = memory.parse(factory, small_ds.d, small_ds.metric)
+    need = memory.index_bytes(node, n) - memory.index_bytes(node, 0) - n * 12 * factory.startswith("HNSW")
+    rss0 = psutil.Process().memory_info().rss
+    build._reserve(index, n, np.full(32, n // 32) if factory.startswith("IVF") else None)
+    grown = psutil.Process().memory_info().rss - rss0
+    # a coarse quantizer (Flat) is left alone: reserving it for n vectors would ask
+    # for n x d x 4 bytes (40 GB at 10M x 1024)
+    assert 0.8 * need < grown < 1.1 * need + (4 << 20)
+    assert index.ntotal == 0

@@ -33,15 +33,21 @@ def new_index(factory, d, metric="L2"):
     return index
 
 
-def _components(index):
-    """The index and every index nested in it (pre-transform, refine, HNSW, IVF)."""
+def _components(index, parts=("index", "base_index", "refine_index", "storage", "quantizer")):
+    """The index and every index nested in it (pre-transform, refine, HNSW, IVF
+    quantizer), or only those reached through `parts`."""
     index = faiss.downcast_index(index)
     out = [index]
-    for attr in ("index", "base_index", "refine_index", "storage", "quantizer"):
+    for attr in parts:
         child = getattr(index, attr, None)
         if isinstance(child, faiss.Index):
-            out += _components(child)
+            out += _components(child, parts)
     return out
+
+
+def _storage(index):
+    """The parts of `index` that hold the added vectors: not a coarse quantizer."""
+    return _components(index, ("index", "base_index", "refine_index", "storage"))
 
 
 def _replay_hnsw_levels(index, rows):
@@ -311,7 +317,7 @@ def _reserve(index, n, list_sizes=None):
     nothing grows by doubling (a std::vector past 8.6 GB of SQ8 codes would
     briefly hold 8.6 + 17.2 GB): flat code arrays of n vectors, HNSW links for
     n vectors (+2%), and inverted lists of the given sizes (int (nlist,))."""
-    for sub in _components(index):
+    for sub in _storage(index):
         if isinstance(sub, faiss.IndexFlatCodes):
             have = sub.codes.size()
             sub.codes.resize(max(have, n * sub.code_size))
