@@ -1,11 +1,13 @@
 import json
 import os
+import subprocess
+import sys
 
 import faiss
 import numpy as np
 import pytest
 
-from helpers import build, groundtruth, memory, vectors
+from helpers import build, files, groundtruth, memory, vectors
 from helpers.vectors import read_rows
 
 
@@ -37,8 +39,13 @@ def test_build_reaches_recall_and_writes_report(small_ds, tmp_path, factory, par
     assert sorted(set(os.listdir(tmp_path)) - {"coarse"}) == ["i.faiss", "i.faiss.json"]
 
 
-class Interrupted(Exception):
-    pass
+KILLED_BUILD = """
+import sys
+from helpers import build, dataset
+ds = dataset.load_dataset(sys.argv[1])
+build.build_index(ds, sys.argv[3], sys.argv[2], n_train=2000, add_batch=1000, checkpoint_seconds=0,
+                  progress=False, threads=int(sys.argv[4]) or None)
+"""
 
 
 @pytest.mark.parametrize("factory,setting", [
@@ -47,28 +54,26 @@ class Interrupted(Exception):
     ("OPQ16,IVF32,PQ16x4fs", "nprobe=8"),
     ("HNSW16,SQ8", "efSearch=64"),  # 1 thread: parallel HNSW insertion is not deterministic
 ])
-def test_interrupted_build_resumes_to_the_same_index(small_ds, tmp_path, monkeypatch, factory, setting):
-    threads = 1 if factory.startswith("HNSW") else None
-    kw = dict(n_train=2000, add_batch=1000, progress=False, threads=threads)
-    try:
-        full = build.build_index(small_ds, factory, tmp_path / "full.faiss", **kw)["index"]
-        real = vectors.iter_blocks
-
-        def interrupted(*a, **kw):
-            for j, item in enumerate(real(*a, **kw)):
-                if j == 4:
-                    raise Interrupted
-                yield item
-
-        monkeypatch.setattr(vectors, "iter_blocks", interrupted)
-        with pytest.raises(Interrupted):
-            build.build_index(small_ds, factory, tmp_path / "r.faiss", checkpoint_seconds=0, **kw)
-        assert not (tmp_path / "r.faiss").exists()  # no half-written index under the final name
-        monkeypatch.setattr(vectors, "iter_blocks", real)
-        r = build.build_index(small_ds, factory, tmp_path / "r.faiss", checkpoint_seconds=0, **kw)
-    finally:
-        faiss.omp_set_num_threads(os.cpu_count())
-    assert r["resumed_from"] == "checkpoint" and r["rows_added_this_run"] == 2000
+def test_build_killed_after_a_checkpoint_resumes_to_the_same_index(small_ds, tmp_path, factory, setting):
+    """SIGKILL (helpers.files.CRASH_ENV) right after the first commit that leaves a
+    checkpoint of 2,000+ rows; the rerun resumes from it and equals an uninterrupted build."""
+    threads = 1 if factory.startswith("HNSW") else 0
+    with build.omp_threads(threads or None):
+        full = build.build_index(small_ds, factory, tmp_path / "full.faiss", n_train=2000,
+                                 add_batch=1000, progress=False)["index"]
+    for n in range(1, 40):
+        path = tmp_path / f"k{n}" / "r.faiss"
+        env = dict(os.environ, **{files.CRASH_ENV: str(n)})
+        p = subprocess.run([sys.executable, "-c", KILLED_BUILD, str(small_ds.root), str(path), factory,
+                            str(threads)], env=env, capture_output=True)
+        assert p.returncode == -9, p.stderr.decode()[-500:]  # killed before the end
+        state = path.parent / "r.faiss.checkpoint.json"
+        if state.exists() and json.loads(state.read_text())["rows_added"] >= 2000:
+            break
+    assert not path.exists()  # no half-written index under the final name
+    with build.omp_threads(threads or None):
+        r = build.build_index(small_ds, factory, path, n_train=2000, add_batch=1000, progress=False)
+    assert r["resumed_from"] == "checkpoint" and r["rows_added_this_run"] <= small_ds.n - 2000
     xq = read_rows(small_ds.queries, 0, small_ds.queries.n)
     for index in (full, r["index"]):
         faiss.ParameterSpace().set_index_parameters(index, setting)
@@ -125,21 +130,19 @@ def test_reload_equal_mapped_and_not(small_ds, tmp_path, factory, setting):
         np.testing.assert_array_equal(got[0], want[0])
 
 
-def test_corrupt_file_refused_and_never_replaces_a_good_one(small_ds, tmp_path, monkeypatch):
+def test_corrupt_file_refused_and_never_replaces_a_good_one(small_ds, tmp_path):
     build.build_index(small_ds, "IVF32,SQ8", tmp_path / "i.faiss", n_train=2000, progress=False)
     data = (tmp_path / "i.faiss").read_bytes()
     (tmp_path / "cut.faiss").write_bytes(data[: len(data) // 2])
     with pytest.raises(build.BuildError, match="truncated or corrupt"):
         build.load_index(str(tmp_path / "cut.faiss"))
 
-    def broken(*a, **kw):
-        raise Interrupted
-        yield
-
-    monkeypatch.setattr(vectors, "iter_blocks", broken)
-    with pytest.raises(Interrupted):  # a rebuild dying half-way ...
-        build.build_index(small_ds, "IVF32,SQ8", tmp_path / "i.faiss", n_train=2000,
-                          progress=False, overwrite=True)
+    # a rebuild (overwrite=True) killed half-way, after its 3rd commit ...
+    script = KILLED_BUILD.replace("progress=False", "progress=False, overwrite=True")
+    env = dict(os.environ, **{files.CRASH_ENV: "3"})
+    p = subprocess.run([sys.executable, "-c", script, str(small_ds.root), str(tmp_path / "i.faiss"),
+                        "IVF32,SQ8", "0"], env=env, capture_output=True)
+    assert p.returncode == -9
     assert (tmp_path / "i.faiss").read_bytes() == data  # ... leaves the good index as it was
 
 

@@ -8,6 +8,7 @@ import time
 import faiss
 import numpy as np
 
+from . import quiet
 from .dataset import faiss_metric
 from .files import (PARTIAL_SUFFIX, atomic_path, check_disk_space, commit_point, file_sha256,
                     format_bytes, fsync_file, read_json, write_json)
@@ -354,8 +355,9 @@ def _train(ds, factory, n_train, ef_construction, coarse_parts):
         ivf.quantizer.add(quantizer.reconstruct_n(0, quantizer.ntotal))
     xt = take_rows(ds.base, train_sample_ids(ds.n, n_train))
     check_finite(xt, 0, f"the training sample of {ds.base.path}")
-    index.train(xt)
-    return index
+    with quiet.captured() as said:
+        index.train(xt)
+    return index, quiet.summary(said)
 
 
 def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
@@ -438,17 +440,17 @@ def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
             work, start_row = ckpts.load(overwrite)
             resumed_from = "checkpoint" if start_row else ("trained" if work is not None else None)
             if work is None:
-                trained = _train(ds, factory, n_train, ef_construction,
-                                 (quantizer,) if preassigned else None)
+                trained, report["faiss_said"] = _train(ds, factory, n_train, ef_construction,
+                                                       (quantizer,) if preassigned else None)
                 work = _as_work_index(trained, factory, ds.d, ds.metric) if preassigned else trained
                 ckpts.save(work, 0)
                 report["train_s"] = time.perf_counter() - t_train
             _replay_hnsw_levels(work, start_row)
-            _reserve(work, ds.n, np.bincount(assign, minlength=faiss.extract_index_ivf(work).nlist)
-                     if preassigned else None)
 
         with rss.RSSTrace() as add_trace:
             t0 = time.perf_counter()
+            _reserve(work, ds.n, np.bincount(assign, minlength=faiss.extract_index_ivf(work).nlist)
+                     if preassigned else None)
             last_ckpt, trace = time.perf_counter(), [(start_row, 0.0)]
             every = max(add_batch, ds.n // 200)
             with tqdm(total=ds.n, initial=start_row, unit="vec", unit_scale=True,
@@ -604,7 +606,8 @@ def to_ondisk(path, out_path, overwrite=False):
     data_path = os.path.abspath(out_path) + ".ivfdata"
     if os.path.exists(data_path):
         os.remove(data_path)
-    merge_ondisk(template, [path], data_path)
+    with quiet.captured():  # "resizing ... .ivfdata" for every list
+        merge_ondisk(template, [path], data_path)
     with atomic_path(out_path) as tmp:
         faiss.write_index(template, tmp)
     return load_index(out_path)

@@ -72,7 +72,10 @@ def train_quantizer(ds, coarse, n_train, coarse_dir, seed=0, progress=True):
     check_finite(xt, 0, f"the training sample of {ds.base.path}")
     if progress:
         print(f"training the {coarse} coarse quantizer on {n_train:,} rows ...", flush=True)
-    template.train(xt)
+    from . import quiet
+
+    with quiet.captured():  # k-means progress lines, if faiss is verbose
+        template.train(xt)
     del xt
     ivf = faiss.extract_index_ivf(template)
     quantizer = faiss.clone_index(ivf.quantizer)

@@ -64,8 +64,9 @@ def time_search(index, xq, k, repeats=3, single_queries=100):
 
     Returns ((D, I) of the last batch search, timings dict): qps is nq over the
     fastest batch; p50/p95/p99 latencies (ms) come from `single_queries`
-    queries searched one at a time, `repeats` times each. The thread count in
-    force is recorded beside them.
+    distinct queries searched one at a time, once each (a query repeated would
+    find its lists and graph nodes in cache). The thread count in force and
+    the latency method are recorded beside them.
     """
     xq = np.ascontiguousarray(xq, dtype="float32")
     index.search(xq[:min(len(xq), 32)], k)  # warm-up: page in codes, allocate tables
@@ -75,14 +76,23 @@ def time_search(index, xq, k, repeats=3, single_queries=100):
         D, I = index.search(xq, k)
         batch.append(time.perf_counter() - t0)
     lat = []
-    for _ in range(repeats):
-        for q in xq[:single_queries]:
-            t0 = time.perf_counter()
-            index.search(q[None], k)
-            lat.append(time.perf_counter() - t0)
+    singles = xq[np.random.default_rng(len(xq)).permutation(len(xq))[:single_queries]]
+    for q in singles:
+        t0 = time.perf_counter()
+        index.search(q[None], k)
+        lat.append(time.perf_counter() - t0)
     p50, p95, p99 = np.percentile(np.array(lat) * 1e3, [50, 95, 99])
     return (D, I), {"qps": len(xq) / min(batch), "p50_ms": p50, "p95_ms": p95, "p99_ms": p99,
-                    "threads": faiss.omp_get_max_threads()}
+                    "threads": faiss.omp_get_max_threads(),
+                    "latency_method": f"{len(singles)} distinct queries, one search each, "
+                                      f"after {repeats} timed batches of all {len(xq)}"}
+
+
+def _hnsw_ef_search(index):
+    """efSearch of the HNSW graph holding the database vectors, None if there is none."""
+    from .build import _storage
+
+    return next((s.hnsw.efSearch for s in _storage(index) if isinstance(s, faiss.IndexHNSW)), None)
 
 
 def parameter_ranges(index):
@@ -101,8 +111,9 @@ def default_settings(index, k=10, max_nprobe=256, max_ef=512, k_factors=(1, 4, 1
 
     nprobe (IVF) or efSearch (HNSW, from k up: faiss searches with at least k)
     is the main axis; an HNSW coarse quantizer
-    gets quantizer_efSearch at and above nprobe (below nprobe it cannot return
-    nprobe lists); a refine stage gets each of `k_factors`. Polysemous `ht`
+    gets quantizer_efSearch from nprobe up (faiss's HNSW searches at depth
+    max(efSearch, k) and the quantizer is asked for k = nprobe lists, so a
+    value below nprobe runs as nprobe); a refine stage gets each of `k_factors`. Polysemous `ht`
     is left out (the helpers do not train it).
     """
     ranges = parameter_ranges(index)
@@ -142,7 +153,10 @@ def evaluate(index, xq, gt_D, gt_I, base=None, metric="L2", k=10, repeats=3, sin
 
     xq: float32 (nq, d); gt_D, gt_I: exact top neighbours (nq, >=k). The timed
     search uses k; recall@1 and @k come from it, recall@100 from one more
-    (untimed) search when the ground truth is deep enough. With `base` (the
+    (untimed) search with k=100 when the ground truth is deep enough. faiss's
+    HNSW searches at depth max(efSearch, k) (HNSW::search), so for HNSW that
+    search is deeper than the row's efSearch below 100: the depth it ran at is
+    recorded as "recall@100_ef". With `base` (the
     VectorFile of the database) the ann-benchmarks distance recall@k is added.
     Returns (row dict, per-query k-recall@k float64 (nq,)).
     """
@@ -157,6 +171,9 @@ def evaluate(index, xq, gt_D, gt_I, base=None, metric="L2", k=10, repeats=3, sin
     if gt_I.shape[1] >= 100 and k < 100:
         _, I100 = index.search(xq, 100)
         row["recall@100"] = float(knn_recall(I100, gt_I, 100).mean())
+        ef = _hnsw_ef_search(index)
+        if ef is not None:
+            row["recall@100_ef"] = max(ef, 100)
     return row, per_query
 
 
@@ -242,16 +259,3 @@ def rerank_from_disk(index, xq, gt_I, base, metric="L2", k=10, k_factors=(1, 2, 
         rows.append({"k_factor": kf, f"recall@{k}": float(knn_recall(I, gt_I, k).mean()),
                      "qps": len(xq) / (t2 - t0), "search_s": t1 - t0, "rerank_s": t2 - t1})
     return rows
-
-
-def format_rows(rows, columns):
-    """Plain-text table of `rows` (dicts) restricted to `columns`."""
-    def cell(v):
-        if isinstance(v, float):
-            return f"{v:,.1f}" if abs(v) >= 100 else f"{v:.3f}"
-        return str(v)
-
-    table = [list(columns)] + [[cell(r.get(c, "")) for c in columns] for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
-    return "\n".join("  ".join(v.rjust(w) if j else v.ljust(w) for j, (v, w) in
-                               enumerate(zip(row, widths))) for row in table)

@@ -100,16 +100,6 @@ def compare_loads(path, dataset_dir, setting="", ondisk=False, overwrite=False):
     return {label: loaded_rss_fresh(p, mmap, dataset_dir, setting) for label, p, mmap in runs}
 
 
-def format_loads(loads, n_queries):
-    """One line per load mode: file size, RSS after loading and after the queries."""
-    from .files import format_bytes
-
-    return "\n".join(
-        f"{label:24s} file {format_bytes(m['file']):>10s}   RSS after load "
-        f"{format_bytes(m['after_load']):>10s}   after {n_queries} queries "
-        f"{format_bytes(m['after_search']):>10s}" for label, m in loads.items())
-
-
 def main(argv=None):
     if argv is None:
         argv = sys.argv[1:]

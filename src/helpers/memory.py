@@ -331,40 +331,42 @@ def _batches(n, batch):
     return [min(batch, n - i) for i in range(0, n, batch)]
 
 
-def build_bytes(node, n, batch, lists_reserved=False):
+def build_bytes(node, n, batch, lists_reserved=False, total=None):
     """(resident at end of build, peak) bytes of the index's own storage when n
     vectors are added in batches of `batch` by the build helper.
 
     The helper reserves the final size of flat code arrays and HNSW links
     (build._reserve), and of inverted lists when their sizes are known from a
-    precomputed coarse assignment (lists_reserved). Inverted lists filled
-    without that grow by doubling, so a freshly built index holds more than
-    the same index read from disk.
+    precomputed coarse assignment (lists_reserved), for `total` vectors
+    (default n) from the first batch on. Inverted lists filled without that
+    grow by doubling, so a freshly built index holds more than the same index
+    read from disk.
     """
+    total = total or n
     kind = node["kind"]
     if kind == "pretransform":
         fixed = sum(t["params_bytes"] for t in node["chain"])
-        end, peak = build_bytes(node["index"], n, batch, lists_reserved)
+        end, peak = build_bytes(node["index"], n, batch, lists_reserved, total)
         return fixed + end, fixed + peak
     if kind == "refine":
-        e1, p1 = build_bytes(node["base"], n, batch, lists_reserved)
-        e2, p2 = build_bytes(node["refine"], n, batch, lists_reserved)
+        e1, p1 = build_bytes(node["base"], n, batch, lists_reserved, total)
+        e2, p2 = build_bytes(node["refine"], n, batch, lists_reserved, total)
         return e1 + e2, max(p1 + e2, e1 + p2)
     if kind == "hnsw":
-        e1, p1 = build_bytes(node["storage"], n, batch, lists_reserved)
-        links = n * (4 * node["slots_per_vector"] * HNSW_LINKS_RESERVE + 4 + 8)
+        e1, p1 = build_bytes(node["storage"], n, batch, lists_reserved, total)
+        links = total * 4 * node["slots_per_vector"] * HNSW_LINKS_RESERVE + n * (4 + 8)
         return e1 + links + node["ram_only_bytes"], p1 + links + node["ram_only_bytes"]
     if kind == "ivf":
         fixed = index_bytes(node, 0)
         if lists_reserved:
-            lists = n * (node["code_size"] + 8)
+            lists = total * (node["code_size"] + 8)
             return fixed + lists, fixed + lists
         blocks = [b for size in _batches(n, batch) for b in _batches(size, IVF_ADD_BLOCK)]
         per = (node["code_size"] + 8) / node["nlist"]  # one list, assuming balanced lists
         cap, _ = vector_growth([b * per for b in blocks])
         lists = cap * node["nlist"]
         return fixed + lists, fixed + lists
-    size = node["params_bytes"] + n * node["code_size"]
+    size = node["params_bytes"] + total * node["code_size"]
     return size, size
 
 
@@ -415,7 +417,7 @@ def predict(factory, n, d, metric="L2", n_train=None, add_batch=ADD_BATCH, threa
     sizes = _batches(n, add_batch)
     add_peak, row, peak_line = 0, 0, (0, 0, 0)
     for i, size in enumerate(sizes):
-        end, peak = build_bytes(node, row + size, add_batch, preassigned)
+        end, peak = build_bytes(node, row + size, add_batch, preassigned, total=n)
         batches = (size + (sizes[i + 1] if i + 1 < len(sizes) else 0)) * d * 4
         extra = _add_extra(node, size, d, row + size, threads)
         if max(end, peak) + batches + extra > add_peak:
@@ -433,8 +435,10 @@ def predict(factory, n, d, metric="L2", n_train=None, add_batch=ADD_BATCH, threa
             if convert > add_peak:
                 add_peak, built_end, batch_bytes = convert, final, 0
                 add_extra = n * (inner["code_size"] + 8) + n * 8
-        # the assignment pass: two blocks of rows, the assignment and a distance block
-        train_peak = max(train_peak, 2 * ASSIGN_BLOCK * d * 4 + n * 8 + BLAS_BLOCK + fixed)
+        # the assignment pass: a block of rows and the prefetched next one, the
+        # assignment and a distance block
+        blocks = min(n, ASSIGN_BLOCK) + min(max(n - ASSIGN_BLOCK, 0), ASSIGN_BLOCK)
+        train_peak = max(train_peak, blocks * d * 4 + n * 8 + BLAS_BLOCK + fixed)
     search = search_bytes(node, nq, k, nprobe, k_factor) + nq * d * 4
     if inner_index(node)["kind"] == "hnsw":
         search += threads * n

@@ -13,7 +13,7 @@ import time
 import faiss
 import numpy as np
 
-from . import memory
+from . import memory, quiet
 from .build import _components, new_index, set_ef_construction
 from .files import format_bytes
 
@@ -150,9 +150,14 @@ def plan(n, d, metric="L2", ram_budget=None, disk_budget=None, factories=None,
                "n_train": p["n_train"], "est_build_s": None}
         # OPQ training at high d takes minutes even on a small sample: not timed here
         if time_builds and not f.startswith("OPQ"):
-            row["est_build_s"] = estimate_build_seconds(
-                f, n, d, metric, p["n_train"], rate=rate, ef_construction=ef_construction,
-                sample=_sample(d, sample_rows) if sample is None else sample)["total_s"]
+            timed_on = _sample(d, sample_rows) if sample is None else sample
+            with quiet.captured() as said:
+                row["est_build_s"] = estimate_build_seconds(
+                    f, n, d, metric, p["n_train"], rate=rate, ef_construction=ef_construction,
+                    sample=timed_on)["total_s"]
+            if said:  # k-means on a sample below faiss's 39 points per centroid
+                row["note"] = (f"timed on a {len(timed_on):,}-row sample, below faiss's 39 "
+                               f"training points per centroid: an estimate only")
         rows.append(row)
     rows.sort(key=lambda r: (not r["fits"], r["index_ram"]))
     return rows
@@ -167,18 +172,6 @@ def _sample(d, rows):
     if (d, rows) not in _SAMPLES:
         _SAMPLES[(d, rows)] = synthetic.draw(synthetic.GeneratorParams(d=d), synthetic.TRAIN, 0, rows)
     return _SAMPLES[(d, rows)]
-
-
-def format_plan(rows):
-    """Plain-text table of plan() rows."""
-    lines = [f"{'factory':44s} {'fits':4s} {'index RAM':>10s} {'disk':>10s} "
-             f"{'build peak':>10s} {'build time':>10s}  why not"]
-    for r in rows:
-        t = "not timed" if r["est_build_s"] is None else format_seconds(r["est_build_s"])
-        lines.append(f"{r['factory']:44s} {'yes' if r['fits'] else 'no':4s} "
-                     f"{format_bytes(r['index_ram']):>10s} {format_bytes(r['disk']):>10s} "
-                     f"{format_bytes(r['build_peak']):>10s} {t:>10s}  {r['why_not']}")
-    return "\n".join(lines)
 
 
 def format_seconds(s):
@@ -209,14 +202,6 @@ def time_check(reports, estimated, estimated_target):
     return rows
 
 
-def format_time_check(rows, target_n):
-    return "\n".join(
-        f"{r['factory']:16s} estimated {format_seconds(r['estimated_s']):>8s}, took "
-        f"{format_seconds(r['measured_s']):>8s} (measured / estimated {r['ratio']:.2f}); at "
-        f"{target_n:,}: {format_seconds(r['target_s'])}, or "
-        f"{format_seconds(r['calibrated_target_s'])} scaled by that ratio" for r in rows)
-
-
 def hnsw_assign_rate(d, nlist, sample, ef_search=64, m=32, max_centroids=8192):
     """Measured vectors per second an HNSW{m} coarse quantizer over nlist
     centroids assigns (searches at `ef_search`). The graph is built on at most
@@ -232,8 +217,13 @@ def hnsw_assign_rate(d, nlist, sample, ef_search=64, m=32, max_centroids=8192):
     xq = sample[:min(len(sample), 2000)]
     t0 = time.perf_counter()
     q.search(xq, 1)
-    per_vector = (time.perf_counter() - t0) / len(xq)
-    return 1 / (per_vector * math.log(nlist) / math.log(built))
+    return graph_rate_at(len(xq) / (time.perf_counter() - t0), built, nlist)
+
+
+def graph_rate_at(rate, built, nlist):
+    """A search rate measured on a graph of `built` nodes, scaled to one of
+    nlist nodes: HNSW search work grows as log(nodes)."""
+    return rate * math.log(max(built, 2)) / math.log(max(nlist, 2))
 
 
 def coarse_costs(n, d, nlists=(1024, 4096, 16384, 65536), sample=None, rate=None,

@@ -1,0 +1,60 @@
+"""Result tables as pandas DataFrames, in the units an analyst reads.
+
+The helpers return plain rows (lists of dicts, bytes and seconds); these
+functions pick the columns a notebook shows and convert units, so Jupyter
+renders an HTML table that can be sorted (``.sort_values``) and exported
+(``.to_csv``, ``.to_parquet``) with the numbers still numbers.
+"""
+
+import pandas as pd
+
+UNITS = {"GiB": 2**30, "MiB": 2**20, "KiB": 2**10, "min": 60, "s": 1, "ms": 1, "": 1}
+
+
+def frame(rows, columns):
+    """DataFrame of `rows` (dicts) with `columns`: names, or (name, unit) pairs,
+    or (name, unit, label) triples. Units 'GiB'/'MiB'/'KiB' divide bytes, 'min'
+    divides seconds; the column is headed 'label (unit)'. Missing values are NaN."""
+    out = {}
+    for col in columns:
+        name, unit, label = (col, "", col) if isinstance(col, str) else (tuple(col) + (col[0],))[:3]
+        values = [r.get(name) for r in rows]
+        if unit in UNITS and UNITS[unit] != 1:
+            values = [None if v is None else v / UNITS[unit] for v in values]
+        out[f"{label} ({unit})" if unit else label] = values
+    return pd.DataFrame(out).round(3)
+
+
+def plan(rows):
+    """planner.plan rows: what fits, sizes in GiB, estimated build time in minutes."""
+    return frame(rows, ["factory", "fits", ("index_ram", "GiB", "index RAM"), ("disk", "GiB"),
+                        ("build_peak", "GiB", "build peak"), ("n_train", "", "training rows"),
+                        ("est_build_s", "min", "est. build"), ("why_not", "", "why not"),
+                        ("note", "", "note")])
+
+
+def builds(reports):
+    """build_all reports {factory: report}: times, rate, sizes, peak beside the prediction."""
+    rows = [dict(r, factory=f, predicted_peak=r["predicted"]["build_peak"],
+                 measured_peak=r.get("measured", {}).get("build_peak"),
+                 disk=r.get("measured", {}).get("disk")) for f, r in reports.items()]
+    return frame(rows, ["factory", "reused", ("train_s", "s", "train"), ("add_s", "s", "add"),
+                        ("add_vectors_per_s", "", "add rate (vec/s)"), ("disk", "GiB", "file"),
+                        ("measured_peak", "GiB", "build peak"),
+                        ("predicted_peak", "GiB", "predicted peak")])
+
+
+def loads(loads, n_queries):
+    """measure.compare_loads results: file size and resident memory per load mode."""
+    rows = [dict(m, mode=label) for label, m in loads.items()]
+    return frame(rows, ["mode", ("file", "MiB"), ("after_load", "MiB", "RSS after load"),
+                        ("after_search", "MiB", f"RSS after {n_queries} queries")])
+
+
+def time_check(rows, target_n):
+    """planner.time_check rows: estimated beside measured build time, and the target
+    scale's estimate as timed and as scaled by the measured / estimated ratio."""
+    return frame(rows, ["factory", ("estimated_s", "s", "estimated"), ("measured_s", "s", "measured"),
+                        ("ratio", "", "measured / estimated"),
+                        ("target_s", "min", f"estimate at {target_n:,}"),
+                        ("calibrated_target_s", "min", "scaled by the ratio")])
