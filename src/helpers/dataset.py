@@ -58,6 +58,7 @@ class Dataset:
     base: VectorFile
     queries: VectorFile
     train: VectorFile = None
+    reused: bool = False  # generate_dataset found this very dataset already on disk
 
     @property
     def metric(self):
@@ -147,7 +148,7 @@ def generate_dataset(
     if os.path.exists(manifest_path):
         old = _read_manifest(manifest_path)
         if {k: old.get(k) for k in spec} == spec and not overwrite:
-            return load_dataset(root)
+            return dataclasses.replace(load_dataset(root), reused=True)
         if not overwrite:
             changed = sorted(k for k in spec if old.get(k) != spec[k])
             raise DatasetExistsError(

@@ -129,6 +129,18 @@ def ground_truth(ds, k=100, block_rows=None, progress=True, recompute=False):
     return D, I
 
 
+def cached(ds, k):
+    """Path of a cached ground truth of `ds` usable for depth k, or None
+    (ground_truth() will then compute it)."""
+    for path in _cached(ds, k):
+        try:
+            load_ground_truth(path, ds, k)
+            return path
+        except (StaleGroundTruthError, ValueError):
+            continue
+    return None
+
+
 def _cached(ds, k):
     """Cached ground-truth files usable for depth k, smallest depth first."""
     found = []

@@ -44,7 +44,7 @@ def measure(ds, factory, n_train=None, add_batch=None, threads=None):
 
 def loaded_rss(path, mmap=False, dataset_dir=None, setting=""):
     """Resident memory (bytes above the baseline) after loading the index at
-    `path` (mmap=True: faiss.IO_FLAG_MMAP; an on-disk index maps its .ivfdata
+    `path` (mmap=True: build.load_index maps it, faiss.IO_FLAG_MMAP_IFC; an on-disk index maps its .ivfdata
     either way), and after searching the dataset's queries once with
     `setting` ("nprobe=16"). Returns {"after_load", "after_search", "file"}.
     """
@@ -87,12 +87,12 @@ def loaded_rss_fresh(path, mmap=False, dataset_dir=None, setting=""):
 
 def compare_loads(path, dataset_dir, setting="", ondisk=False, overwrite=False):
     """loaded_rss_fresh for the index at `path` read into RAM and mapped with
-    IO_FLAG_MMAP, and with ondisk=True also with its inverted lists moved to an
+    IO_FLAG_MMAP_IFC, and with ondisk=True also with its inverted lists moved to an
     .ivfdata file (build.to_ondisk; `overwrite` redoes that file).
     Returns {label: {"file", "after_load", "after_search"}} in bytes."""
     from .build import to_ondisk
 
-    runs = [("read", path, False), ("IO_FLAG_MMAP", path, True)]
+    runs = [("read", path, False), ("mapped", path, True)]
     if ondisk:
         ondisk_path = path[:-len(".faiss")] + ".ondisk.faiss"
         to_ondisk(path, ondisk_path, overwrite=overwrite)
@@ -146,19 +146,3 @@ def measure_fresh(dataset_dir, factory, n_train=None, add_batch=None, threads=No
     if out.returncode:
         raise RuntimeError(f"measuring {factory} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout)
-
-
-def format_checks(results):
-    """Predicted beside measured, with the error in %, one row per figure."""
-    from .files import format_bytes
-
-    rows = [f"{'factory':28s} {'figure':12s} {'predicted':>10s} {'measured':>10s} {'error':>7s}"]
-    pairs = [("disk", "disk"), ("index RAM", "index_ram"), ("build peak", "build_peak")]
-    for r in results:
-        m, p = r["measured"], r["predicted"]
-        for label, key in pairs:
-            real = m["index_ram_loaded"] if key == "index_ram" else m[key]
-            err = 100 * (p[key] - real) / real if real else float("nan")
-            rows.append(f"{r['factory']:28s} {label:12s} {format_bytes(p[key]):>10s} "
-                        f"{format_bytes(real):>10s} {err:+6.1f}%")
-    return "\n".join(rows)

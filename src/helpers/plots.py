@@ -70,9 +70,13 @@ def memory_vs_n(factories, d, metric, ram_budget, ns=None):
         fig.add_trace(go.Scatter(x=ns, y=ram, name=f, mode="lines", legendgroup=f))
         fig.add_trace(go.Scatter(x=ns, y=disk, name=f + " (disk)", mode="lines",
                                  line_dash="dot", legendgroup=f, showlegend=False))
-    fig.add_hline(y=ram_budget / 2**30, line_dash="dash", annotation_text="RAM budget")
-    fig.update_layout(title=f"Index size vs N at d={d}", xaxis_type="log", yaxis_type="log",
-                      xaxis_title="N vectors", yaxis_title="GiB")
+    # a trace, not add_hline: on a log axis a shape's y is read as a power of ten,
+    # which stretched this axis to 10^24 GiB
+    fig.add_trace(go.Scatter(x=[ns[0], ns[-1]], y=[ram_budget / 2**30] * 2, name="RAM budget",
+                             mode="lines", line=dict(dash="dash", color="black")))
+    fig.update_layout(title=f"Index size vs N at d={d} (solid: RAM, dotted: file)",
+                      xaxis_type="log", yaxis_type="log", xaxis_title="N vectors",
+                      yaxis_title="GiB", height=550)
     return fig
 
 
@@ -117,4 +121,27 @@ def recall_memory(rows, recall_key="recall@10"):
                                  name=name, hovertext=[_hover(best)], hoverinfo="text+x+y"))
     fig.update_layout(title=f"Best {recall_key} against index memory", xaxis_title=recall_key,
                       yaxis_title="index memory (GiB)", yaxis_type="log", showlegend=False)
+    return fig
+
+
+def add_rate(reports, estimates=None):
+    """Vectors added per second against vectors already in the index, one line per
+    build (its report's add_trace), and the estimated average rate, dashed, where
+    `estimates` ({factory: estimated build seconds}) has one."""
+    import numpy as np
+
+    fig = go.Figure()
+    for f, r in reports.items():
+        trace = np.array(r.get("add_trace") or [], dtype=float)
+        if len(trace) < 2:
+            continue
+        rows, secs = trace[:, 0], trace[:, 1]
+        rate = np.diff(rows) / np.maximum(np.diff(secs), 1e-9)
+        fig.add_trace(go.Scatter(x=rows[1:], y=rate, mode="lines", name=f"{f} (measured)"))
+        est = (estimates or {}).get(f)
+        if est:
+            fig.add_trace(go.Scatter(x=[rows[0], rows[-1]], y=[rows[-1] / est] * 2, mode="lines",
+                                     line_dash="dash", name=f"{f} (estimated average)"))
+    fig.update_layout(title="Add rate as the index grows", xaxis_title="vectors in the index",
+                      yaxis_title="vectors added per second", yaxis_rangemode="tozero")
     return fig

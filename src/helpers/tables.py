@@ -38,7 +38,9 @@ def builds(reports):
     rows = [dict(r, factory=f, predicted_peak=r["predicted"]["build_peak"],
                  measured_peak=r.get("measured", {}).get("build_peak"),
                  disk=r.get("measured", {}).get("disk")) for f, r in reports.items()]
-    return frame(rows, ["factory", "reused", ("train_s", "s", "train"), ("add_s", "s", "add"),
+    return frame(rows, ["factory", "reused", ("coarse_train_s", "s", "coarse k-means"),
+                        ("coarse_assign_s", "s", "coarse assign"), ("train_s", "s", "train"),
+                        ("add_s", "s", "add"),
                         ("add_vectors_per_s", "", "add rate (vec/s)"), ("disk", "GiB", "file"),
                         ("measured_peak", "GiB", "build peak"),
                         ("predicted_peak", "GiB", "predicted peak")])
@@ -58,3 +60,25 @@ def time_check(rows, target_n):
                         ("ratio", "", "measured / estimated"),
                         ("target_s", "min", f"estimate at {target_n:,}"),
                         ("calibrated_target_s", "min", "scaled by the ratio")])
+
+
+def predictions(preds, ram_budget):
+    """memory.predict results: sizes, build peak and whether the build fits ram_budget."""
+    from .memory import fits
+
+    rows = [dict(p, fits=not fits(p, ram_budget)) for p in preds]
+    return frame(rows, ["factory", ("n_train", "", "training rows"), ("index_ram", "GiB", "index RAM"),
+                        ("disk", "GiB", "file"), ("build_peak", "GiB", "build peak"), "fits"])
+
+
+def checks(results):
+    """measure.measure_fresh results: predicted beside measured, error in %."""
+    rows = []
+    for r in results:
+        m, p = r["measured"], r["predicted"]
+        for label, key in (("disk", "disk"), ("index RAM", "index_ram"), ("build peak", "build_peak")):
+            real = m["index_ram_loaded"] if key == "index_ram" else m[key]
+            rows.append({"factory": r["factory"], "figure": label, "predicted": p[key],
+                         "measured": real, "error_pct": 100 * (p[key] - real) / real if real else None})
+    return frame(rows, ["factory", "figure", ("predicted", "MiB"), ("measured", "MiB"),
+                        ("error_pct", "", "error (%)")])
