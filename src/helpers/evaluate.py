@@ -178,12 +178,12 @@ def evaluate(index, xq, gt_D, gt_I, base=None, metric="L2", k=10, repeats=3, sin
 
 
 def sweep(indexes, xq, gt_D, gt_I, base=None, metric="L2", k=10, settings=None,
-          repeats=3, single_queries=100, progress=True):
+          repeats=3, single_queries=100, progress=True, max_nprobe=256):
     """Evaluate every index at every setting: one tidy row per (index, setting).
 
     indexes: {name: (faiss index or index file path, index_bytes)}; a path is
     loaded memory-mapped when its turn comes. settings: {name: [strings]}
-    (default: default_settings for each). Rows hold index, setting, each
+    (default: default_settings for each, nprobe up to max_nprobe). Rows hold index, setting, each
     parameter as its own column, recall figures, qps, latency percentiles,
     threads and index_bytes.
     """
@@ -197,7 +197,7 @@ def sweep(indexes, xq, gt_D, gt_I, base=None, metric="L2", k=10, settings=None,
     for name, (index, nbytes) in indexes.items():
         loaded = "mapped" if not isinstance(index, faiss.Index) else "as given"
         index = as_index(index)  # a file is mapped: one index in RAM at a time
-        for s in settings.get(name) or default_settings(index, k):
+        for s in settings.get(name) or default_settings(index, k, max_nprobe=max_nprobe):
             set_parameters(index, s)
             row, _ = evaluate(index, xq, gt_D, gt_I, base, metric, k, repeats, single_queries)
             params = dict(kv.split("=") for kv in s.split(",")) if s else {}

@@ -55,10 +55,13 @@ PRESETS = {
         "01_data_generation": {"progress": False},
     },
     "1m": {
-        "all": {"nlist": 4096, "nprobe": 32},
+        # at scale the evaluation, not the builds, is what the sweeps cost: one timed batch
+        # and 50 single queries per setting, scans capped at a share of the lists
+        "all": {"nlist": 4096, "nprobe": 32, "repeats": 1, "single_queries": 50, "max_nprobe": 256},
         "01_data_generation": {"n": 1_000_000, "n_queries": 1000, "n_train": 0, "progress": False},
         "02_memory_budget": {"check_factories": []},
         "03_build_ivfpq": {"hnsw_quantizer_factory": "", "rerank_k_factors": [1, 4, 16],
+                           "cap_nprobe": 512,
                            "factories": ["IVF{nlist},PQ16", "IVF{nlist},PQ64", "IVF{nlist},PQ128x4fs",
                                          "IVF{nlist},PQ64,Refine(SQ8)",
                                          "IVF{nlist},PQ128x4fs,Refine(SQ8)", "IVF1024,PQ8"],
@@ -66,20 +69,21 @@ PRESETS = {
         "04_build_hnsw": {"factories": ["HNSW32,SQ8"], "m_values": [32],
                           "ef_construction_values": [40]},
         "05_build_ivfsq": {"factories": ["IVF{nlist},SQ8", "IVF{nlist},SQ4"], "cap_nprobe": 512},
-        "06_recall_vs_latency": {"repeats": 1, "single_queries": 50},
+        "06_recall_vs_latency": {},
     },
     "full": {  # the question this workbook answers: 10M x 1024 on 2 cores and 24 GiB
-        "all": {"nlist": 4096, "nprobe": 32},
+        "all": {"nlist": 4096, "nprobe": 32, "repeats": 1, "single_queries": 50, "max_nprobe": 128},
         "01_data_generation": {"n": 10_000_000, "n_queries": 1000, "n_train": 0, "progress": False},
         "02_memory_budget": {"check_factories": []},
         "03_build_ivfpq": {"hnsw_quantizer_factory": "", "rerank_k_factors": [1, 4, 16],
+                           "cap_nprobe": 256,
                            "factories": ["IVF{nlist},PQ128x4fs", "IVF{nlist},PQ128x4fs,Refine(SQ8)",
                                          "IVF1024,PQ8"],
                            "ondisk_factory": "IVF1024,PQ8"},
         "04_build_hnsw": {"factories": ["HNSW32,Flat", "HNSW32,SQ8"], "m_values": [32],
                           "ef_construction_values": [40]},
         "05_build_ivfsq": {"factories": ["IVF{nlist},SQ8"], "cap_nprobe": 256, "ondisk_lists": False},
-        "06_recall_vs_latency": {"repeats": 1, "single_queries": 50},
+        "06_recall_vs_latency": {},
     },
 }
 
