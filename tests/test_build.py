@@ -7,7 +7,7 @@ import faiss
 import numpy as np
 import pytest
 
-from helpers import build, files, groundtruth, memory, vectors
+from helpers import build, files, groundtruth, memory, planner, vectors
 from helpers.vectors import read_rows
 
 
@@ -204,3 +204,12 @@ def test_reserve_allocates_what_the_added_vectors_need_and_no_more(small_ds, fac
     # for n x d x 4 bytes (40 GB at 10M x 1024)
     assert 0.8 * need < grown < 1.1 * need + (4 << 20)
     assert index.ntotal == 0
+
+
+def test_threads_are_restored_after_a_build(small_ds, tmp_path):
+    before = faiss.omp_get_max_threads()
+    r = build.build_index(small_ds, "IVF32,SQ8", tmp_path / "i.faiss", n_train=2000, threads=1,
+                          progress=False)
+    assert r["threads"] == 1 and faiss.omp_get_max_threads() == before
+    planner_rate = planner.gemm_rate(32, threads=1)
+    assert planner_rate > 0 and faiss.omp_get_max_threads() == before

@@ -41,16 +41,18 @@ def candidates(n, d):
 
 
 def gemm_rate(d, threads=None):
-    """Measured multiply-adds per second of faiss's exhaustive search at dimension d."""
-    if threads:
-        faiss.omp_set_num_threads(threads)
+    """Measured multiply-adds per second of faiss's exhaustive search at dimension d
+    (with `threads` OpenMP threads, restored afterwards; default: as set)."""
+    from .build import omp_threads
+
     rng = np.random.default_rng(0)
     xq = rng.standard_normal((2048, d), dtype=np.float32)
     xb = rng.standard_normal((8192, d), dtype=np.float32)
-    faiss.knn(xq[:64], xb, 1)  # warm-up
-    t0 = time.perf_counter()
-    faiss.knn(xq, xb, 1)
-    return 2048 * 8192 * d / (time.perf_counter() - t0)
+    with omp_threads(threads):
+        faiss.knn(xq[:64], xb, 1)  # warm-up
+        t0 = time.perf_counter()
+        faiss.knn(xq, xb, 1)
+        return 2048 * 8192 * d / (time.perf_counter() - t0)
 
 
 def estimate_build_seconds(factory, n, d, metric="L2", n_train=None, sample=None,

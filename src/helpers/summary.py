@@ -16,12 +16,6 @@ def record(results_dir, notebook, **results):
     return path
 
 
-def mtime(path):
-    """Modification time of `path`, or None if it does not exist: compared before
-    and after a step, it tells whether the step reused its output."""
-    return os.path.getmtime(path) if os.path.exists(path) else None
-
-
 def recorded(results_dir):
     """{notebook: results} of everything recorded in results_dir."""
     if not os.path.isdir(results_dir):
