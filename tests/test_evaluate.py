@@ -97,3 +97,12 @@ def test_recall_at_100_of_hnsw_says_how_deep_it_searched(small_ds, tmp_path):
     # faiss's HNSW searches at max(efSearch, k): the k=100 search ran at 100, not 16
     assert [row["recall@100_ef"] for row in rows] == [100, 256]
     assert rows[0]["latency_method"].startswith("10 distinct queries")
+
+
+def test_capped_scan_keeps_the_refine_depth(small_ds, tmp_path):
+    r = build.build_index(small_ds, "IVF32,PQ8,Refine(SQ8)", tmp_path / "i.faiss", n_train=2000,
+                          progress=False)
+    assert evaluate.scan_all_setting(r["index"]) == "nprobe=32,k_factor_rf=4"
+    # a capped scan still re-ranks k_factor x k candidates, else the refine stage
+    # would only reorder the base index's top k
+    assert evaluate.scan_all_setting(r["index"], nprobe=8) == "nprobe=8,k_factor_rf=4"

@@ -134,11 +134,13 @@ def default_settings(index, k=10, max_nprobe=256, max_ef=512, k_factors=(1, 4, 1
     return settings
 
 
-def scan_all_setting(index, k_factor=4):
-    """The setting that scans every inverted list ("nprobe=nlist"), so what
-    recall remains lost is the codes' error; a refine stage re-ranks k_factor x k."""
+def scan_all_setting(index, k_factor=4, nprobe=None):
+    """The setting that scans every inverted list ("nprobe=nlist", or `nprobe`
+    lists where scanning them all would take too long), so what recall remains
+    lost is the codes' error; a refine stage re-ranks k_factor x k."""
     ranges = parameter_ranges(index)
-    parts = [f"nprobe={faiss.extract_index_ivf(index).nlist}"] if "nprobe" in ranges else []
+    nprobe = nprobe or (faiss.extract_index_ivf(index).nlist if "nprobe" in ranges else None)
+    parts = [f"nprobe={nprobe}"] if "nprobe" in ranges else []
     parts += [f"k_factor_rf={k_factor}"] if "k_factor_rf" in ranges else []
     return ",".join(parts)
 
