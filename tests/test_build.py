@@ -213,3 +213,22 @@ def test_threads_are_restored_after_a_build(small_ds, tmp_path):
     assert r["threads"] == 1 and faiss.omp_get_max_threads() == before
     planner_rate = planner.gemm_rate(32, threads=1)
     assert planner_rate > 0 and faiss.omp_get_max_threads() == before
+
+
+@pytest.mark.parametrize("metric", ["L2", "IP"])
+def test_every_index_the_helpers_create_has_the_datasets_metric(metric):
+    # faiss's factory builds HNSW over PQ for L2 whatever the metric: the helper rebuilds it
+    want = faiss.METRIC_L2 if metric == "L2" else faiss.METRIC_INNER_PRODUCT
+    for f in planner.candidates(1_000_000, 64) + ["HNSW16,PQ16", "IVF16,PQ8,RFlat", "PQ16"]:
+        index = build.new_index(f, 64, metric)
+        assert [c.metric_type for c in build._components(index)] == \
+            [want] * len(build._components(index)), f
+
+
+def test_hnsw_pq_for_inner_product_ranks_by_inner_product(small_ds, tmp_path):
+    r = build.build_index(small_ds, "HNSW16,PQ16", tmp_path / "h.faiss", progress=False)
+    assert r["index"].metric_type == faiss.METRIC_INNER_PRODUCT == build.load_index(
+        str(tmp_path / "h.faiss")).metric_type
+    xq = read_rows(small_ds.queries, 0, 20)
+    D, I = r["index"].search(xq, 5)
+    assert (np.diff(D, axis=1) <= 1e-6).all()  # inner products: best (largest) first

@@ -10,6 +10,7 @@ import numpy as np
 
 from . import quiet
 from .dataset import faiss_metric
+from .memory import FactoryError
 from .files import (PARTIAL_SUFFIX, atomic_path, check_disk_space, commit_point, file_sha256,
                     format_bytes, fsync_file, read_json, write_json)
 
@@ -22,7 +23,7 @@ def new_index(factory, d, metric="L2"):
     and costs about 2 s per sub-quantizer whatever the sample size, so it is
     switched off.
     """
-    from .memory import FactoryError, explain_factory_error
+    from .memory import explain_factory_error
 
     try:
         index = faiss.index_factory(d, factory, faiss_metric(metric))
@@ -31,6 +32,22 @@ def new_index(factory, d, metric="L2"):
     for sub in _components(index):
         if hasattr(sub, "do_polysemous_training"):
             sub.do_polysemous_training = False
+    return _with_metric(index, factory, d, faiss_metric(metric))
+
+
+def _with_metric(index, factory, d, metric_type):
+    """`index` with `metric_type` in every part, or a FactoryError. faiss's factory
+    drops the metric for HNSW over PQ ("HNSW32,PQ64" for inner product is built
+    for L2); that one is rebuilt with the IndexHNSWPQ constructor, which takes it."""
+    top = faiss.downcast_index(index)
+    if isinstance(top, faiss.IndexHNSWPQ) and top.metric_type != metric_type:
+        pq = faiss.downcast_index(top.storage).pq
+        m = int(faiss.vector_to_array(top.hnsw.cum_nneighbor_per_level)[1] // 2)
+        index = faiss.IndexHNSWPQ(d, pq.M, m, pq.nbits, metric_type)
+    wrong = [type(c).__name__ for c in _components(index) if c.metric_type != metric_type]
+    if wrong:
+        raise FactoryError(f"{factory!r}: faiss built {', '.join(wrong)} with another metric than "
+                           f"the dataset's; choose another factory string")
     return index
 
 
