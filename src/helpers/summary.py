@@ -7,13 +7,12 @@ from .files import read_json, write_json
 
 def record(results_dir, notebook, **results):
     """Write `results` (JSON-able values) as results_dir/<notebook>.json; a no-op
-    when results_dir is empty (a notebook run by hand)."""
+    when results_dir is empty (a notebook run by hand). Returns nothing, so the
+    notebook's last cell shows nothing."""
     if not results_dir:
-        return None
+        return
     os.makedirs(results_dir, exist_ok=True)
-    path = os.path.join(results_dir, f"{notebook}.json")
-    write_json(path, results)
-    return path
+    write_json(os.path.join(results_dir, f"{notebook}.json"), results)
 
 
 def recorded(results_dir):

@@ -8,6 +8,9 @@ renders an HTML table that can be sorted (``.sort_values``) and exported
 
 import pandas as pd
 
+# reasons and notes are sentences: show them whole, not cut at pandas' default 50 characters
+pd.set_option("display.max_colwidth", 200)
+
 UNITS = {"GiB": 2**30, "MiB": 2**20, "KiB": 2**10, "min": 60, "s": 1, "ms": 1, "": 1}
 
 
@@ -21,6 +24,8 @@ def frame(rows, columns):
         values = [r.get(name) for r in rows]
         if unit in UNITS and UNITS[unit] != 1:
             values = [None if v is None else v / UNITS[unit] for v in values]
+        if all(v is None or isinstance(v, str) for v in values):
+            values = ["" if v is None else v for v in values]  # no "NaN" in a text column
         out[f"{label} ({unit})" if unit else label] = values
     return pd.DataFrame(out).round(3)
 
