@@ -110,3 +110,15 @@ def test_disk_margin_is_proportional(tmp_path):
     with pytest.raises(files.NotEnoughDiskError, match="needs"):
         files.check_disk_space(tmp_path, free)  # the margin is on top of what is asked
     files.check_disk_space(tmp_path, int(free / 1.06))  # 5% margin, not a fixed 64 MiB
+
+
+def test_full_disk_during_generation_is_an_error_naming_the_file(tmp_path):
+    # a real ENOSPC from the kernel (the file being written is /dev/full), where a
+    # memory map of a sparse file would have died by SIGBUS
+    root = tmp_path / "ds"
+    root.mkdir()
+    os.symlink("/dev/full", files.partial_path(root / "base.npy"))
+    with pytest.raises(files.WriteError, match=r"cannot write .*base.npy.partial: the disk is full"):
+        dataset.generate_dataset(root, 1000, n_queries=5, n_train=0, progress=False,
+                                 params=synthetic.GeneratorParams(d=8, intrinsic_dim=4))
+    assert not (root / "base.npy").exists() and not (root / dataset.MANIFEST).exists()

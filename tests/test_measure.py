@@ -15,3 +15,18 @@ def test_mapped_and_ondisk_loads_keep_codes_out_of_ram(tmp_path):
     assert ondisk["after_load"] < 0.2 * read["after_load"] and ondisk["file"] < 0.1 * read["file"]
     # 20 queries probing 1 of 64 lists each touch a fraction of the codes
     assert mapped["after_search"] < 0.7 * read["after_search"]
+
+
+def test_mapped_hnsw_and_flat_storage_stay_out_of_ram(tmp_path):
+    """build.load_index(mmap=True) uses IO_FLAG_MMAP_IFC: the flat (or SQ8) codes of
+    HNSW and Flat indexes are mapped in place, only the graph links are read.
+    (Plain IO_FLAG_MMAP maps inverted lists only: it read these files whole.)"""
+    ds = dataset.generate_dataset(tmp_path / "d", 60000, n_queries=20, n_train=0,
+                                  params=synthetic.GeneratorParams(d=256), progress=False)
+    for factory in ("HNSW16,Flat", "Flat"):
+        path = str(tmp_path / f"{factory}.faiss")
+        build.build_index(ds, factory, path, progress=False)  # 61 MiB of float32 codes
+        read = measure.loaded_rss_fresh(path, False)
+        mapped = measure.loaded_rss_fresh(path, True)
+        assert read["after_load"] > 0.9 * read["file"], factory
+        assert mapped["after_load"] < 0.2 * mapped["file"], factory

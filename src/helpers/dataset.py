@@ -256,8 +256,11 @@ def _write_chunked(tmp, shape, dtype, make_chunk, chunk_rows, spec, desc, progre
     state = _read_state(tmp)
     fresh = {"spec": spec, "shape": [n, d], "dtype": dtype.str, "chunk_rows": chunk_rows}
     if state is None or {k: state.get(k) for k in fresh} != fresh:
-        mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(n, d))
-        del mm  # only creates the (sparse) file and its header
+        try:
+            mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(n, d))
+            del mm  # only creates the (sparse) file and its header
+        except OSError as e:
+            raise explain_write_error(e, tmp) from e
         state = dict(fresh, chunks=[])
         write_json(tmp + ".json", state)
     offset = open_vectors(tmp).offset
