@@ -106,3 +106,13 @@ def test_capped_scan_keeps_the_refine_depth(small_ds, tmp_path):
     # a capped scan still re-ranks k_factor x k candidates, else the refine stage
     # would only reorder the base index's top k
     assert evaluate.scan_all_setting(r["index"], nprobe=8) == "nprobe=8,k_factor_rf=4"
+
+
+def test_sweep_of_a_file_says_how_it_was_loaded(small_ds, tmp_path):
+    build.build_index(small_ds, "IVF32,SQ8", tmp_path / "i.faiss", n_train=2000, progress=False)
+    xq = read_rows(small_ds.queries, 0, small_ds.queries.n)
+    gt_D, gt_I = groundtruth.ground_truth(small_ds, 100, progress=False)
+    rows = evaluate.sweep({"ivf": (str(tmp_path / "i.faiss"), 0)}, xq, gt_D, gt_I, None,
+                          small_ds.metric, settings={"ivf": ["nprobe=4"]}, repeats=1,
+                          single_queries=5, progress=False)
+    assert rows[0]["loaded"] == "mapped, warmed"  # a small file is read into the page cache first

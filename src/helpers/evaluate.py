@@ -197,8 +197,12 @@ def sweep(indexes, xq, gt_D, gt_I, base=None, metric="L2", k=10, settings=None,
     rows = []
     bar = tqdm(total=len(indexes), desc="sweep", disable=not progress)
     for name, (index, nbytes) in indexes.items():
-        loaded = "mapped" if not isinstance(index, faiss.Index) else "as given"
-        index = as_index(index)  # a file is mapped: one index in RAM at a time
+        loaded = "as given"
+        if not isinstance(index, faiss.Index):
+            # mapped, one index at a time; its pages read once first where they fit in
+            # memory, so that the first settings are not timed on page faults
+            loaded = "mapped, warmed" if warm_page_cache(index) else "mapped, cold"
+        index = as_index(index)
         for s in settings.get(name) or default_settings(index, k, max_nprobe=max_nprobe):
             set_parameters(index, s)
             row, _ = evaluate(index, xq, gt_D, gt_I, base, metric, k, repeats, single_queries)
@@ -241,6 +245,21 @@ def recommend(rows, target_recall, ram_budget, recall_key="recall@10"):
                f"{r[recall_key]:.3f}, {r['qps']:,.0f} queries/s on {r['threads']} threads "
                f"(p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms per single query), "
                f"index {format_bytes(r['index_bytes'])}.")
+
+
+def warm_page_cache(path, block=1 << 26):
+    """Read the file at `path` once, so its pages are in the page cache, if it fits in
+    the memory available now; returns whether it did."""
+    import os
+
+    import psutil
+
+    if os.path.getsize(path) > 0.9 * psutil.virtual_memory().available:
+        return False
+    with open(path, "rb") as f:
+        while f.read(block):
+            pass
+    return True
 
 
 def drop_from_page_cache(path):

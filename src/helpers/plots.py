@@ -95,17 +95,22 @@ def recall_qps(rows, recall_key="recall@10"):
     """
     from .evaluate import pareto_frontier
 
+    import plotly.colors
+
+    palette = plotly.colors.qualitative.Plotly
     fig = go.Figure()
-    for name in dict.fromkeys(r["index"] for r in rows):
+    for i, name in enumerate(dict.fromkeys(r["index"] for r in rows)):
+        color = palette[i % len(palette)]  # a family's points share its line's colour
         mine = [r for r in rows if r["index"] == name]
         front = pareto_frontier(mine, recall_key)
         fig.add_trace(go.Scatter(x=[r[recall_key] for r in front], y=[r["qps"] for r in front],
                                  mode="lines+markers", name=name, legendgroup=name,
+                                 line_color=color, marker_color=color,
                                  hovertext=[_hover(r) for r in front], hoverinfo="text+x+y"))
         fig.add_trace(go.Scatter(x=[r[recall_key] for r in mine], y=[r["qps"] for r in mine],
                                  mode="markers", opacity=0.3, name=name, legendgroup=name,
-                                 showlegend=False, hovertext=[_hover(r) for r in mine],
-                                 hoverinfo="text+x+y"))
+                                 marker_color=color, showlegend=False,
+                                 hovertext=[_hover(r) for r in mine], hoverinfo="text+x+y"))
     fig.update_layout(title=f"{recall_key} vs queries per second (up and right is better)",
                       xaxis_title=recall_key, yaxis_title="queries / s (batch)", yaxis_type="log")
     return fig
