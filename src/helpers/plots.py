@@ -134,19 +134,24 @@ def add_rate(reports, estimates=None):
     build (its report's add_trace), and the estimated average rate, dashed, where
     `estimates` ({factory: estimated build seconds}) has one."""
     import numpy as np
+    import plotly.colors
 
+    palette = plotly.colors.qualitative.Plotly
     fig = go.Figure()
-    for f, r in reports.items():
+    for i, (f, r) in enumerate(reports.items()):
         trace = np.array(r.get("add_trace") or [], dtype=float)
         if len(trace) < 2:
             continue
+        color = palette[i % len(palette)]
         rows, secs = trace[:, 0], trace[:, 1]
         rate = np.diff(rows) / np.maximum(np.diff(secs), 1e-9)
-        fig.add_trace(go.Scatter(x=rows[1:], y=rate, mode="lines", name=f"{f} (measured)"))
+        fig.add_trace(go.Scatter(x=rows[1:], y=rate, mode="lines", name=f"{f} (measured)",
+                                 line_color=color))
         est = (estimates or {}).get(f)
-        if est:
+        if est:  # the estimate is of the whole build, training included
             fig.add_trace(go.Scatter(x=[rows[0], rows[-1]], y=[rows[-1] / est] * 2, mode="lines",
-                                     line_dash="dash", name=f"{f} (estimated average)"))
+                                     line_dash="dash", line_color=color,
+                                     name=f"{f} (estimated average, with training)"))
     fig.update_layout(title="Add rate as the index grows", xaxis_title="vectors in the index",
                       yaxis_title="vectors added per second", yaxis_rangemode="tozero")
     return fig
