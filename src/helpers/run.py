@@ -80,8 +80,8 @@ PRESETS = {
                            "factories": ["IVF{nlist},PQ128x4fs", "IVF{nlist},PQ128x4fs,Refine(SQ8)",
                                          "IVF1024,PQ8"],
                            "ondisk_factory": "IVF1024,PQ8"},
-        # HNSW32,SQ8 adds about 1,900 vectors/s over its first 1.2M rows here (measured), so
-        # 10M takes longer than this run's 2 hours: planned here, built on its own (README)
+        # HNSW32,SQ8 adds 2,750 vectors/s or fewer once past 1M rows here (1m run), so 10M
+        # takes over an hour on top of the rest: planned here, built on its own (README)
         "04_build_hnsw": {"factories": ["HNSW32,Flat"], "plan_only": ["HNSW32,SQ8"],
                           "m_values": []},
         "05_build_ivfsq": {"factories": ["IVF{nlist},SQ8"], "cap_nprobe": 256, "ondisk_lists": False},
