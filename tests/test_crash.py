@@ -114,23 +114,28 @@ def test_build_killed_at_every_commit_point_resumes_to_the_same_index(crash_ds, 
 def test_build_killed_at_random_moments_never_duplicates_rows(tmp_path):
     # the reported case: add_batch=250, a checkpoint after every batch, killed at random
     params = synthetic.GeneratorParams(d=64, intrinsic_dim=8, n_clusters=16, seed=9)
-    ds = dataset.generate_dataset(tmp_path / "ds", 20_000, n_queries=30, n_train=0,
+    ds = dataset.generate_dataset(tmp_path / "ds", 60_000, n_queries=30, n_train=0,
                                   params=params, progress=False)
-    path = tmp_path / "i.faiss"
+    path = tmp_path / "out" / "i.faiss"
+    t0 = time.perf_counter()
+    assert run(BUILD, ds.root, tmp_path / "timed" / "i.faiss", "IVF64,SQ8", 250) == 0
+    took = time.perf_counter() - t0  # an uninterrupted build, start-up included
     rng = np.random.default_rng(1)
     kills = 0
-    for attempt in range(40):
+    for attempt in range(30):
         p = subprocess.Popen([sys.executable, "-c", BUILD, str(ds.root), str(path), "IVF64,SQ8", "250"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.3, 2.0))
+        time.sleep(rng.uniform(0.4, 0.95) * took)  # somewhere inside a build
         if p.poll() is None:
             p.kill()
             kills += 1
         p.wait()
-        if path.exists() and kills >= 3:
-            break
+        if path.exists():
+            if kills >= 3:
+                break
+            shutil.rmtree(path.parent)  # finished too soon to have been killed enough: again
+    assert kills >= 3 and path.exists()
     assert run(BUILD, ds.root, path, "IVF64,SQ8", 250) == 0
-    assert kills >= 3
     index = build.load_index(str(path))
     assert index.ntotal == ds.n
     ref = build.build_index(ds, "IVF64,SQ8", tmp_path / "ref.faiss", n_train=2000, add_batch=250,
