@@ -83,13 +83,18 @@ def test_rerun_reuses_and_force_redoes(first_run):
 
 def test_failing_notebook_is_reported_and_the_rerun_continues(first_run, tmp_path, capsys):
     root, _ = first_run
+    # a factory faiss cannot build is refused before anything runs or is written
     bad = tmp_path / "bad.yaml"
     bad.write_text("03_build_ivfpq:\n  factories: ['IVF{nlist},PQ7']\n")
     args = ["--preset", "tiny", "--params", str(bad), "--runs-dir", str(tmp_path / "runs"),
             "--data-dir", str(root / "data")]
     assert runner.main(args) == 1
+    assert "m must divide d=64" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+    # a notebook failing while it runs: re-ranking an index the notebook did not build
+    bad.write_text("03_build_ivfpq:\n  rerank_factory: 'IVF{nlist},Flat'\n")
+    assert runner.main(args) == 1
     err = capsys.readouterr().err
-    assert "03_build_ivfpq failed in cell [" in err and "FactoryError" in err and "m must divide d=64" in err
+    assert "03_build_ivfpq failed in cell [" in err and "KeyError" in err and "IVF16,Flat" in err
     folder = os.path.join(tmp_path / "runs", os.listdir(tmp_path / "runs")[0])
     state = read_json(os.path.join(folder, "run.json"))
     assert state["status"] == "failed" and state["done"] == runner.ORDER[:2]

@@ -7,10 +7,11 @@ def test_budget_explorer_updates_when_controls_move():
     before = ex.table.value
     fits = {f: not r for f, p, r in ex.rows()}
     assert fits == {"IVF1024,SQ8": True, "HNSW32,Flat": False, "IVF1024,PQ64": True}
-    ex.ram.value = 64.0  # GiB: now HNSW32,Flat's build fits too?
+    ex.ram.value = 40.0  # GiB: does HNSW32,Flat's build fit now?
     assert ex.table.value != before
-    assert {f: not r for f, p, r in ex.rows()}["HNSW32,Flat"] is False  # its build peak is ~74 GB
-    ex.ram.value = 128.0
+    # no: its build peak is 40.9 GiB (the build helper reserves its storage, so no doubling)
+    assert {f: not r for f, p, r in ex.rows()}["HNSW32,Flat"] is False
+    ex.ram.value = 48.0
     assert {f: not r for f, p, r in ex.rows()}["HNSW32,Flat"] is True
     ex.d.value = 1000  # PQ64 no longer divides d: reported, not crashed
     assert "must divide d=1000" in ex.table.value
