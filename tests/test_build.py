@@ -232,3 +232,12 @@ def test_hnsw_pq_for_inner_product_ranks_by_inner_product(small_ds, tmp_path):
     xq = read_rows(small_ds.queries, 0, 20)
     D, I = r["index"].search(xq, 5)
     assert (np.diff(D, axis=1) <= 1e-6).all()  # inner products: best (largest) first
+
+
+def test_command_line_builds_resumes_and_reuses_one_index(small_ds, tmp_path):
+    cmd = [sys.executable, "-m", "helpers.build", str(small_ds.root), "HNSW8,SQ8",
+           "--out", str(tmp_path / "h.faiss"), "--ef-construction", "16"]
+    first = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    again = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    assert "added 6,000" in first and "reused" in again
+    assert build.load_index(str(tmp_path / "h.faiss")).ntotal == small_ds.n

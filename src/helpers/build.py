@@ -659,3 +659,30 @@ def built_indexes(index_dir, ds):
         name = r["factory"] + (f" efC={r['ef_construction']}" if r.get("ef_construction") else "")
         out[name] = (path, r["predicted"]["index_ram"])
     return out
+
+
+def main(argv=None):
+    """python -m helpers.build DATA_DIR FACTORY [--out PATH] [...]: one index, built
+    (or resumed, or reused) by build_index; prints its summary line."""
+    import argparse
+
+    from .dataset import load_dataset
+
+    ap = argparse.ArgumentParser(prog="python -m helpers.build", description=main.__doc__)
+    ap.add_argument("data_dir", help="a dataset folder (notebook 01, or dataset.import_dataset)")
+    ap.add_argument("factory", help='a faiss factory string, e.g. "HNSW32,SQ8"')
+    ap.add_argument("--out", help="index path (default: DATA_DIR/indexes/<factory>.faiss, as the notebooks name it)")
+    ap.add_argument("--ef-construction", type=int, default=None)
+    ap.add_argument("--n-train", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None)
+    a = ap.parse_args(argv)
+    ds = load_dataset(a.data_dir)
+    name = a.factory + (f"_efC{a.ef_construction}" if a.ef_construction else "")
+    out = a.out or index_path(os.path.join(a.data_dir, "indexes"), name)
+    r = build_index(ds, a.factory, out, n_train=a.n_train, threads=a.threads,
+                    ef_construction=a.ef_construction)
+    print(r["summary"])
+
+
+if __name__ == "__main__":
+    main()
