@@ -446,7 +446,6 @@ def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
             ckpts.clear()
         assign = None
         with rss.RSSTrace() as train_trace:
-            t0 = time.perf_counter()
             if preassigned:
                 quantizer, assign, info = coarse.coarse_assignment(
                     ds, coarse.coarse_factory(factory), n_train,
