@@ -7,7 +7,7 @@ import faiss
 import numpy as np
 import pytest
 
-from helpers import build, files, groundtruth, memory, planner, vectors
+from helpers import build, files, groundtruth, memory, planner
 from helpers.vectors import read_rows
 
 

@@ -15,7 +15,6 @@ import numpy as np
 
 from . import memory, quiet
 from .build import _components, new_index, set_ef_construction
-from .files import format_bytes
 
 KMEANS_NITER = 10  # faiss IVF coarse quantizer training iterations
 
