@@ -82,7 +82,9 @@ def test_sweep_is_monotonic_in_nprobe_and_frontier_and_recommendation(small_ds, 
 def test_default_settings_for_hnsw_quantizer_and_refine():
     ivf = faiss.index_factory(32, "IVF64_HNSW32,PQ8x4fs,RFlat")
     s = evaluate.default_settings(ivf, max_nprobe=4)
-    assert s[-1] == "nprobe=4,quantizer_efSearch=8,k_factor_rf=16" and len(s) == 3 * 2 * 3
+    assert s[-1] == "nprobe=4,quantizer_efSearch=8,k_factor_rf=256" and len(s) == 3 * 2 * 5
+    evaluate.set_parameters(ivf, s[-1])  # beyond ParameterSpace's own range, still applied
+    assert faiss.downcast_index(ivf).k_factor == 256
     assert all(int(x.split(",")[1].split("=")[1]) >= int(x.split(",")[0].split("=")[1]) for x in s)
     assert evaluate.default_settings(faiss.index_factory(32, "HNSW16"), k=10)[0] == "efSearch=16"
 

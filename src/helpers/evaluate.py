@@ -106,14 +106,16 @@ def parameter_ranges(index):
     return out
 
 
-def default_settings(index, k=10, max_nprobe=256, max_ef=512, k_factors=(1, 4, 16)):
+def default_settings(index, k=10, max_nprobe=256, max_ef=512, k_factors=(1, 4, 16, 64, 256)):
     """Parameter strings to sweep ("nprobe=8,k_factor_rf=4"), from ParameterSpace's ranges.
 
     nprobe (IVF) or efSearch (HNSW, from k up: faiss searches with at least k)
     is the main axis; an HNSW coarse quantizer
     gets quantizer_efSearch from nprobe up (faiss's HNSW searches at depth
     max(efSearch, k) and the quantizer is asked for k = nprobe lists, so a
-    value below nprobe runs as nprobe); a refine stage gets each of `k_factors`. Polysemous `ht`
+    value below nprobe runs as nprobe); a refine stage gets each of `k_factors`, beyond
+    ParameterSpace's range (1..64): 4-bit PQ at d=1024 needed k_factor_rf=128 for
+    recall@10 0.95 at 10M (benchmarks/bench_rerank_depth.py). Polysemous `ht`
     is left out (the helpers do not train it).
     """
     ranges = parameter_ranges(index)
@@ -125,7 +127,7 @@ def default_settings(index, k=10, max_nprobe=256, max_ef=512, k_factors=(1, 4, 1
         qefs = [None]
         if "quantizer_efSearch" in ranges:
             qefs = [q for q in ranges["quantizer_efSearch"] if q >= v][:2] or [None]
-        kfs = [kf for kf in k_factors if kf in ranges.get("k_factor_rf", [])] or [None]
+        kfs = list(k_factors) if "k_factor_rf" in ranges else [None]
         for q in qefs:
             for kf in kfs:
                 extra = ([f"quantizer_efSearch={int(q)}"] if q else []) + \
