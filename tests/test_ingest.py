@@ -24,7 +24,7 @@ def vectors():
 
 
 def write_parquet(path, x, row_group_size=300, fixed=False, column="embedding"):
-    t = pa.list_(pa.float32(), D) if fixed else pa.list_(pa.float32())
+    t = pa.list_(pa.float32(), x.shape[1]) if fixed else pa.list_(pa.float32())
     arr = pa.array(list(x), type=t)
     pq.write_table(pa.table({"id": np.arange(len(x)), column: arr}), path, row_group_size=row_group_size)
 

@@ -3,6 +3,7 @@
 import contextlib
 import os
 import re
+import sys
 import time
 
 import faiss
@@ -661,27 +662,55 @@ def built_indexes(index_dir, ds):
 
 
 def main(argv=None):
-    """python -m helpers.build DATA_DIR FACTORY [--out PATH] [...]: one index, built
-    (or resumed, or reused) by build_index; prints its summary line."""
+    """One index, built (or resumed, or reused) by build_index; prints its summary line.
+
+    python -m helpers.build DATA_DIR FACTORY [--out PATH] [...]   a dataset folder's index
+    python -m helpers.build --config recommended.json --base PATH --out index.faiss
+                                            notebook 06's recommendation, on all of PATH
+    """
     import argparse
 
-    from .dataset import load_dataset
-
-    ap = argparse.ArgumentParser(prog="python -m helpers.build", description=main.__doc__)
-    ap.add_argument("data_dir", help="a dataset folder (notebook 01, or dataset.import_dataset)")
-    ap.add_argument("factory", help='a faiss factory string, e.g. "HNSW32,SQ8"')
-    ap.add_argument("--out", help="index path (default: DATA_DIR/indexes/<factory>.faiss, as the notebooks name it)")
+    ap = argparse.ArgumentParser(prog="python -m helpers.build", description=main.__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("data_dir", nargs="?", help="a dataset folder (notebook 01, or helpers.ingest)")
+    ap.add_argument("factory", nargs="?", help='a faiss factory string, e.g. "HNSW32,SQ8"')
+    ap.add_argument("--config", help="a recommended.json written by notebook 06 (with --base)")
+    ap.add_argument("--base", help="with --config: your vectors, any format helpers.run --base takes")
+    ap.add_argument("--column", default="embedding", help="parquet: the vector column")
+    ap.add_argument("--out", help="index path (default: DATA_DIR/indexes/<factory>.faiss, as the "
+                                  "notebooks name it; required with --config)")
     ap.add_argument("--ef-construction", type=int, default=None)
     ap.add_argument("--n-train", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None)
     a = ap.parse_args(argv)
-    ds = load_dataset(a.data_dir)
-    name = a.factory + (f"_efC{a.ef_construction}" if a.ef_construction else "")
-    out = a.out or index_path(os.path.join(a.data_dir, "indexes"), name)
-    r = build_index(ds, a.factory, out, n_train=a.n_train, threads=a.threads,
-                    ef_construction=a.ef_construction)
+    try:
+        r = _main(ap, a)
+    except (ValueError, OSError) as e:  # bad input, full disk: said in one line, no traceback
+        print(f"BUILD FAILED: {e}", file=sys.stderr)
+        return 1
     print(r["summary"])
+    return 0
+
+
+def _main(ap, a):
+    from .dataset import load_dataset
+
+    if a.config:
+        if not (a.base and a.out) or a.factory:
+            ap.error("--config takes --base and --out, and no DATA_DIR FACTORY")
+        from .export import build_from_config
+
+        r = build_from_config(a.config, a.base, a.out, a.column, a.data_dir, a.threads)
+    else:
+        if not (a.data_dir and a.factory):
+            ap.error("give DATA_DIR FACTORY, or --config with --base and --out")
+        ds = load_dataset(a.data_dir)
+        name = a.factory + (f"_efC{a.ef_construction}" if a.ef_construction else "")
+        out = a.out or index_path(os.path.join(a.data_dir, "indexes"), name)
+        r = build_index(ds, a.factory, out, n_train=a.n_train, threads=a.threads,
+                        ef_construction=a.ef_construction)
+    return r
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -56,7 +56,7 @@ class Dataset:
     root: str
     manifest: dict
     base: VectorFile
-    queries: VectorFile
+    queries: VectorFile  # None for a base imported only to build from (export)
     train: VectorFile = None
     reused: bool = False  # generate_dataset found this very dataset already on disk
 
@@ -361,12 +361,12 @@ def load_dataset(root):
                 + ("import it again (overwrite=True)" if entry.get("path") else
                    "regenerate the dataset (overwrite=True)") + " or restore the file")
         opened[role] = vf
-    if opened["queries"].d != opened["base"].d:
+    if "queries" in opened and opened["queries"].d != opened["base"].d:
         raise DatasetError(
             f"{root}: queries have dimension {opened['queries'].d} but the "
             f"database has {opened['base'].d}"
         )
-    return Dataset(root, manifest, opened["base"], opened["queries"], opened.get("train"))
+    return Dataset(root, manifest, opened["base"], opened.get("queries"), opened.get("train"))
 
 
 def verify_dataset(ds, progress=False):

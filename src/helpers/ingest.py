@@ -325,7 +325,7 @@ def import_vectors(root, base, queries=None, metric="ip", column="embedding", n_
         raise ImportVectorsError(f"queries in {queries} have d={qsrc.d} but the base vectors in {base} "
                            f"have d={src.d}: they must come from the same embedding model")
     held = held_out_ids(src.n, n_queries, seed) if qsrc is None else np.empty(0, np.int64)
-    if qsrc is None and n_queries >= src.n:
+    if qsrc is None and not 0 <= n_queries < src.n:
         raise ImportVectorsError(f"{base}: {src.n:,} rows cannot give {n_queries:,} held-out queries "
                            f"and a base; pass fewer n_queries or a separate query file")
     keep = np.setdiff1d(np.arange(src.n, dtype=np.int64), held, assume_unique=True)
@@ -356,20 +356,19 @@ def import_vectors(root, base, queries=None, metric="ip", column="embedding", n_
     check_disk_space(root, todo, what=f"the imported copy of {base} in {root}")
 
     t0 = time.perf_counter()
-    norms, qnorms = {}, {}
-    files = {
-        "queries": _write_rows(partial_path(os.path.join(root, "queries.npy")),
-                               qsrc or src, "queries", held if qsrc is None else np.arange(qsrc.n),
-                               normalize, spec, chunk_rows, progress, qnorms),
-        "base": _write_rows(partial_path(os.path.join(root, "base.npy")), src, "base vectors",
-                            keep, normalize, spec, chunk_rows, progress, norms),
-    }
+    norms, qnorms, files = {}, {}, {}
+    if nq:  # n_queries=0 without a query file: a base only, for building (export)
+        files["queries"] = _write_rows(
+            partial_path(os.path.join(root, "queries.npy")), qsrc or src, "queries",
+            held if qsrc is None else np.arange(qsrc.n), normalize, spec, chunk_rows, progress, qnorms)
+    files["base"] = _write_rows(partial_path(os.path.join(root, "base.npy")), src, "base vectors",
+                                keep, normalize, spec, chunk_rows, progress, norms)
     manifest = dict(spec, format=dataset.FORMAT, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                     n_queries=nq, files=files, import_s=round(time.perf_counter() - t0, 1))
     if norms.get("rows") == len(keep):  # all written in this call (else a resumed import)
         manifest["norms"] = {"min": norms["min"], "max": norms["max"],
                              "mean": norms["sum"] / norms["rows"]}
-    manifest["fingerprint"] = combine_digests([files["base"]["sha256"], files["queries"]["sha256"]])
+    manifest["fingerprint"] = combine_digests([files[r]["sha256"] for r in ("base", "queries") if r in files])
     dataset._commit(root, manifest)
     return dataset.load_dataset(root)
 

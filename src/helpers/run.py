@@ -3,13 +3,16 @@
     python -m helpers.run --preset small            # the README's main job
     python -m helpers.run --preset tiny --force     # redo data, ground truth, indexes
     python -m helpers.run --params my.yaml          # a preset plus your overrides
+    python -m helpers.run --base my.npy --metric cosine   # your own vectors
 
 Notebooks 01 -> 06 run in order into runs/<time>-<preset>/, each executed copy
 beside the notebook's key results, and a summary (summary.html, summary.json,
 builds.csv, pareto.csv). The dataset, ground truth and indexes live in
 data/<preset>/ and are reused while their inputs are unchanged. Running the same
 command again after an interruption continues the unfinished run, skipping the
-notebooks it completed.
+notebooks it completed. With --base, notebook 01 imports the user's vectors
+instead of generating them (helpers.ingest), into data/own-<file name>/, and
+unless a preset is named the parameters follow their size (helpers.profile).
 """
 
 import argparse
@@ -129,10 +132,21 @@ class PeakRSS:
         self._thread.join()
 
 
-def load_params(preset=None, params_file=None):
-    """The preset's parameters, updated by a YAML or JSON file of the same shape
-    ({"all": {...}, "03_build_ivfpq": {...}, "preset": "small"}: the file may name
-    the preset it starts from)."""
+DATASET_KEYS = ("base", "queries", "metric", "column", "n_queries", "max_rows")
+
+
+def load_params(preset=None, params_file=None, data=None):
+    """(label, parameters): the preset's parameters, updated by a YAML or JSON file of
+    the same shape ({"all": {...}, "03_build_ivfpq": {...}, "preset": "small"}: the
+    file may name the preset it starts from).
+
+    data: users' vectors, {"base": file or folder, "queries", "metric" (l2, ip,
+    cosine), "column", "n_queries" (held out when there is no query file),
+    "max_rows"}; a file's `dataset:` section gives the same, and values in `data`
+    win. With data and no preset, the parameters follow the data's size
+    (profile.for_data). The label names the data folder and run folders: the
+    preset, or own-<name of the base file>[-<preset>].
+    """
     extra = {}
     if params_file:
         import yaml  # JSON is YAML too
@@ -143,17 +157,59 @@ def load_params(preset=None, params_file=None):
             raise ValueError(f"{params_file}: expected a mapping of notebook -> parameters")
         preset = preset or extra.pop("preset", None)
         extra.pop("preset", None)
-    preset = preset or "small"
-    if preset not in PRESETS:
+    data = {**(extra.pop("dataset", None) or {}),
+            **{k: v for k, v in (data or {}).items() if v is not None}}
+    if preset is not None and preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     unknown = set(extra) - set(ORDER) - {"all"}
     if unknown:
-        raise ValueError(f"{params_file}: unknown sections {sorted(unknown)}; use 'all' or one of "
-                         f"{ORDER}")
-    out = {name: dict(PRESETS[preset].get(name, {})) for name in ["all"] + ORDER}
+        raise ValueError(f"{params_file}: unknown sections {sorted(unknown)}; use 'all', 'dataset' "
+                         f"or one of {ORDER}")
+    if data:
+        label, base, for_all, for_import = _own_data(data, preset)
+    else:
+        label = preset = preset or "small"
+        base = PRESETS[preset]
+    out = {name: dict(base.get(name, {})) for name in ["all"] + ORDER}
+    if data:
+        out["dataset"] = data
+        out["all"].update(for_all)
+        out["01_data_generation"].update(for_import)
     for name, values in extra.items():
         out[name].update(values or {})
-    return preset, out
+    return label, out
+
+
+def _own_data(data, preset):
+    """(label, preset-shaped parameters, values for every notebook, values for
+    notebook 01's import) for users' vectors."""
+    from . import ingest, profile
+
+    unknown = set(data) - set(DATASET_KEYS)
+    if unknown or "base" not in data:
+        raise ValueError(f"dataset: {'unknown keys ' + str(sorted(unknown)) if unknown else 'no base'}; "
+                         f"it takes {', '.join(DATASET_KEYS)} ('base', the file or folder of your "
+                         f"vectors, is required)")
+    metric, _ = ingest.parse_metric(data.setdefault("metric", "ip"))
+    info = ingest.describe(data["base"], data.get("column", "embedding"))
+    if data.get("column") and info["kind"] != "parquet":
+        raise ValueError(f"--column {data['column']!r} applies only to parquet data; {data['base']} "
+                         f"holds {info['kind']} vectors")
+    # an ann-benchmarks file brings its own queries (its test set)
+    own_queries = data.get("queries") or str(data["base"]).lower().endswith((".hdf5", ".h5"))
+    n_queries = 0 if own_queries else data.get("n_queries", min(1000, max(10, info["n"] // 20)))
+    n_base = info["n"] - n_queries
+    if data.get("max_rows"):
+        n_base = min(n_base, data["max_rows"])
+    stem = os.path.basename(os.path.normpath(data["base"])).split(".")[0]
+    label = f"own-{stem}" + (f"-{preset}" if preset else "")
+    params = PRESETS[preset] if preset else profile.for_data(n_base, info["d"])
+    for_all = {"d": info["d"], "metric": metric, "target_n": info["n"] - n_queries}
+    for_import = {"base_path": os.path.abspath(data["base"]),
+                  "queries_path": os.path.abspath(data["queries"]) if data.get("queries") else "",
+                  "column": data.get("column", "embedding"), "metric": data["metric"],
+                  "n_queries": n_queries, "max_rows": data.get("max_rows", 0), "n": n_base}
+    return label, params, for_all, for_import
 
 
 def notebook_parameters(params, data_dir, results_dir, force, notebooks_dir=NOTEBOOKS):
@@ -174,6 +230,19 @@ def notebook_parameters(params, data_dir, results_dir, force, notebooks_dir=NOTE
                  "results_dir": results_dir, "force": force}
         chosen = {k: v for k, v in {**params["all"], **fixed}.items() if k in declared}
         out[name] = {**chosen, **params[name]}
+    return out
+
+
+def effective_parameters(per_notebook, notebooks_dir=NOTEBOOKS):
+    """{notebook: every parameter it will run with}: its parameters cell's defaults
+    updated by what the runner passes (per_notebook, from notebook_parameters)."""
+    import papermill as pm
+
+    out = {}
+    for name, passed in per_notebook.items():
+        declared = pm.inspect_notebook(os.path.join(notebooks_dir, name + ".ipynb"))
+        out[name] = {k: ast.literal_eval(v["default"]) for k, v in declared.items()}
+        out[name].update(passed)
     return out
 
 
@@ -200,20 +269,19 @@ def check_resources(per_notebook, data_dir, notebooks_dir=NOTEBOOKS):
     [(factory, reasons)]} (indexes the builds will refuse, with the model's reasons)."""
     import shutil
 
-    import papermill as pm
     import psutil
 
     from . import memory
     from .build import _preassignable
     from .coarse import coarse_factory
     from .files import format_bytes
+    from .ingest import parse_metric
 
-    declared = pm.inspect_notebook(os.path.join(notebooks_dir, "01_data_generation.ipynb"))
-    gen = {k: ast.literal_eval(v["default"]) for k, v in declared.items()}
-    gen.update(per_notebook["01_data_generation"])
+    per_notebook = effective_parameters(per_notebook, notebooks_dir)
+    gen = per_notebook["01_data_generation"]
     n, d = gen["n"], gen["d"]
-    itemsize = 2 if gen["storage_dtype"] == "float16" else 4
-    metric = gen["metric"]
+    itemsize = 2 if gen["storage_dtype"] == "float16" and not gen.get("base_path") else 4
+    metric = parse_metric(gen["metric"])[0]
     need = 0 if os.path.exists(os.path.join(data_dir, "manifest.json")) else \
         (n + gen["n_queries"] + gen["n_train"]) * d * itemsize
     available = psutil.virtual_memory().available
@@ -257,20 +325,35 @@ def _unfinished_run(runs_dir, preset, params, force):
 
 
 def run(preset=None, params_file=None, force=False, runs_dir=None, data_root=None,
-        notebooks_dir=NOTEBOOKS, progress=True, export_html=True):
+        notebooks_dir=NOTEBOOKS, progress=True, export_html=True, data=None, until=None):
     """Execute the notebooks in order; return the run folder. Raises RunError when
-    a notebook fails (after writing the summary of what completed)."""
+    a notebook fails (after writing the summary of what completed).
+
+    data: users' vectors (see load_params); until: the last notebook to run
+    (default: all of them)."""
     import json
 
     import papermill as pm
 
+    from .profile import min_rows
+
     runs_dir = runs_dir or os.path.join(ROOT, "runs")
     data_root = data_root or os.environ.get(DATA_DIR_ENV) or os.path.join(ROOT, "data")
-    preset, params = load_params(preset, params_file)
+    preset, params = load_params(preset, params_file, data)
     params = json.loads(json.dumps(params))  # plain JSON values, comparable with run.json
+    if until is not None and until not in ORDER:
+        raise ValueError(f"until={until!r} is not a notebook; use one of {', '.join(ORDER)}")
+    order = ORDER[:ORDER.index(until) + 1] if until else ORDER
     data_dir = os.path.join(data_root, preset)
-    resources = check_resources(notebook_parameters(params, data_dir, "", force, notebooks_dir),
-                                data_dir, notebooks_dir)  # before anything is written
+    planned = notebook_parameters(params, data_dir, "", force, notebooks_dir)
+    if "dataset" in params:
+        n_base = planned["01_data_generation"]["n"]
+        need = min_rows(effective_parameters(planned, notebooks_dir))
+        if n_base < need:
+            raise ValueError(f"{params['dataset']['base']}: {n_base:,} base rows, but this run's "
+                             f"indexes need at least {need:,} to train (k-means needs a point per "
+                             f"centroid); give more vectors or a preset with a smaller nlist")
+    resources = check_resources(planned, data_dir, notebooks_dir)  # before anything is written
     print(f"disk: this run writes up to {format_bytes(resources['disk_needed'])} in {data_dir} "
           f"({format_bytes(resources['disk_free'])} free)")
     for f, why in resources["refused"]:
@@ -291,12 +374,12 @@ def run(preset=None, params_file=None, force=False, runs_dir=None, data_root=Non
     os.makedirs(data_dir, exist_ok=True)
     t_run = time.perf_counter()
     try:
-        for i, name in enumerate(ORDER, 1):
+        for i, name in enumerate(order, 1):
             if name in state["done"]:
-                print(f"[{i}/{len(ORDER)}] {name}: done in an earlier attempt, skipped")
+                print(f"[{i}/{len(order)}] {name}: done in an earlier attempt, skipped")
                 continue
             out = os.path.join(folder, name + ".ipynb")
-            print(f"[{i}/{len(ORDER)}] {name} ...", flush=True)
+            print(f"[{i}/{len(order)}] {name} ...", flush=True)
             t0 = time.perf_counter()
             try:
                 with PeakRSS() as peak:
@@ -319,11 +402,11 @@ def run(preset=None, params_file=None, force=False, runs_dir=None, data_root=Non
             state.setdefault("peak_rss_bytes", {})[name] = peak.peak
             state["done"].append(name)
             write_json(os.path.join(folder, "run.json"), state)
-            print(f"[{i}/{len(ORDER)}] {name} done in {state['seconds'][name]:.1f} s "
+            print(f"[{i}/{len(order)}] {name} done in {state['seconds'][name]:.1f} s "
                   f"(run so far {time.perf_counter() - t_run:.0f} s)", flush=True)
             if export_html:
                 _export_html(out)
-        state["status"] = "complete"
+        state["status"] = "complete" if len(state["done"]) == len(ORDER) else f"stopped after {until}"
     finally:
         write_json(os.path.join(folder, "run.json"), state)
         from .summary import write_summary
@@ -354,13 +437,28 @@ def main(argv=None):
     ap.add_argument("--data-dir", default=None,
                     help=f"where <preset>/ with the dataset and indexes goes (default: ${DATA_DIR_ENV} "
                          f"or data/); the full preset needs about 70 GB")
+    own = ap.add_argument_group("your own vectors (instead of generated data)")
+    own.add_argument("--base", help="your vectors: .npy, .fvecs, .bvecs, .hdf5 (ann-benchmarks), "
+                                    "a .parquet file, or a folder of .npy or .parquet files")
+    own.add_argument("--queries", help="query vectors (default: --n-queries random rows of --base, "
+                                       "left out of the indexed base; an .hdf5 file's own test set)")
+    own.add_argument("--metric", help="l2, ip or cosine (default: ip)")
+    own.add_argument("--column", help="parquet: the vector column (default: embedding)")
+    own.add_argument("--n-queries", type=int, help="rows held out as queries (default: 1000)")
+    own.add_argument("--max-rows", type=int,
+                     help="explore on a random subset of this many rows (default: all)")
+    ap.add_argument("--until", choices=ORDER, help="stop after this notebook (default: run all)")
     a = ap.parse_args(argv)
+    data = {k: getattr(a, k) for k in DATASET_KEYS if getattr(a, k) is not None}
+    if data and "base" not in data:
+        ap.error("--queries, --metric, --column, --n-queries and --max-rows go with --base")
     try:
-        folder = run(a.preset, a.params, a.force, a.runs_dir, a.data_dir)
-    except (RunError, ValueError) as e:
+        folder = run(a.preset, a.params, a.force, a.runs_dir, a.data_dir, data=data or None,
+                     until=a.until)
+    except (RunError, ValueError, FileNotFoundError) as e:
         print(f"\nRUN FAILED: {e}", file=sys.stderr)
         return 1
-    print(f"\nrun complete: {folder}/summary.html")
+    print(f"\nrun {'complete' if not a.until else 'stopped after ' + a.until}: {folder}/summary.html")
     return 0
 
 

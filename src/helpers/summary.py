@@ -16,11 +16,13 @@ def record(results_dir, notebook, **results):
 
 
 def recorded(results_dir):
-    """{notebook: results} of everything recorded in results_dir."""
+    """{notebook: results} of everything the notebooks recorded in results_dir
+    (files named after a notebook, 01_...json; recommended.json sits beside them)."""
     if not os.path.isdir(results_dir):
         return {}
     return {name[:-5]: read_json(os.path.join(results_dir, name))
-            for name in sorted(os.listdir(results_dir)) if name.endswith(".json")}
+            for name in sorted(os.listdir(results_dir))
+            if name.endswith(".json") and name[:2].isdigit()}
 
 
 def build_results(reports):

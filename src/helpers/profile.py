@@ -1,0 +1,92 @@
+"""Workbook parameters that follow the data, for runs on users' vectors with no preset.
+
+for_data(n, d) returns parameters in the runner's preset shape ({"all": ...,
+"03_build_ivfpq": ...}): nlist about 4 sqrt(n) as a power of two, halved
+until training and assigning its coarse quantizer fit `coarse_budget_s` on this
+machine (planner's GEMM rate); PQ sizes that divide d; HNSW only where its
+build stays short; sweeps and timing light enough for large n.
+"""
+
+import math
+import re
+
+from . import planner
+
+MIN_NLIST, MAX_NLIST = 16, 65536
+KMEANS_MIN_POINTS = 39  # faiss warns below 39 training points per centroid
+
+
+def nlist_for(n, d, coarse_budget_s=900, rate=None):
+    """Power of two nearest 4 sqrt(n), with at least 39 points per centroid, halved
+    while training (64 points per centroid) plus assigning all n rows with a flat
+    quantizer would take longer than coarse_budget_s at `rate` FLOP/s (default:
+    measured, planner.gemm_rate)."""
+    nlist = 2 ** round(math.log2(max(4 * math.sqrt(n), 1)))
+    nlist = max(MIN_NLIST, min(MAX_NLIST, nlist))
+    while nlist > MIN_NLIST and nlist * KMEANS_MIN_POINTS > n:
+        nlist //= 2
+    if nlist > MIN_NLIST:
+        rate = rate or planner.gemm_rate(d)
+        while nlist > MIN_NLIST and _coarse_seconds(n, d, nlist, rate) > coarse_budget_s:
+            nlist //= 2
+    return nlist
+
+
+def _coarse_seconds(n, d, nlist, rate):
+    n_train = min(n, 64 * nlist)
+    return planner.kmeans_seconds(n_train, nlist, d, rate) + n * nlist * d / rate
+
+
+def pq_m(d, dims_per_code):
+    """Largest divisor of d that is at most d / dims_per_code (PQ needs m | d)."""
+    target = max(1, d // dims_per_code)
+    return max(m for m in range(1, target + 1) if d % m == 0)
+
+
+def for_data(n, d, coarse_budget_s=900, rate=None):
+    """Parameters for every notebook, for n x d vectors (n: rows in the base)."""
+    nlist = nlist_for(n, d, coarse_budget_s, rate)
+    m8, m16 = pq_m(d, 8), pq_m(d, 16)
+    large = n > 1_000_000
+    big_hnsw = n > 2_000_000  # HNSW adds 2-3k vectors/s past 1M rows here: hours at 10M
+    cap = 0 if nlist <= 1024 else 256
+    quantizer = n >= KMEANS_MIN_POINTS * 4 * nlist and not large
+    return {
+        "all": {"nlist": nlist, "nprobe": max(1, nlist // 64), "max_nprobe": min(256, nlist),
+                "repeats": 1 if large else 3, "single_queries": 50 if large else 100,
+                "gt_k": 100, "target_n": n},
+        "01_data_generation": {"progress": False},
+        "02_memory_budget": {"check_factories": [] if large else [f"IVF{nlist},SQ8"]},
+        "03_build_ivfpq": {
+            "large_nlist": 4 * nlist,
+            "factories": [f"IVF{{nlist}},PQ{m16}", f"IVF{{nlist}},PQ{m8}x4fs",
+                          f"IVF{{nlist}},PQ{m8}x4fs,Refine(SQ8)"],
+            "hnsw_quantizer_factory": f"IVF{{large_nlist}}_HNSW32,PQ{m8}x4fs" if quantizer else "",
+            "rerank_factory": f"IVF{{nlist}},PQ{m8}x4fs", "rerank_k_factors": [1, 4, 16],
+            "ondisk_factory": f"IVF{{nlist}},PQ{m16}", "cap_nprobe": cap},
+        "04_build_hnsw": {
+            "factories": [] if big_hnsw else ["HNSW32,SQ8"] + ([] if large else ["HNSW32,Flat"]),
+            "plan_only": ["HNSW32,SQ8"] if big_hnsw else [],
+            "m_values": [] if big_hnsw else ([16, 32] if n <= 200_000 else [32]),
+            "ef_construction_values": [40, 120] if n <= 200_000 else [40]},
+        "05_build_ivfsq": {"factories": ["IVF{nlist},SQ8", "IVF{nlist},SQ4"], "cap_nprobe": cap,
+                           "ondisk_lists": not large},
+        "06_recall_vs_latency": {},
+    }
+
+
+def min_rows(per_notebook):
+    """Fewest base rows the notebooks' builds can train on: k-means needs a training
+    point per centroid (nlist, and 2^bits per PQ sub-quantizer), and the ground truth
+    gt_k rows. per_notebook: {notebook: parameters} as the runner passes them."""
+    need = max((p.get("gt_k", 0) for p in per_notebook.values()), default=0)
+    for name in ("03_build_ivfpq", "04_build_hnsw", "05_build_ivfsq"):
+        p = per_notebook.get(name, {})
+        names = {k: p[k] for k in ("nlist", "large_nlist") if k in p}
+        for f in list(p.get("factories", [])) + [p.get("hnsw_quantizer_factory") or ""]:
+            f = f.format(**names)
+            for nlist in re.findall(r"IVF(\d+)", f):
+                need = max(need, int(nlist))
+            for _, bits in re.findall(r"PQ(\d+)(x\d+)?", f):
+                need = max(need, 2 ** int(bits[1:] if bits else 8))
+    return need
