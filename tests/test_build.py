@@ -84,8 +84,8 @@ def test_build_killed_after_a_checkpoint_resumes_to_the_same_index(small_ds, tmp
 
 
 def test_plan_over_budget_is_refused_before_allocating(small_ds, tmp_path):
-    with pytest.raises(build.BuildError, match="refusing to build HNSW32,Flat.*build peak .* > RAM budget"):
-        build.build_index(small_ds, "HNSW32,Flat", tmp_path / "h.faiss", ram_budget=1 << 20,
+    with pytest.raises(build.BuildError, match="refusing to build HNSW32,Flat.*build peak .* > build budget"):
+        build.build_index(small_ds, "HNSW32,Flat", tmp_path / "h.faiss", build_budget=1 << 20,
                           progress=False)
     assert os.listdir(tmp_path) == []
 
@@ -241,3 +241,13 @@ def test_command_line_builds_resumes_and_reuses_one_index(small_ds, tmp_path):
     again = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     assert "added 6,000" in first and "reused" in again
     assert build.load_index(str(tmp_path / "h.faiss")).ntotal == small_ds.n
+
+
+def test_build_budget_caps_the_training_sample_as_the_model_says(small_ds, tmp_path):
+    default = memory.predict("IVF64,SQ8", small_ds.n, small_ds.d, small_ds.metric)
+    budget = default["train_peak"] - 1  # training on all 6000 rows needs just more than this
+    pred = memory.predict("IVF64,SQ8", small_ds.n, small_ds.d, small_ds.metric, build_budget=budget)
+    assert 39 * 64 <= pred["n_train"] < memory.predict("IVF64,SQ8", small_ds.n, small_ds.d)["n_train"]
+    r = build.build_index(small_ds, "IVF64,SQ8", tmp_path / "i.faiss", build_budget=budget,
+                          progress=False)
+    assert r["n_train"] == pred["n_train"] and r["index"].ntotal == small_ds.n

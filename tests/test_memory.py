@@ -47,7 +47,25 @@ def test_hnsw32_flat_at_10m_x_1024():
     # 4096 bytes of vector + ~2M+1 neighbour slots of 4 bytes + level and offset
     assert 43.4e9 < p["index_ram"] < 43.9e9
     assert memory.fits(p, 24 * 2**30)  # it does not fit: reasons are given
-    assert "RAM budget" in memory.fits(p, 24 * 2**30)[0]
+    assert "build budget" in memory.fits(p, 24 * 2**30)[0]
+    # the two budgets are separate: serving on a large machine, building on a small one
+    big, small = 64 * 2**30, 24 * 2**30
+    only_build = memory.fits(p, big, build_budget=small)
+    only_serving = memory.fits(p, small, build_budget=big)
+    assert len(only_build) == 1 and only_build[0].startswith("build peak") and "build budget" in only_build[0]
+    assert len(only_serving) == 1 and only_serving[0].startswith("index") and "RAM budget" in only_serving[0]
+
+
+def test_a_small_build_budget_trains_on_fewer_rows_down_to_39_per_centroid():
+    free = memory.predict("IVF256,PQ48x4fs", 60_000, 384, "IP")
+    capped = memory.predict("IVF256,PQ48x4fs", 60_000, 384, "IP", build_budget=60 * 2**20)
+    assert free["n_train"] == 60_000 and free["build_peak"] > 60 * 2**20
+    assert 39 * 256 <= capped["n_train"] < 60_000 and capped["train_peak"] <= 60 * 2**20
+    assert memory.fits(capped, 60 * 2**20, build_budget=60 * 2**20) == []
+    # never below 39 points per centroid, however small the budget
+    assert memory.predict("IVF1024,SQ8", 60_000, 384, build_budget=1)["n_train"] == 39 * 1024
+    # an explicit sample size is the caller's choice
+    assert memory.predict("IVF256,SQ8", 60_000, 384, n_train=50_000, build_budget=1)["n_train"] == 50_000
 
 
 def test_ivfpq_precomputed_table_counted_for_l2_only():

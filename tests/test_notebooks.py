@@ -80,7 +80,7 @@ def test_02_memory_budget(tmp_path):
                                   progress=False)
     nb = run("02_memory_budget.ipynb", tmp_path, target_n=1_000_000, d=64, data_dir=str(ds.root),
              check_factories=["IVF32,SQ8", "HNSW8,SQ8"], time_sample_rows=500,
-             ram_budget_gib=0.25, results_dir=str(tmp_path / "r"))
+             ram_limit="256M", build_limit="0.25G", results_dir=str(tmp_path / "r"))
     text = outputs_text(nb)
     assert "RAM budget 256.0 MiB" in text
     # at 1M x 64 the model puts HNSW32,Flat's build over 256 MiB and IVF1024,SQ8's under

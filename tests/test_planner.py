@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from helpers import memory, planner, tables
+from helpers import evaluate, memory, planner, tables
 
 
 def test_candidates_parse_and_suit_the_scale():
@@ -103,3 +103,20 @@ def test_hnsw_assign_rate_is_measured_and_scaled_by_log_nodes():
     # measured on 256 nodes, asked for 65536: log(65536) / log(256) = 2 times the work
     assert planner.graph_rate_at(1000.0, 256, 65536) == pytest.approx(500.0)
     assert planner.graph_rate_at(1000.0, 256, 256) == pytest.approx(1000.0)
+
+
+def test_planner_and_recommendation_share_the_budget_rules_for_a_small_budget():
+    # 60k x 384 embeddings with 60 MiB to build and to serve: the capped training
+    # sample lets the small indexes through, the planner no longer refuses them all
+    budget = 60 * 2**20
+    rows = planner.plan(60_000, 384, "IP", ram_budget=budget, build_budget=budget, time_builds=False,
+                        factories=["IVF256,PQ48x4fs", "IVF256,SQ8", "HNSW32,Flat"])
+    verdict = {r["factory"]: r["fits"] for r in rows}
+    assert verdict == {"IVF256,PQ48x4fs": True, "IVF256,SQ8": False, "HNSW32,Flat": False}
+    small = next(r for r in rows if r["factory"] == "IVF256,PQ48x4fs")
+    assert small["n_train"] < 60_000 and small["build_peak"] <= budget
+    # what the planner lets through, the recommendation accepts (index RAM within budget)
+    row = {"index": "IVF256,PQ48x4fs", "setting": "nprobe=8", "recall@10": 0.9, "qps": 1000.0,
+           "index_bytes": small["index_ram"], "threads": 2, "p50_ms": 1.0, "p99_ms": 2.0}
+    assert evaluate.recommend([row], 0.5, budget)[0] is row
+    assert evaluate.recommend([row], 0.5, small["index_ram"] - 1)[0] is None

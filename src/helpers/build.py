@@ -1,6 +1,7 @@
 """Building indexes from disk-resident data: creation, training, batched adds."""
 
 import contextlib
+import math
 import os
 import re
 import sys
@@ -379,7 +380,7 @@ def _train(ds, factory, n_train, ef_construction, coarse_parts):
 
 
 def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
-                ram_budget=None, checkpoint_seconds=600, progress=True, overwrite=False,
+                build_budget=None, checkpoint_seconds=600, progress=True, overwrite=False,
                 ef_construction=None, shared_coarse=True):
     """Train and fill `factory` from dataset `ds`, write it to `path`, return the report.
 
@@ -391,7 +392,9 @@ def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
     assignment (helpers.coarse, kept in <dir of path>/coarse/) unless
     shared_coarse=False: same index, trained and assigned once per nlist.
     Before anything is allocated the memory model's build peak is checked
-    against `ram_budget` (bytes; default: memory available now).
+    against `build_budget` (bytes the build may use; default: memory available
+    now); a budget that is given also caps the default training sample
+    (memory.capped_train_size).
 
     Resumable: checkpoints of the partly filled index are written every
     `checkpoint_seconds` (see _Checkpoints) and a rerun continues after the
@@ -412,7 +415,7 @@ def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
     preassigned = shared_coarse and _preassignable(factory)
     with omp_threads(threads) as threads:
         pred = memory.predict(factory, ds.n, ds.d, ds.metric, n_train=n_train, add_batch=add_batch,
-                              threads=threads, preassigned=preassigned)
+                              threads=threads, preassigned=preassigned, build_budget=build_budget)
         n_train = pred["n_train"]
         key = _key(ds, factory, n_train, ef_construction)
         out_dir = os.path.dirname(os.path.abspath(path))
@@ -426,8 +429,8 @@ def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
                 report.update(index=load_index(path), reused=True,
                               summary=f"{factory}: reused {path} (built from this dataset, checksum verified)")
                 return report
-        ram_budget = ram_budget or psutil.virtual_memory().available
-        reasons = memory.fits(pred, ram_budget)
+        build_budget = build_budget or psutil.virtual_memory().available
+        reasons = memory.fits(pred, math.inf, build_budget=build_budget)
         if reasons:
             raise BuildError(f"refusing to build {factory} on {ds.n:,} x {ds.d}: " + "; ".join(reasons))
         node = memory.parse(factory, ds.d, ds.metric)
@@ -523,14 +526,14 @@ def index_path(index_dir, factory):
     return os.path.join(index_dir, re.sub(r"[^A-Za-z0-9_.-]+", "_", factory) + ".faiss")
 
 
-def build_all(ds, factories, index_dir, ram_budget=None, n_train=None, add_batch=None,
+def build_all(ds, factories, index_dir, build_budget=None, n_train=None, add_batch=None,
               threads=None, overwrite=False, progress=True, ef_construction=None):
     """build_index for each factory into index_dir, printing a summary line each.
 
     Returns {factory: report}, each report with the index's "path" but not the
     index itself: a finished index is freed before the next one is built (at
     10M vectors two of them would not fit), and loaded again where needed
-    (as_index). A factory the memory model says will not fit in ram_budget
+    (as_index). A factory the memory model says will not fit in build_budget
     (default: memory available when its turn comes) is refused before
     anything is allocated: it is printed with the reasons and left out of the
     result. An index already built from this dataset is reused unless
@@ -543,7 +546,7 @@ def build_all(ds, factories, index_dir, ram_budget=None, n_train=None, add_batch
         path = index_path(index_dir, f + (f"_efC{ef_construction}" if ef_construction else ""))
         try:
             r = build_index(ds, f, path, n_train=n_train, add_batch=add_batch, threads=threads,
-                            ram_budget=ram_budget, progress=progress, overwrite=overwrite,
+                            build_budget=build_budget, progress=progress, overwrite=overwrite,
                             ef_construction=ef_construction)
         except BuildError as e:
             if "refusing to build" not in str(e):

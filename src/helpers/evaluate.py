@@ -229,7 +229,11 @@ def pareto_frontier(rows, x="recall@10", y="qps"):
 
 def recommend(rows, target_recall, ram_budget, recall_key="recall@10"):
     """The fastest (highest qps) row reaching target_recall within ram_budget bytes,
-    and a sentence saying so (or what is missing). Returns (row or None, text)."""
+    and a sentence saying so (or what is missing). Returns (row or None, text).
+
+    ram_budget is what the index may use when serving, the rule memory.fits
+    and the planner apply to index RAM; the rows' indexes were built, so they
+    passed the build budget already."""
     from .files import format_bytes
 
     fits = [r for r in rows if r["index_bytes"] <= ram_budget]
@@ -293,7 +297,7 @@ def time_as_served(name, path, setting, index_bytes, ram_budget, xq, gt_D, gt_I,
 
 
 def hnsw_grid(ds, xq, gt_D, gt_I, index_dir, storage="SQ8", m_values=(16, 32),
-              ef_construction_values=(40, 120), ef_search=64, k=10, ram_budget=None,
+              ef_construction_values=(40, 120), ef_search=64, k=10, build_budget=None,
               add_batch=None, threads=None, overwrite=False):
     """Build HNSW{M},{storage} for every M and efConstruction (build.build_all:
     reused when built before) and measure each at efSearch = ef_search.
@@ -306,7 +310,7 @@ def hnsw_grid(ds, xq, gt_D, gt_I, index_dir, storage="SQ8", m_values=(16, 32),
     for m in m_values:
         for efc in ef_construction_values:
             f = f"HNSW{m},{storage}"
-            r = build_all(ds, [f], index_dir, ram_budget, None, add_batch, threads,
+            r = build_all(ds, [f], index_dir, build_budget, None, add_batch, threads,
                           overwrite=overwrite, ef_construction=efc, progress=False).get(f)
             if r is None:  # refused by the memory model (printed)
                 continue

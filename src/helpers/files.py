@@ -50,6 +50,26 @@ def format_bytes(n):
         n /= 1024
 
 
+_UNITS = {"": 1, "B": 1, "K": 2**10, "KB": 2**10, "KIB": 2**10, "M": 2**20, "MB": 2**20,
+          "MIB": 2**20, "G": 2**30, "GB": 2**30, "GIB": 2**30, "T": 2**40, "TB": 2**40, "TIB": 2**40}
+
+
+def parse_size(text):
+    """Bytes in a size as people write it: "16G", "500M", "1.5GiB", "2048" (bytes),
+    or a number. Units are binary (G = 2**30). "" or 0 gives 0 ("not set")."""
+    import re
+
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return int(text)
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
+    if str(text).strip() == "":
+        return 0
+    if not m or m.group(2).upper() not in _UNITS:
+        raise ValueError(f"size {text!r} not understood: write it as 16G, 500M, 1.5GiB or a number "
+                         f"of bytes")
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
 def partial_path(path):
     """The temporary name a file is written under before it is complete."""
     return str(path) + PARTIAL_SUFFIX

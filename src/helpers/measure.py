@@ -28,7 +28,7 @@ def measure(ds, factory, n_train=None, add_batch=None, threads=None):
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "index.faiss")
         report = build_index(ds, factory, path, n_train=n_train, add_batch=add_batch,
-                             threads=threads, ram_budget=1 << 62, progress=False)
+                             threads=threads, build_budget=1 << 62, progress=False)
         index = report.pop("index")
         rss.release_free_memory()
         built = rss.current_rss() - report["rss_baseline"]

@@ -401,10 +401,11 @@ def search_bytes(node, nq, k, nprobe=1, k_factor=1):
 
 
 def predict(factory, n, d, metric="L2", n_train=None, add_batch=ADD_BATCH, threads=None,
-            nq=1000, k=10, nprobe=16, k_factor=1, preassigned=False):
+            nq=1000, k=10, nprobe=16, k_factor=1, preassigned=False, build_budget=None):
     """Everything the model says about building `factory` on n x d vectors.
 
-    n_train: training-sample rows (default: what the build helper would use);
+    n_train: training-sample rows (default: what the build helper would use,
+    capped so that training fits `build_budget` bytes when one is given);
     add_batch: rows read from disk and added at a time; threads: OpenMP
     threads (default: faiss's current setting); nq, k, nprobe, k_factor: a
     search batch. Returns a dict of bytes: index_ram, disk, build_peak,
@@ -415,6 +416,8 @@ def predict(factory, n, d, metric="L2", n_train=None, add_batch=ADD_BATCH, threa
     node = parse(factory, d, metric)
     if n_train is None:
         n_train = default_train_size(node, n)
+        if build_budget:
+            n_train = capped_train_size(node, n_train, d, build_budget)
     check_training(node, n_train)
     sample = n_train * d * 4
     train_extra = _train_extra(node, n_train, d)
@@ -485,6 +488,35 @@ def default_train_size(node, n):
     return min(n, want)
 
 
+def capped_train_size(node, n_train, d, build_budget):
+    """n_train, halved while the sample and training temporaries exceed
+    build_budget bytes, down to 39 points per centroid (IVF k-means, or a PQ
+    sub-quantizer's 2^nbits): a small budget trains on less rather than
+    refusing an index that would itself be small."""
+    floor = min(n_train, KMEANS_MIN_PER_CENTROID * max(_centroids(node), 1))
+    fixed = index_bytes(node, 0)
+    while n_train > floor and n_train * d * 4 + _train_extra(node, n_train, d) + fixed > build_budget:
+        n_train = max(floor, n_train // 2)
+    return n_train
+
+
+def _centroids(node):
+    """The most centroids any k-means of `node`'s training computes."""
+    kind = node["kind"]
+    if kind == "pretransform":
+        return _centroids(node["index"])
+    if kind == "refine":
+        return max(_centroids(node["base"]), _centroids(node["refine"]))
+    if kind == "hnsw":
+        return _centroids(node["storage"])
+    if kind == "pq":
+        return 1 << node["nbits"]
+    if kind == "ivf":
+        pq = 1 << node["nbits"] if node["encoder"] in ("pq", "pqfs") else 0
+        return max(node["nlist"], pq)
+    return 0
+
+
 def check_training(node, n_train):
     """Refuse a training sample too small for the index's centroids."""
     inner = inner_index(node)
@@ -506,14 +538,19 @@ def min_train_size(node):
     return 0
 
 
-def fits(prediction, ram_budget, disk_budget=math.inf):
-    """Reasons (list of str) why a predicted build does not fit; [] if it fits."""
+def fits(prediction, ram_budget, disk_budget=math.inf, build_budget=None):
+    """Reasons (list of str) why a predicted build does not fit; [] if it fits.
+
+    ram_budget: bytes the finished index may use when serving; build_budget:
+    bytes the build may use (default: ram_budget); disk_budget: bytes of file.
+    """
     from .files import format_bytes
 
+    build_budget = build_budget or ram_budget
     reasons = []
-    if prediction["build_peak"] > ram_budget:
-        reasons.append(f"build peak {format_bytes(prediction['build_peak'])} > RAM budget "
-                       f"{format_bytes(ram_budget)}")
+    if prediction["build_peak"] > build_budget:
+        reasons.append(f"build peak {format_bytes(prediction['build_peak'])} > build budget "
+                       f"{format_bytes(build_budget)}")
     if prediction["index_ram"] > ram_budget:
         reasons.append(f"index {format_bytes(prediction['index_ram'])} > RAM budget "
                        f"{format_bytes(ram_budget)}")

@@ -124,12 +124,15 @@ def _to_quantizer_space(index, x):
 
 
 def plan(n, d, metric="L2", ram_budget=None, disk_budget=None, factories=None,
-         time_builds=True, sample_rows=2000, threads=None, sample=None, ef_construction=None):
+         time_builds=True, sample_rows=2000, threads=None, sample=None, ef_construction=None,
+         build_budget=None):
     """Every candidate configuration with its predicted RAM, disk, build peak,
     estimated build time, and whether it fits (with reasons when not).
 
-    ram_budget, disk_budget: bytes (default: this machine's total RAM, and
-    infinite disk). Build times come from `sample` (float32 (s, d), e.g. rows of
+    ram_budget: bytes the index may use when serving, build_budget: bytes the
+    build may use (defaults: this machine's total RAM; a build budget given
+    caps training samples as the build helper does), disk_budget: bytes of
+    file (default: infinite). Build times come from `sample` (float32 (s, d), e.g. rows of
     the real data; default `sample_rows` synthetic vectors), HNSW graphs built
     with `ef_construction`. OPQ configurations get no time estimate (est_build_s
     None): timing OPQ's training, even on a sample, takes minutes at d=1024.
@@ -144,8 +147,8 @@ def plan(n, d, metric="L2", ram_budget=None, disk_budget=None, factories=None,
     rate = gemm_rate(d, threads) if time_builds else None
     rows = []
     for f in factories:
-        p = memory.predict(f, n, d, metric, threads=threads)
-        reasons = memory.fits(p, ram_budget, disk_budget)
+        p = memory.predict(f, n, d, metric, threads=threads, build_budget=build_budget)
+        reasons = memory.fits(p, ram_budget, disk_budget, build_budget)
         row = {"factory": f, "fits": not reasons, "why_not": "; ".join(reasons),
                "index_ram": p["index_ram"], "disk": p["disk"], "build_peak": p["build_peak"],
                "n_train": p["n_train"], "est_build_s": None}

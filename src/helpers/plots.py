@@ -38,7 +38,7 @@ def spectra(series, title, top=128):
     return fig
 
 
-def build_peak_breakdown(predictions, ram_budget):
+def build_peak_breakdown(predictions, build_budget):
     """Stacked bars: what makes up each prediction's build peak, beside the budget.
 
     predictions: dicts from memory.predict. The training phase and the adding
@@ -50,7 +50,7 @@ def build_peak_breakdown(predictions, ram_budget):
         phase = "train" if i < 2 else "add"  # the first two lines are the training phase
         fig.add_trace(go.Bar(name=label, x=[names, [phase] * len(names)],
                              y=[p["lines"][i][1] / 2**30 for p in predictions]))
-    fig.add_hline(y=ram_budget / 2**30, line_dash="dash", annotation_text="RAM budget")
+    fig.add_hline(y=build_budget / 2**30, line_dash="dash", annotation_text="build budget")
     fig.update_layout(barmode="stack", title="Build peak by phase (GiB)", yaxis_title="GiB")
     return fig
 

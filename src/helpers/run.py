@@ -19,11 +19,12 @@ import argparse
 import ast
 import datetime
 import glob
+import math
 import os
 import sys
 import time
 
-from .files import format_bytes, read_json, write_json
+from .files import format_bytes, parse_size, read_json, write_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NOTEBOOKS = os.path.join(ROOT, "notebooks")
@@ -284,11 +285,12 @@ def check_resources(per_notebook, data_dir, notebooks_dir=NOTEBOOKS):
     metric = parse_metric(gen["metric"])[0]
     need = 0 if os.path.exists(os.path.join(data_dir, "manifest.json")) else \
         (n + gen["n_queries"] + gen["n_train"]) * d * itemsize
-    available = psutil.virtual_memory().available
+    limit = parse_size(per_notebook["03_build_ivfpq"].get("build_limit", ""))
+    available = limit or psutil.virtual_memory().available
     refused, coarse = [], set()
     for f, path, _ in _factories(per_notebook):
-        pred = memory.predict(f, n, d, metric, preassigned=_preassignable(f))
-        reasons = memory.fits(pred, available)
+        pred = memory.predict(f, n, d, metric, preassigned=_preassignable(f), build_budget=limit or None)
+        reasons = memory.fits(pred, math.inf, build_budget=available)
         if reasons:
             refused.append((f, "; ".join(reasons)))
             continue
@@ -306,8 +308,8 @@ def check_resources(per_notebook, data_dir, notebooks_dir=NOTEBOOKS):
                          f"coarse assignments, indexes) but {probe} has {format_bytes(free)} free; "
                          f"free some space or pass --data-dir on a larger disk")
     if refused and len(refused) == len(_factories(per_notebook)):
-        raise ValueError(f"none of the run's indexes fits in the {format_bytes(available)} of memory "
-                         f"available now: " + "; ".join(f"{f}: {r}" for f, r in refused))
+        raise ValueError(f"none of the run's indexes can be built in {format_bytes(available)} of "
+                         f"memory (the build budget): " + "; ".join(f"{f}: {r}" for f, r in refused))
     return {"disk_needed": need, "disk_free": free, "refused": refused}
 
 
@@ -325,12 +327,13 @@ def _unfinished_run(runs_dir, preset, params, force):
 
 
 def run(preset=None, params_file=None, force=False, runs_dir=None, data_root=None,
-        notebooks_dir=NOTEBOOKS, progress=True, export_html=True, data=None, until=None):
+        notebooks_dir=NOTEBOOKS, progress=True, export_html=True, data=None, until=None, limits=None):
     """Execute the notebooks in order; return the run folder. Raises RunError when
     a notebook fails (after writing the summary of what completed).
 
     data: users' vectors (see load_params); until: the last notebook to run
-    (default: all of them)."""
+    (default: all of them); limits: {"ram_limit": "16G", "build_limit": "20G"},
+    the budgets every notebook applies (sizes as setup.budgets reads them)."""
     import json
 
     import papermill as pm
@@ -340,6 +343,9 @@ def run(preset=None, params_file=None, force=False, runs_dir=None, data_root=Non
     runs_dir = runs_dir or os.path.join(ROOT, "runs")
     data_root = data_root or os.environ.get(DATA_DIR_ENV) or os.path.join(ROOT, "data")
     preset, params = load_params(preset, params_file, data)
+    for k, v in (limits or {}).items():
+        parse_size(v)  # a size that cannot be read stops here, not in a notebook
+        params["all"][k] = v
     params = json.loads(json.dumps(params))  # plain JSON values, comparable with run.json
     if until is not None and until not in ORDER:
         raise ValueError(f"until={until!r} is not a notebook; use one of {', '.join(ORDER)}")
@@ -447,14 +453,19 @@ def main(argv=None):
     own.add_argument("--n-queries", type=int, help="rows held out as queries (default: 1000)")
     own.add_argument("--max-rows", type=int,
                      help="explore on a random subset of this many rows (default: all)")
+    ap.add_argument("--ram-budget", help='memory the index may use when serving, e.g. "16G" '
+                                         '(default: the memory available now)')
+    ap.add_argument("--build-budget", help='memory a build may use, e.g. "20G" (default: the memory '
+                                           'available now); also caps training samples')
     ap.add_argument("--until", choices=ORDER, help="stop after this notebook (default: run all)")
     a = ap.parse_args(argv)
     data = {k: getattr(a, k) for k in DATASET_KEYS if getattr(a, k) is not None}
     if data and "base" not in data:
         ap.error("--queries, --metric, --column, --n-queries and --max-rows go with --base")
+    limits = {k: v for k, v in (("ram_limit", a.ram_budget), ("build_limit", a.build_budget)) if v}
     try:
         folder = run(a.preset, a.params, a.force, a.runs_dir, a.data_dir, data=data or None,
-                     until=a.until)
+                     until=a.until, limits=limits)
     except (RunError, ValueError, FileNotFoundError) as e:
         print(f"\nRUN FAILED: {e}", file=sys.stderr)
         return 1

@@ -67,11 +67,12 @@ def time_check(rows, target_n):
                         ("calibrated_target_s", "min", "scaled by the ratio")])
 
 
-def predictions(preds, ram_budget):
-    """memory.predict results: sizes, build peak and whether the build fits ram_budget."""
+def predictions(preds, ram_budget, build_budget=None):
+    """memory.predict results: sizes, build peak and whether the index fits
+    ram_budget and its build build_budget (memory.fits)."""
     from .memory import fits
 
-    rows = [dict(p, fits=not fits(p, ram_budget)) for p in preds]
+    rows = [dict(p, fits=not fits(p, ram_budget, build_budget=build_budget)) for p in preds]
     return frame(rows, ["factory", ("n_train", "", "training rows"), ("index_ram", "GiB", "index RAM"),
                         ("disk", "GiB", "file"), ("build_peak", "GiB", "build peak"), "fits"])
 
