@@ -98,16 +98,16 @@ def test_every_format_imports_through_the_command_line(kind, tmp_path):
     x = clustered(3000, 4)
     path = write_as(kind, tmp_path / "src", x)
     extra = ["--column", "vec"] if kind == "parquet" else []
-    metric = "l2" if kind in ("bvecs", "hdf5") else "ip"
-    assert cli(tmp_path, "--base", str(path), "--metric", metric, "--n-queries", "100",
+    metric = ["--metric", "l2" if kind == "bvecs" else "ip"] if kind != "hdf5" else []
+    assert cli(tmp_path, "--base", str(path), *metric, "--n-queries", "100",
                "--until", "01_data_generation", *extra) == 0
     folder, state = run_state(tmp_path)
     assert state["done"] == ["01_data_generation"] and state["status"].startswith("stopped")
     stem = os.path.basename(path).split(".")[0]
     ds = dataset.load_dataset(tmp_path / "data" / f"own-{stem}")
     results = json.loads((folder / "results" / "01_data_generation.json").read_text())
-    if kind == "hdf5":  # the file's own test set, and its neighbors agree with our ground truth
-        assert ds.n == 3000 and ds.queries.n == 100
+    if kind == "hdf5":  # the file's metric and test set; its neighbors agree with our ground truth
+        assert ds.n == 3000 and ds.queries.n == 100 and ds.metric == "L2"
         assert results["neighbors_check"]["mean_overlap"] == 1.0
     else:
         assert ds.n == 2900 and ds.queries.n == 100 and results["held_out_queries"] == 100
@@ -135,3 +135,20 @@ def test_queries_of_another_dimension_stop_the_import_naming_both(tmp_path, caps
     err = capsys.readouterr().err
     assert "queries in" in err and "have d=32 but the base vectors" in err and "d=64" in err
     assert not (tmp_path / "data" / "own-emb" / "manifest.json").exists()
+
+
+def test_a_params_file_dataset_section_is_the_same_as_the_command_line(tmp_path):
+    write_vectors(tmp_path / "emb.npy", clustered(3000, 5))
+    f = tmp_path / "p.yaml"
+    f.write_text(f"dataset:\n  base: {tmp_path / 'emb.npy'}\n  metric: COSINE\n  n_queries: 100\n"
+                 f"03_build_ivfpq:\n  nprobe: 3\n")
+    label, params = runner.load_params(None, f)
+    cli_label, cli_params = runner.load_params(None, None, {"base": str(tmp_path / "emb.npy"),
+                                                          "metric": "COSINE", "n_queries": 100})
+    assert label == cli_label == "own-emb"
+    assert params["01_data_generation"] == cli_params["01_data_generation"]
+    assert params["01_data_generation"]["base_path"] == str(tmp_path / "emb.npy")
+    assert params["01_data_generation"]["n"] == 2900 and params["all"]["metric"] == "IP"
+    assert params["03_build_ivfpq"]["nprobe"] == 3
+    with pytest.raises(ValueError, match="unknown keys \\['bas'\\]"):
+        runner.load_params(None, None, {"bas": "x"})

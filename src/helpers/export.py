@@ -51,6 +51,7 @@ def recommendation(best, served, ds, index_path, target_n, k=10):
 
 def write_recommendation(path, rec):
     """Write `rec` to `path` (atomically: the old file or the new one, never half)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     write_json(path, rec)
     return path
 

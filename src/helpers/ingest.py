@@ -420,6 +420,19 @@ def cross_check_neighbors(ds, gt_I, k=10, sample=100, seed=0):
     return {"queries": len(qs), "k": kk, "mean_overlap": float(np.mean(overlap))}
 
 
+def file_metric(path):
+    """The metric an ann-benchmarks HDF5 file declares ('l2', 'cosine' or 'ip' from its
+    ``distance`` attribute), or None for any other source."""
+    if not str(path).lower().endswith((".hdf5", ".h5")) or not os.path.isfile(path):
+        return None
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        distance = f.attrs.get("distance")
+    distance = distance.decode() if isinstance(distance, bytes) else distance
+    return {"euclidean": "l2", "angular": "cosine", "dot": "ip"}.get(distance)
+
+
 def describe(path, column="embedding", key=None):
     """What the runner needs to plan before importing: {"n", "d", "kind", "dtype"}."""
     src = open_source(path, column, key)

@@ -191,7 +191,7 @@ def _own_data(data, preset):
         raise ValueError(f"dataset: {'unknown keys ' + str(sorted(unknown)) if unknown else 'no base'}; "
                          f"it takes {', '.join(DATASET_KEYS)} ('base', the file or folder of your "
                          f"vectors, is required)")
-    metric, _ = ingest.parse_metric(data.setdefault("metric", "ip"))
+    metric, _ = ingest.parse_metric(data.setdefault("metric", ingest.file_metric(data["base"]) or "ip"))
     info = ingest.describe(data["base"], data.get("column", "embedding"))
     if data.get("column") and info["kind"] != "parquet":
         raise ValueError(f"--column {data['column']!r} applies only to parquet data; {data['base']} "
@@ -448,7 +448,7 @@ def main(argv=None):
                                     "a .parquet file, or a folder of .npy or .parquet files")
     own.add_argument("--queries", help="query vectors (default: --n-queries random rows of --base, "
                                        "left out of the indexed base; an .hdf5 file's own test set)")
-    own.add_argument("--metric", help="l2, ip or cosine (default: ip)")
+    own.add_argument("--metric", help="l2, ip or cosine (default: an .hdf5 file's own, else ip)")
     own.add_argument("--column", help="parquet: the vector column (default: embedding)")
     own.add_argument("--n-queries", type=int, help="rows held out as queries (default: 1000)")
     own.add_argument("--max-rows", type=int,
