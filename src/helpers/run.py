@@ -205,7 +205,7 @@ def _own_data(data, preset):
     stem = os.path.basename(os.path.normpath(data["base"])).split(".")[0]
     label = f"own-{stem}" + (f"-{preset}" if preset else "")
     params = PRESETS[preset] if preset else profile.for_data(n_base, info["d"])
-    for_all = {"d": info["d"], "metric": metric, "target_n": info["n"] - n_queries}
+    for_all = {"d": info["d"], "metric": metric, "target_n": info["n"]}  # production: every row
     for_import = {"base_path": os.path.abspath(data["base"]),
                   "queries_path": os.path.abspath(data["queries"]) if data.get("queries") else "",
                   "column": data.get("column", "embedding"), "metric": data["metric"],
