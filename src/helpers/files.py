@@ -98,6 +98,9 @@ def explain_write_error(e, path):
 
 
 CRASH_ENV = "FAISS_WORKBOOK_CRASH_AFTER"  # tests: SIGKILL this process after the N-th commit
+# tests: a file; the first process to reach a commit point while it exists deletes it and is
+# SIGKILLed (one death among many processes, e.g. one Dask worker)
+CRASH_ONCE_ENV = "FAISS_WORKBOOK_CRASH_ONCE"
 _commits = 0
 
 
@@ -108,6 +111,12 @@ def commit_point():
     global _commits
     _commits += 1
     if os.environ.get(CRASH_ENV) == str(_commits):
+        os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get(CRASH_ONCE_ENV):
+        try:
+            os.remove(os.environ[CRASH_ONCE_ENV])  # only one process can win this
+        except FileNotFoundError:
+            return
         os.kill(os.getpid(), signal.SIGKILL)
 
 

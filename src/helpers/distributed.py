@@ -1,0 +1,218 @@
+"""Sharded IVF builds on a Dask cluster, merged on disk: faiss's large-scale recipe.
+
+1. train one empty IVF index (the template) with the dataset's shared coarse
+   quantizer and assignment (helpers.coarse), as the single-machine build does;
+2. one Dask task per row range: it reads its rows from the shared dataset
+   files, adds them with their precomputed lists and global ids
+   (faiss.contrib.ivf_tools.add_preassigned) and writes its shard atomically,
+   with a JSON record of what it was built from;
+3. the shards' inverted lists are merged into one on-disk index
+   (faiss.contrib.ondisk.merge_ondisk), searched memory-mapped.
+
+A finished shard is never redone; a task whose worker died is retried by Dask
+(`retries`). The template, shards and merged index live in one folder; the
+merged index is loaded with IO_FLAG_ONDISK_SAME_DIR, so the folder can move.
+Plain IVF with Flat, SQ or 8-bit PQ codes only: fast-scan codes sit in SIMD
+blocks that on-disk lists cannot hold, a refine stage is not an inverted list,
+and HNSW graphs do not shard this way.
+"""
+
+import os
+import re
+
+import faiss
+import numpy as np
+
+from . import build, coarse
+from .files import atomic_path, check_disk_space, file_sha256, read_json, write_json
+
+SHARD_FORMAT = "faiss-workbook-shard/1"
+
+
+class ShardError(ValueError):
+    """A shard that does not belong to the index being merged, or a factory that cannot shard."""
+
+
+def check_shardable(factory):
+    """Refuse, with the reason, a factory merge_ondisk cannot assemble."""
+    if not build._preassignable(factory) or re.search(r"fs\b|Refine|RFlat", factory):
+        raise ShardError(f"{factory!r} cannot be built in shards and merged on disk: use plain IVF "
+                         f"with Flat, SQ or 8-bit PQ codes, e.g. IVF4096,SQ8 (fast-scan codes live "
+                         f"in SIMD blocks, refine stages and HNSW graphs are not inverted lists)")
+
+
+def shard_ranges(n, shards):
+    """[(i0, i1)]: `shards` contiguous row ranges covering [0, n)."""
+    bounds = np.linspace(0, n, shards + 1).astype(int)
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def train_template(ds, factory, out_dir, n_train=None, coarse_dir=None, progress=False):
+    """The trained, empty index for `factory` in out_dir/template.faiss, and the
+    path of the coarse assignment of every row when one was already computed in
+    coarse_dir (default out_dir/coarse; pass a single-machine build's
+    <index_dir>/coarse to share its quantizer and assignment), else None: the
+    workers then assign their own rows. Reused when present for the same
+    dataset, factory and sample size."""
+    from . import memory
+
+    check_shardable(factory)
+    n_train = n_train or memory.predict(factory, ds.n, ds.d, ds.metric)["n_train"]
+    os.makedirs(out_dir, exist_ok=True)
+    coarse_dir = coarse_dir or os.path.join(out_dir, "coarse")
+    cname = coarse.coarse_factory(factory)
+    assign_path = coarse._paths(coarse_dir, cname)[1]
+    if os.path.exists(assign_path):  # reused (and checked) as the single-machine build does
+        quantizer, _, _ = coarse.coarse_assignment(ds, cname, n_train, coarse_dir, progress=progress)
+    else:  # at 1B rows one machine assigning them all is the bottleneck: workers do it
+        quantizer, _ = coarse.train_quantizer(ds, cname, n_train, coarse_dir, progress=progress)
+        assign_path = None
+    path = os.path.join(out_dir, "template.faiss")
+    key = {"dataset": ds.fingerprint, "factory": factory, "n_train": n_train, "metric": ds.metric}
+    if not (os.path.exists(path) and os.path.exists(path + ".json") and read_json(path + ".json") == key):
+        index, _ = build._train(ds, factory, n_train, None, (quantizer,))
+        with atomic_path(path) as tmp:
+            faiss.write_index(index, tmp)
+        write_json(path + ".json", key)  # after the index: the pair is valid only together
+    return path, assign_path
+
+
+def build_shard(data_dir, template_path, assign_path, i0, i1, out_path, block_rows=16384):
+    """Add rows [i0, i1) of the dataset in data_dir to a copy of the template, with
+    their global row numbers as ids and their lists from assign_path (or assigned
+    here by the template's quantizer when None), and write it to out_path
+    (atomically) with out_path.json describing it. Runs on a Dask worker; returns
+    the shard's record. An existing shard with the same record is kept as it is."""
+    from .dataset import load_dataset
+    from .vectors import iter_blocks
+
+    record = {"format": SHARD_FORMAT, "template_sha256": file_sha256(template_path),
+              "rows": [i0, i1], "preassigned": bool(assign_path)}
+    if os.path.exists(out_path) and os.path.exists(out_path + ".json"):
+        done = read_json(out_path + ".json")
+        if {k: done.get(k) for k in record} == record and done.get("sha256") == file_sha256(out_path):
+            return done
+    from faiss.contrib.ivf_tools import add_preassigned
+
+    ds = load_dataset(data_dir)
+    index = faiss.read_index(template_path)
+    ivf = faiss.extract_index_ivf(index)
+    assign = None
+    if assign_path:
+        with np.load(assign_path) as f:
+            assign = np.ascontiguousarray(f["assign"][i0:i1], dtype="int64")
+    for b0, x in iter_blocks(ds.base, block_rows, start=i0, stop=i1):
+        ids = np.arange(b0, b0 + len(x), dtype="int64")
+        if assign is None:
+            ivf.add_with_ids(x, ids)
+        else:
+            add_preassigned(ivf, x, assign[b0 - i0:b0 - i0 + len(x)], ids)
+    index.ntotal = ivf.ntotal
+    with atomic_path(out_path) as tmp:
+        faiss.write_index(index, tmp)
+        # the record first, then the rename: a shard under its final name always has its
+        # record, and a record whose shard is missing or differs is rebuilt
+        record.update(factory=read_json(template_path + ".json")["factory"],
+                      ntotal=int(index.ntotal), sha256=file_sha256(tmp))
+        write_json(out_path + ".json", record)
+    return record
+
+
+def merge_shards(template_path, shard_paths, out_path):
+    """Merge the shards' inverted lists into out_path (+ out_path.ivfdata beside
+    it) with faiss.contrib.ondisk.merge_ondisk. Refuses a shard built from another
+    template (another factory or trained quantizer), naming it; the merged index
+    is committed by its final rename. Returns the number of vectors."""
+    from faiss.contrib.ondisk import merge_ondisk
+
+    from . import quiet
+
+    want = file_sha256(template_path)
+    factory = read_json(template_path + ".json")["factory"]
+    rows = []
+    for p in shard_paths:
+        rec = read_json(p + ".json") if os.path.exists(p + ".json") else {}
+        if rec.get("template_sha256") != want or rec.get("sha256") != file_sha256(p):
+            raise ShardError(f"{p} was not built from {template_path} ({factory}): it was made by "
+                             f"{rec.get('factory', 'an unknown build')} from another trained index; "
+                             f"remove it and rebuild that shard")
+        rows.append(rec["rows"])
+    rows.sort()
+    if rows[0][0] != 0 or any(a[1] != b[0] for a, b in zip(rows, rows[1:])):
+        raise ShardError(f"the shards' row ranges {rows} do not cover the dataset once, in order")
+    template = faiss.read_index(template_path)
+    data_path = out_path + ".ivfdata"
+    if os.path.exists(data_path):
+        os.remove(data_path)  # left by a merge cut short: out_path did not name it yet
+    with quiet.captured():  # "resizing ... .ivfdata" for every list
+        merge_ondisk(template, list(shard_paths), data_path)
+    with atomic_path(out_path) as tmp:
+        faiss.write_index(template, tmp)
+    return int(template.ntotal)
+
+
+def load_merged(path):
+    """The merged index, its lists memory-mapped from the .ivfdata beside it
+    (IO_FLAG_ONDISK_SAME_DIR: found next to the index file wherever the folder is)."""
+    return faiss.read_index(path, faiss.IO_FLAG_ONDISK_SAME_DIR)
+
+
+def shard_memory(factory, ds, shards):
+    """Bytes a worker needs to build one shard (the memory model's add peak of a
+    shard's rows, plus the template it loads): the workers' memory limit."""
+    from .memory import index_bytes, parse, predict
+
+    rows = -(-ds.n // shards)
+    # the add peak of `rows`, with the trained sample size of the whole build (the template)
+    n_train = predict(factory, ds.n, ds.d, ds.metric)["n_train"]
+    p = predict(factory, rows, ds.d, ds.metric, n_train=min(n_train, rows))
+    return int(p["add_peak"] + index_bytes(parse(factory, ds.d, ds.metric), 0))
+
+
+def connect(address=None, n_workers=None, threads_per_worker=1, memory_limit="auto", timeout=5):
+    """A dask.distributed Client: to the scheduler at `address`, or to a new
+    LocalCluster (processes, one per core by default). An unreachable address
+    raises OSError within `timeout` seconds, saying what to check."""
+    from dask.distributed import Client, LocalCluster
+
+    if address:
+        try:
+            return Client(address, timeout=f"{timeout}s")
+        except (OSError, TimeoutError) as e:
+            raise OSError(f"no Dask scheduler answered at {address} within {timeout} s ({e}); "
+                          f"check the address and that `dask scheduler` runs there, or pass "
+                          f"address=None for a LocalCluster on this machine") from None
+    n_workers = n_workers or os.cpu_count()
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
+                           memory_limit=memory_limit, processes=True, dashboard_address=":0")
+    return Client(cluster)
+
+
+def build_sharded(client, ds, factory, out_dir, shards, n_train=None, retries=2, progress=False,
+                  coarse_dir=None):
+    """Build `factory` on dataset `ds` in `shards` Dask tasks and merge it into
+    out_dir/merged.faiss. Shards already built from the same template are not
+    redone. coarse_dir: see train_template. Returns {"path", "shards", "ntotal",
+    "built", "reused", "preassigned"}."""
+    from .memory import predict
+
+    pred = predict(factory, ds.n, ds.d, ds.metric)
+    # shards and the merged lists both hold every code once, plus the template
+    check_disk_space(out_dir, 2 * pred["disk"], f"the shards and merged index of {factory}")
+    template, assign_path = train_template(ds, factory, out_dir, n_train, coarse_dir, progress)
+    ranges = shard_ranges(ds.n, shards)
+    paths = [os.path.join(out_dir, f"shard-{i:04d}.faiss") for i in range(len(ranges))]
+    before = {p: os.path.exists(p) and os.path.exists(p + ".json") for p in paths}
+    futures = [client.submit(build_shard, ds.root, template, assign_path, i0, i1, p,
+                             key=f"shard-{os.path.basename(out_dir)}-{i}", retries=retries, pure=False)
+               for i, ((i0, i1), p) in enumerate(zip(ranges, paths))]
+    if progress:
+        from dask.distributed import progress as dask_progress
+
+        dask_progress(futures)
+    records = client.gather(futures)
+    out = os.path.join(out_dir, "merged.faiss")
+    ntotal = merge_shards(template, paths, out)
+    return {"path": out, "shards": records, "ntotal": ntotal,
+            "built": sum(not before[p] for p in paths), "reused": sum(before.values()),
+            "preassigned": assign_path is not None}
