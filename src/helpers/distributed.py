@@ -19,6 +19,7 @@ and HNSW graphs do not shard this way.
 
 import os
 import re
+import time
 
 import faiss
 import numpy as np
@@ -101,6 +102,7 @@ def build_shard(data_dir, template_path, assign_path, i0, i1, out_path, block_ro
     if assign_path:
         with np.load(assign_path) as f:
             assign = np.ascontiguousarray(f["assign"][i0:i1], dtype="int64")
+    t0 = time.perf_counter()
     for b0, x in iter_blocks(ds.base, block_rows, start=i0, stop=i1):
         ids = np.arange(b0, b0 + len(x), dtype="int64")
         if assign is None:
@@ -108,12 +110,13 @@ def build_shard(data_dir, template_path, assign_path, i0, i1, out_path, block_ro
         else:
             add_preassigned(ivf, x, assign[b0 - i0:b0 - i0 + len(x)], ids)
     index.ntotal = ivf.ntotal
+    add_s = time.perf_counter() - t0
     with atomic_path(out_path) as tmp:
         faiss.write_index(index, tmp)
         # the record first, then the rename: a shard under its final name always has its
         # record, and a record whose shard is missing or differs is rebuilt
         record.update(factory=read_json(template_path + ".json")["factory"],
-                      ntotal=int(index.ntotal), sha256=file_sha256(tmp))
+                      ntotal=int(index.ntotal), add_s=add_s, sha256=file_sha256(tmp))
         write_json(out_path + ".json", record)
     return record
 
@@ -154,7 +157,10 @@ def merge_shards(template_path, shard_paths, out_path):
 def load_merged(path):
     """The merged index, its lists memory-mapped from the .ivfdata beside it
     (IO_FLAG_ONDISK_SAME_DIR: found next to the index file wherever the folder is)."""
-    return faiss.read_index(path, faiss.IO_FLAG_ONDISK_SAME_DIR)
+    from . import quiet
+
+    with quiet.captured():  # faiss says it "updates the ondisk filename" on every load
+        return faiss.read_index(path, faiss.IO_FLAG_ONDISK_SAME_DIR)
 
 
 def shard_memory(factory, ds, shards):
@@ -216,3 +222,35 @@ def build_sharded(client, ds, factory, out_dir, shards, n_train=None, retries=2,
     return {"path": out, "shards": records, "ntotal": ntotal,
             "built": sum(not before[p] for p in paths), "reused": sum(before.values()),
             "preassigned": assign_path is not None}
+
+
+def scale_out_plan(factory, n, d, metric, workers, shards_per_worker, gemm_rate, add_rate,
+                   disk_rate=1.4e9):
+    """Estimated resources and wall time of build_sharded for n x d on `workers`
+    machines like this one. factory has "{nlist}" filled in from n (4 sqrt(n) as a
+    power of two, at most 65536). gemm_rate: multiply-adds/s of one worker
+    (planner.gemm_rate), for k-means and assigning rows; add_rate: rows/s one
+    worker encodes and adds once rows are assigned (measured on shards here);
+    disk_rate: bytes/s the merge reads and writes. Returns a dict; every time
+    is an estimate from these rates, not a measurement."""
+    from . import memory, planner, profile
+
+    nlist = min(profile.MAX_NLIST, 2 ** round(np.log2(4 * np.sqrt(n))))
+    f = factory.format(nlist=nlist)
+    shards = workers * shards_per_worker
+    rows = -(-n // shards)
+    n_train = min(n, 64 * nlist)
+    shard = memory.predict(f, rows, d, metric, n_train=min(n_train, rows))
+    node = memory.parse(f, d, metric)
+    template = memory.index_bytes(node, 0)
+    merged = {"disk": memory.disk_bytes(node, n), "index_ram": memory.index_bytes(node, n)}
+    train_s = planner.kmeans_seconds(n_train, nlist, d, gemm_rate)
+    per_worker_rows = -(-n // workers)
+    workers_s = per_worker_rows * (nlist * d / gemm_rate + 1 / add_rate)
+    merge_s = 2 * merged["disk"] / disk_rate
+    return {"n": n, "factory": f, "workers": workers, "shards": shards, "rows_per_shard": rows,
+            "worker_ram": int(shard["add_peak"] + template),
+            "worker_disk": int(shards_per_worker * shard["disk"] + per_worker_rows * d * 4),
+            "merged_disk": int(merged["disk"]), "merged_index_ram": int(merged["index_ram"]),
+            "train_s": train_s, "workers_s": workers_s, "merge_s": merge_s,
+            "total_s": train_s + workers_s + merge_s}

@@ -5,7 +5,7 @@
     python -m helpers.run --params my.yaml          # a preset plus your overrides
     python -m helpers.run --base my.npy --metric cosine   # your own vectors
 
-Notebooks 01 -> 06 run in order into runs/<time>-<preset>/, each executed copy
+Notebooks 01 -> 07 run in order into runs/<time>-<preset>/, each executed copy
 beside the notebook's key results, and a summary (summary.html, summary.json,
 builds.csv, pareto.csv). The dataset, ground truth and indexes live in
 data/<preset>/ and are reused while their inputs are unchanged. Running the same
@@ -29,7 +29,7 @@ from .files import format_bytes, parse_size, read_json, write_json
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NOTEBOOKS = os.path.join(ROOT, "notebooks")
 ORDER = ["01_data_generation", "02_memory_budget", "03_build_ivfpq", "04_build_hnsw",
-         "05_build_ivfsq", "06_recall_vs_latency"]
+         "05_build_ivfsq", "06_recall_vs_latency", "07_beyond_one_machine"]
 
 # Per preset: "all" goes to every notebook that declares the parameter; the
 # notebook names carry what only that notebook takes. data_dir, index_dir,
@@ -53,6 +53,7 @@ PRESETS = {
         "05_build_ivfsq": {},
         "06_recall_vs_latency": {"repeats": 1, "single_queries": 10, "target_recall": 0.9,
                                  "slider_nprobe": 8, "slider_ef_search": 32},
+        "07_beyond_one_machine": {"shards": 4, "workers": 2, "repeats": 1, "single_queries": 10},
     },
     "small": {  # the notebooks' own defaults: 20k x 1024
         "all": {},
@@ -74,6 +75,9 @@ PRESETS = {
                           "ef_construction_values": [40]},
         "05_build_ivfsq": {"factories": ["IVF{nlist},SQ8", "IVF{nlist},SQ4"], "cap_nprobe": 512},
         "06_recall_vs_latency": {},
+        "skip": {"07_beyond_one_machine": "a second, sharded copy of IVF4096,SQ8 beside the one "
+                                          "05 built adds disk and an hour of CPU on one machine "
+                                          "without teaching more than the small presets do"},
     },
     "full": {  # the question this workbook answers: 10M x 1024 on 2 cores and 24 GiB
         "all": {"nlist": 4096, "nprobe": 32, "repeats": 1, "single_queries": 50, "max_nprobe": 128},
@@ -90,6 +94,9 @@ PRESETS = {
                           "m_values": []},
         "05_build_ivfsq": {"factories": ["IVF{nlist},SQ8"], "cap_nprobe": 256, "ondisk_lists": False},
         "06_recall_vs_latency": {},
+        "skip": {"07_beyond_one_machine": "a second, sharded copy of IVF4096,SQ8 beside the one "
+                                          "05 built adds disk and an hour of CPU on one machine "
+                                          "without teaching more than the small presets do"},
     },
 }
 
@@ -162,7 +169,7 @@ def load_params(preset=None, params_file=None, data=None):
             **{k: v for k, v in (data or {}).items() if v is not None}}
     if preset is not None and preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    unknown = set(extra) - set(ORDER) - {"all"}
+    unknown = set(extra) - set(ORDER) - {"all", "skip"}
     if unknown:
         raise ValueError(f"{params_file}: unknown sections {sorted(unknown)}; use 'all', 'dataset' "
                          f"or one of {ORDER}")
@@ -172,6 +179,7 @@ def load_params(preset=None, params_file=None, data=None):
         label = preset = preset or "small"
         base = PRESETS[preset]
     out = {name: dict(base.get(name, {})) for name in ["all"] + ORDER}
+    out["skip"] = dict(base.get("skip", {}))  # notebook -> why this preset does not run it
     if data:
         out["dataset"] = data
         out["all"].update(for_all)
@@ -384,6 +392,10 @@ def run(preset=None, params_file=None, force=False, runs_dir=None, data_root=Non
             if name in state["done"]:
                 print(f"[{i}/{len(order)}] {name}: done in an earlier attempt, skipped")
                 continue
+            if name in params["skip"]:
+                print(f"[{i}/{len(order)}] {name}: not run in this preset: {params['skip'][name]}")
+                state.setdefault("skipped", {})[name] = params["skip"][name]
+                continue
             out = os.path.join(folder, name + ".ipynb")
             print(f"[{i}/{len(order)}] {name} ...", flush=True)
             t0 = time.perf_counter()
@@ -412,7 +424,8 @@ def run(preset=None, params_file=None, force=False, runs_dir=None, data_root=Non
                   f"(run so far {time.perf_counter() - t_run:.0f} s)", flush=True)
             if export_html:
                 _export_html(out)
-        state["status"] = "complete" if len(state["done"]) == len(ORDER) else f"stopped after {until}"
+        finished = set(state["done"]) | set(state.get("skipped", {}))
+        state["status"] = "complete" if finished >= set(ORDER) else f"stopped after {until}"
     finally:
         write_json(os.path.join(folder, "run.json"), state)
         from .summary import write_summary
