@@ -1,23 +1,30 @@
 """Recall and throughput of one built index over chosen settings, at any scale.
 
-For indexes built apart from the notebooks (e.g. the 10M HNSW32,SQ8, built with
-python -m helpers.build): loads the index as notebook 06's sweep does (mapped,
-its pages read into the page cache first where they fit), times one batch of
-all queries and 50 single queries per setting, and prints recall@1/@10/@100,
-QPS and latency, with the add rate the build report recorded.
+For indexes built apart from the notebooks, or settings the notebooks do not
+sweep: loads the index as notebook 06's sweep does (mapped, its pages read into
+the page cache first where they fit; --in-ram reads it into memory), times one
+batch of all queries and 50 single queries per setting, and prints
+recall@1/@10/@100, QPS and latency, with the add rate the build report
+recorded. --grid sweeps every combination of the values given.
 
+    # the 10M HNSW32,SQ8, built with python -m helpers.build
     python benchmarks/bench_sweep.py /work/bigdata/full \
         /work/bigdata/full/indexes/HNSW32_SQ8_efC40.faiss \
-        --settings efSearch=16 efSearch=64 efSearch=256 efSearch=512
+        --settings efSearch=32 efSearch=64 efSearch=128 efSearch=256 efSearch=512
+    # how deep fast-scan candidates must be re-ranked (results/full/rerank_depth.csv)
+    python benchmarks/bench_sweep.py /work/bigdata/full \
+        /work/bigdata/full/indexes/IVF4096_PQ128x4fs_Refine_SQ8_.faiss --in-ram \
+        --grid nprobe=32,64,96,128 k_factor_rf=16,32,64,128,160,192,256
 """
 
 import argparse
+import itertools
 import os
 
 import faiss
 import pandas as pd
 
-from helpers import dataset, evaluate, groundtruth
+from helpers import build, dataset, evaluate, groundtruth
 from helpers.files import read_json
 from helpers.vectors import read_rows
 
@@ -26,7 +33,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data_dir")
     ap.add_argument("index")
-    ap.add_argument("--settings", nargs="+", required=True, help='ParameterSpace strings, e.g. efSearch=64')
+    ap.add_argument("--settings", nargs="+", default=[], help='ParameterSpace strings, e.g. efSearch=64')
+    ap.add_argument("--grid", nargs="+", default=[], help="name=v1,v2,...: every combination")
+    ap.add_argument("--in-ram", action="store_true", help="read the index into memory (default: mapped)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", help="write the rows as CSV here")
     a = ap.parse_args()
@@ -35,8 +44,16 @@ def main():
     xq = read_rows(ds.queries, 0, ds.queries.n)
     gt_D, gt_I = groundtruth.ground_truth(ds, 100)
     name = os.path.basename(a.index)
-    rows = evaluate.sweep({name: (a.index, os.path.getsize(a.index))}, xq, gt_D, gt_I,
-                          metric=ds.metric, settings={name: a.settings}, repeats=1, single_queries=50)
+    axes = [[f"{k}={v}" for v in values.split(",")] for k, values in (g.split("=", 1) for g in a.grid)]
+    settings = a.settings + [",".join(combo) for combo in itertools.product(*axes) if combo]
+    if not settings:
+        ap.error("give --settings or --grid")
+    index = a.index
+    if a.in_ram:
+        evaluate.warm_page_cache(a.index)
+        index = build.load_index(a.index, mmap=False)
+    rows = evaluate.sweep({name: (index, os.path.getsize(a.index))}, xq, gt_D, gt_I,
+                          metric=ds.metric, settings={name: settings}, repeats=1, single_queries=50)
     table = pd.DataFrame(rows)
     print(f"{ds.n:,} x {ds.d}, {ds.metric}, {len(xq):,} queries, {a.threads} threads, {rows[0]['loaded']}")
     print(table[["setting", "recall@1", "recall@10", "recall@100", "qps", "p50_ms", "p99_ms"]]

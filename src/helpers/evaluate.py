@@ -115,7 +115,7 @@ def default_settings(index, k=10, max_nprobe=256, max_ef=512, k_factors=(1, 4, 1
     max(efSearch, k) and the quantizer is asked for k = nprobe lists, so a
     value below nprobe runs as nprobe); a refine stage gets each of `k_factors`, beyond
     ParameterSpace's range (1..64): 4-bit PQ at d=1024 needed k_factor_rf=128 for
-    recall@10 0.95 at 10M (benchmarks/bench_rerank_depth.py). Polysemous `ht`
+    recall@10 0.95 at 10M (benchmarks/results/full/rerank_depth.csv). Polysemous `ht`
     is left out (the helpers do not train it).
     """
     ranges = parameter_ranges(index)
