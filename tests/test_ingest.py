@@ -185,3 +185,27 @@ def test_import_killed_mid_write_resumes_to_the_same_dataset(vectors, tmp_path):
                                   chunk_rows=128, progress=False)
     assert ds.fingerprint == fresh.fingerprint
     dataset.verify_dataset(ds)
+
+
+def test_float32_files_with_their_own_queries_are_used_in_place_with_the_copys_identity(vectors, tmp_path):
+    base = write_format("npy", tmp_path / "a", vectors)
+    queries = tmp_path / "q.fvecs"
+    write_vectors(queries, vectors[:40] + 0.01)
+    ds = ingest.import_vectors(tmp_path / "ds", base, queries, "l2", progress=False)
+    assert ds.manifest["in_place"] and ds.base.path == os.path.abspath(base)
+    assert not (tmp_path / "ds" / "base.npy").exists()  # no 40 GB copy at 10M x 1024
+    np.testing.assert_array_equal(read_rows(ds.base, 0, ds.n), vectors)
+    # the same rows copied (float64 forces the copy) give the same dataset identity
+    np.save(tmp_path / "b64.npy", vectors.astype(np.float64))
+    copied = ingest.import_vectors(tmp_path / "copy", tmp_path / "b64.npy", queries, "l2", progress=False)
+    assert "in_place" not in copied.manifest and copied.fingerprint == ds.fingerprint
+    assert ingest.import_vectors(tmp_path / "ds", base, queries, "l2", progress=False).reused
+    # a base alone, as helpers.build --config imports it: in place too
+    only = ingest.import_vectors(tmp_path / "only", base, None, "ip", n_queries=0, progress=False)
+    assert only.manifest["in_place"] and only.queries is None and only.n == N
+    x = vectors.copy()
+    x[[3, 9]] = np.nan
+    np.save(tmp_path / "bad.npy", x)
+    with pytest.raises(ValueError, match=r"NaN or inf values \(first rows: 3, 9\)"):
+        ingest.import_vectors(tmp_path / "bad", tmp_path / "bad.npy", queries, "l2", progress=False)
+    assert not (tmp_path / "bad" / "manifest.json").exists()

@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from . import dataset
-from .files import check_disk_space, combine_digests, partial_path, quick_fingerprint
+from .files import check_disk_space, combine_digests, partial_path, quick_fingerprint, write_json
 from .vectors import open_vectors, read_rows, take_rows
 
 METRICS = {"l2": "L2", "ip": "IP", "cosine": "IP"}  # user's name -> faiss metric
@@ -351,6 +351,8 @@ def import_vectors(root, base, queries=None, metric="ip", column="embedding", n_
                 f"{root} already holds another dataset ({old.get('kind')}, from "
                 f"{old.get('base', 'the generator')}); choose another folder or pass overwrite=True")
     nq = len(held) if qsrc is None else qsrc.n
+    if _in_place(src, qsrc, normalize, max_rows, len(held)):
+        return _describe_in_place(root, spec, src, qsrc, chunk_rows)
     todo = (len(keep) + nq) * src.d * 4 - sum(
         dataset._bytes_done(os.path.join(root, f)) for f in ("base.npy", "queries.npy"))
     check_disk_space(root, todo, what=f"the imported copy of {base} in {root}")
@@ -370,6 +372,33 @@ def import_vectors(root, base, queries=None, metric="ip", column="embedding", n_
                              "mean": norms["sum"] / norms["rows"]}
     manifest["fingerprint"] = combine_digests([files[r]["sha256"] for r in ("base", "queries") if r in files])
     dataset._commit(root, manifest)
+    return dataset.load_dataset(root)
+
+
+def _in_place(src, qsrc, normalize, max_rows, held):
+    """Whether the dataset can use the user's files where they are, without a copy:
+    single float32 files, nothing normalised, held out or subsampled (a base
+    without queries, for building from recommended.json, qualifies too)."""
+    return (not normalize and not max_rows and not held
+            and all(s.kind == "file" and s.dtype == "float32" for s in (src, qsrc) if s is not None))
+
+
+def _describe_in_place(root, spec, src, qsrc, chunk_rows):
+    """A dataset whose manifest points at the user's float32 files: one checksum
+    pass over each (NaN / inf refused with their rows), no copy written."""
+    files = {}
+    for role, vf in (("base", src.parts[0]), ("queries", qsrc.parts[0] if qsrc else None)):
+        if vf is None:
+            continue
+        digests = dataset._chunk_digests(vf, chunk_rows, check_finite=True)
+        files[role] = {"path": os.path.abspath(vf.path), "key": vf.key, "shape": list(vf.shape),
+                       "dtype": "float32", "chunk_rows": chunk_rows, "sha256_chunks": digests,
+                       "sha256": combine_digests(digests), "quick": quick_fingerprint(vf.path)}
+    manifest = dict(spec, format=dataset.FORMAT, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    n_queries=qsrc.n if qsrc else 0, files=files, in_place=True,
+                    fingerprint=combine_digests([files[r]["sha256"] for r in ("base", "queries")
+                                                 if r in files]))
+    write_json(os.path.join(root, dataset.MANIFEST), manifest)  # nothing to move: the commit point
     return dataset.load_dataset(root)
 
 
