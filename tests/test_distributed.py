@@ -1,6 +1,5 @@
 """helpers.distributed: sharded IVF builds on a real Dask LocalCluster, merged on disk."""
 
-import os
 import shutil
 
 import faiss

@@ -3,6 +3,7 @@ then python -m helpers.build --config recommended.json (real papermill kernels).
 
 import json
 import os
+import re
 
 import faiss
 import h5py
@@ -123,7 +124,7 @@ def test_every_format_imports_through_the_command_line(kind, tmp_path):
 def test_bad_own_input_fails_before_any_notebook_with_the_reason(rows, args, match, tmp_path, capsys):
     write_vectors(tmp_path / "emb.npy", clustered(rows, 5))
     assert cli(tmp_path, "--base", str(tmp_path / "emb.npy"), "--n-queries", "100", *args) == 1
-    assert pytest.importorskip("re").search(match, capsys.readouterr().err)
+    assert re.search(match, capsys.readouterr().err)
     assert not (tmp_path / "runs").exists() or not os.listdir(tmp_path / "runs")
 
 
