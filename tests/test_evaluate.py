@@ -118,3 +118,18 @@ def test_sweep_of_a_file_says_how_it_was_loaded(small_ds, tmp_path):
                           small_ds.metric, settings={"ivf": ["nprobe=4"]}, repeats=1,
                           single_queries=5, progress=False)
     assert rows[0]["loaded"] == "mapped, warmed"  # a small file is read into the page cache first
+
+
+def test_sweep_re_ranks_at_the_depths_asked_and_deeper_finds_more(small_ds, tmp_path):
+    r = build.build_index(small_ds, "IVF32,PQ4x4fs,Refine(SQ8)", tmp_path / "i.faiss",
+                          n_train=2000, progress=False)
+    xq = read_rows(small_ds.queries, 0, small_ds.queries.n)
+    gt_D, gt_I = groundtruth.ground_truth(small_ds, 100, progress=False)
+    rows = evaluate.sweep({"r": (r["index"], 0)}, xq, gt_D, gt_I, None, small_ds.metric,
+                          repeats=1, single_queries=5, progress=False, max_nprobe=16,
+                          k_factors=(1, 40))
+    assert [(row["nprobe"], row["k_factor_rf"]) for row in rows] == \
+        [(p, kf) for p in (1, 2, 4, 8, 16) for kf in (1, 40)]
+    deepest = {row["k_factor_rf"]: row["recall@10"] for row in rows if row["nprobe"] == 16}
+    # 2-byte codes rank poorly; re-ranking 400 candidates exactly recovers most of the top 10
+    assert deepest[40] > deepest[1] + 0.3

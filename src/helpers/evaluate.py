@@ -182,14 +182,15 @@ def evaluate(index, xq, gt_D, gt_I, base=None, metric="L2", k=10, repeats=3, sin
 
 
 def sweep(indexes, xq, gt_D, gt_I, base=None, metric="L2", k=10, settings=None,
-          repeats=3, single_queries=100, progress=True, max_nprobe=256):
+          repeats=3, single_queries=100, progress=True, max_nprobe=256,
+          k_factors=(1, 4, 16, 64, 256)):
     """Evaluate every index at every setting: one tidy row per (index, setting).
 
     indexes: {name: (faiss index or index file path, index_bytes)}; a path is
     loaded memory-mapped when its turn comes. settings: {name: [strings]}
-    (default: default_settings for each, nprobe up to max_nprobe). Rows hold index, setting, each
-    parameter as its own column, recall figures, qps, latency percentiles,
-    threads and index_bytes.
+    (default: default_settings for each, nprobe up to max_nprobe, refine depths
+    k_factors). Rows hold index, setting, each parameter as its own column,
+    recall figures, qps, latency percentiles, threads and index_bytes.
     """
     from tqdm.auto import tqdm
 
@@ -205,7 +206,8 @@ def sweep(indexes, xq, gt_D, gt_I, base=None, metric="L2", k=10, settings=None,
             # memory, so that the first settings are not timed on page faults
             loaded = "mapped, warmed" if warm_page_cache(index) else "mapped, cold"
         index = as_index(index)
-        for s in settings.get(name) or default_settings(index, k, max_nprobe=max_nprobe):
+        defaults = default_settings(index, k, max_nprobe=max_nprobe, k_factors=k_factors)
+        for s in settings.get(name) or defaults:
             set_parameters(index, s)
             row, _ = evaluate(index, xq, gt_D, gt_I, base, metric, k, repeats, single_queries)
             params = dict(kv.split("=") for kv in s.split(",")) if s else {}

@@ -93,7 +93,9 @@ PRESETS = {
         "04_build_hnsw": {"factories": ["HNSW32,Flat"], "plan_only": ["HNSW32,SQ8"],
                           "m_values": []},
         "05_build_ivfsq": {"factories": ["IVF{nlist},SQ8"], "cap_nprobe": 256, "ondisk_lists": False},
-        "06_recall_vs_latency": {},
+        # 4-bit PQ at d=1024 needs ~128 x k candidates re-ranked for recall@10 0.95 at 10M
+        # (benchmarks/results/full/rerank_depth.csv); shallower depths only add rows
+        "06_recall_vs_latency": {"k_factors": [16, 64, 128, 256]},
         "skip": {"07_beyond_one_machine": "a second, sharded copy of IVF4096,SQ8 beside the one "
                                           "05 built adds disk and an hour of CPU on one machine "
                                           "without teaching more than the small presets do"},
