@@ -36,6 +36,9 @@ def test_parameter_files_are_checked(tmp_path):
         runner.load_params("tiny", f)
     with pytest.raises(ValueError, match="unknown preset"):
         runner.load_params("huge")
+    f.write_text("preset: full\ntime_limit: 3h\n")  # a preset's time budget, overridden
+    assert runner.load_params(None, f)[1]["time_limit"] == "3h"
+    assert runner.load_params("full")[1]["time_limit"] == "2h"
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +61,22 @@ def test_tiny_preset_end_to_end(first_run):
     for name in runner.ORDER:  # executed notebooks and their HTML, with the charts kept
         assert os.path.exists(os.path.join(folder, name + ".ipynb"))
     assert "Plotly.newPlot" in open(os.path.join(folder, "06_recall_vs_latency.html")).read()
+
+
+def test_time_estimate_counts_only_what_is_left(first_run, capsys):
+    root, _ = first_run
+    _, params = runner.load_params("tiny")
+    data_dir = str(root / "data" / "tiny")
+    per_nb = runner.notebook_parameters(params, data_dir, "", False)
+    assert runner.estimate_seconds(per_nb, data_dir) == {}  # data, coarse lists, indexes: all built
+    assert runner.check_time(per_nb, data_dir, "1h") == {}
+    assert "nothing left" in capsys.readouterr().out
+    elsewhere = str(root / "elsewhere")
+    fresh = runner.estimate_seconds(runner.notebook_parameters(params, elsewhere, "", False), elsewhere)
+    # every stage of a run from nothing, 04's M x efConstruction grid included
+    assert {"generate", "ground truth", "coarse IVF16", "build IVF16,PQ8", "build HNSW16,SQ8 efC40",
+            "build HNSW8,SQ8 efC16", "build HNSW8,SQ8 efC40", "build IVF16,SQ8"} <= set(fresh)
+    assert all(s > 0 for s in fresh.values())
 
 
 def test_rerun_reuses_and_force_redoes(first_run):
@@ -153,3 +172,25 @@ def test_run_that_cannot_fit_on_disk_is_refused_before_writing(tmp_path, capsys)
     err = capsys.readouterr().err
     assert "this run needs" in err and "free some space or pass --data-dir" in err
     assert not (tmp_path / "runs").exists() and not (tmp_path / "data").exists()
+
+
+def test_run_over_its_time_budget_is_refused_before_writing(tmp_path, capsys):
+    args = ["--preset", "tiny", "--time-budget", "0.01s", "--runs-dir", str(tmp_path / "runs"),
+            "--data-dir", str(tmp_path / "data")]
+    assert runner.main(args) == 1
+    err = capsys.readouterr().err
+    assert "over its time budget of 0 s" in err and "--time-budget 1h" in err
+    for stage in ("generate", "ground truth", "coarse IVF16", "build IVF16,PQ8"):
+        assert stage in err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "data").exists()
+    assert runner.main(args[:2] + ["--time-budget", "soon"] + args[4:]) == 1
+    assert "duration 'soon' not understood" in capsys.readouterr().err
+
+
+def test_a_run_within_its_time_budget_records_the_estimate(tmp_path):
+    folder = runner.run("tiny", runs_dir=tmp_path / "runs", data_root=tmp_path / "data",
+                        progress=False, export_html=False, until="01_data_generation",
+                        time_limit="1h")
+    state = read_json(os.path.join(folder, "run.json"))
+    assert state["status"] == "stopped after 01_data_generation"
+    assert {"generate", "ground truth", "build IVF16,SQ8"} <= set(state["estimated_seconds"])

@@ -70,6 +70,25 @@ def parse_size(text):
     return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
 
 
+_SECONDS = {"": 1, "S": 1, "SEC": 1, "M": 60, "MIN": 60, "H": 3600, "HOUR": 3600, "HOURS": 3600}
+
+
+def parse_duration(text):
+    """Seconds in a duration as people write it: "2h", "90min", "45m", "600s",
+    "1.5h" or a number of seconds. "" or 0 gives 0 ("not set")."""
+    import re
+
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)
+    if str(text).strip() == "":
+        return 0.0
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
+    if not m or m.group(2).upper() not in _SECONDS:
+        raise ValueError(f"duration {text!r} not understood: write it as 2h, 90min, 600s or a "
+                         f"number of seconds")
+    return float(m.group(1)) * _SECONDS[m.group(2).upper()]
+
+
 def partial_path(path):
     """The temporary name a file is written under before it is complete."""
     return str(path) + PARTIAL_SUFFIX

@@ -8,13 +8,15 @@ extrapolated from the measured matrix-multiply rate.
 """
 
 import math
+import re
 import time
 
 import faiss
 import numpy as np
 
 from . import memory, quiet
-from .build import _components, new_index, set_ef_construction
+from .build import (_add_preassigned, _as_work_index, _components, new_index,
+                    set_ef_construction)
 
 KMEANS_NITER = 10  # faiss IVF coarse quantizer training iterations
 
@@ -55,12 +57,15 @@ def gemm_rate(d, threads=None):
 
 
 def estimate_build_seconds(factory, n, d, metric="L2", n_train=None, sample=None,
-                           rate=None, ef_construction=None):
+                           rate=None, ef_construction=None, preassigned=False):
     """Estimated train and add seconds for the full build, from a timed sample.
 
     sample: float32 (s, d) vectors to time on (default 5,000 synthetic ones);
     rate: multiply-adds per second (default: measured by gemm_rate);
-    ef_construction: HNSW insertion depth, as the build will use.
+    ef_construction: HNSW insertion depth, as the build will use;
+    preassigned: the IVF build adds from a shared coarse assignment
+    (coarse_seconds counts its k-means and assignment once), so neither is
+    counted here: the sample is added as build_index adds such builds.
     Returns {'train_s', 'add_s', 'total_s', 'sample_add_rate'}.
     """
     from . import synthetic
@@ -83,24 +88,76 @@ def estimate_build_seconds(factory, n, d, metric="L2", n_train=None, sample=None
     t0 = time.perf_counter()
     index.train(sample)
     sample_train_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    index.add(sample)
+    if preassigned and ivf is not None:
+        # the build's own path: lists precomputed, fast-scan codes through a work index
+        assign = ivf.quantizer.assign(sample, 1).ravel()
+        index = _as_work_index(index, factory, d, metric)
+        t0 = time.perf_counter()
+        _add_preassigned(index, sample, assign)
+    else:
+        t0 = time.perf_counter()
+        index.add(sample)
     add_s_sample = time.perf_counter() - t0
     add_s = extrapolate_add_seconds(add_s_sample, len(sample), n, inner["kind"])
     train_s = sample_train_s
-    if inner["kind"] == "ivf":
+    if inner["kind"] == "ivf" and not preassigned:
         train_s += kmeans_seconds(memory.train_points(node, n_train), inner["nlist"], d, rate)
     return {"train_s": train_s, "add_s": add_s, "total_s": train_s + add_s,
-            "sample_add_rate": len(sample) / add_s_sample}
+            "sample_add_rate": len(sample) / max(add_s_sample, 1e-9)}
+
+
+# An HNSW insertion's cost grows with the graph faster than log n once the graph
+# outgrows the CPU caches: HNSW32,SQ8 (efConstruction 40, d = 1024) added 16k
+# vectors/s at 100k rows and 7.8k/s at 1M on this machine kind, a cost per
+# vector growing as n ** 0.31.
+HNSW_COST_EXPONENT = math.log(16 / 7.8) / math.log(10)
 
 
 def extrapolate_add_seconds(sample_s, sample_n, n, kind):
     """Seconds to add n vectors given sample_s seconds for sample_n of them:
-    linear in n, times log n / log sample_n for HNSW (graph insertion)."""
-    s = sample_s * n / sample_n
+    linear in n; for HNSW the cost per vector grows as n ** HNSW_COST_EXPONENT,
+    so the total as n ** (1 + HNSW_COST_EXPONENT)."""
     if kind == "hnsw":
-        s *= math.log(max(n, 2)) / math.log(max(sample_n, 2))
-    return s
+        return sample_s * (n / sample_n) ** (1 + HNSW_COST_EXPONENT)
+    return sample_s * n / sample_n
+
+
+def data_seconds(n, d, n_queries, gt_k, metric="L2", generate=True, sample_rows=16384,
+                 block_rows=8192):
+    """Estimated seconds to generate n x d synthetic rows (generate=False: the
+    dataset exists or is imported, 0) and to compute the exact top-gt_k of
+    n_queries queries over them, each timed here on a sample: generation on one
+    chunk of sample_rows rows (generate_dataset's chunk), the ground truth as groundtruth.compute_ground_truth runs
+    it (faiss.knn of the queries against a block of block_rows rows), scaled to n.
+    Returns {'generate_s', 'ground_truth_s'}."""
+    from . import synthetic
+    from .dataset import faiss_metric
+
+    p = synthetic.GeneratorParams(d=d)
+    generate_s = 0.0
+    if generate:
+        t0 = time.perf_counter()
+        synthetic.draw(p, synthetic.BASE, 0, sample_rows)
+        generate_s = (time.perf_counter() - t0) * n / sample_rows
+    xq = synthetic.draw(p, synthetic.QUERIES, 0, min(n_queries, 1000))
+    xb = synthetic.draw(p, synthetic.BASE, 1, min(n, block_rows))
+    t0 = time.perf_counter()
+    faiss.knn(xq, xb, min(gt_k, len(xb)), metric=faiss_metric(metric))
+    block_s = time.perf_counter() - t0
+    return {"generate_s": generate_s,
+            "ground_truth_s": block_s * (n / len(xb)) * (n_queries / len(xq))}
+
+
+def coarse_seconds(n, d, coarse, rate=None, sample=None):
+    """Estimated seconds to train a shared coarse quantizer ("IVF4096",
+    "IVF65536_HNSW32") on its sample (64 points per centroid at most) and
+    assign all n rows to it, as coarse_costs models them."""
+    nlist = int(re.match(r"IVF(\d+)", coarse).group(1))
+    rate = rate or gemm_rate(d)
+    train_s = kmeans_seconds(min(n, memory.TRAIN_PER_CENTROID * nlist), nlist, d, rate)
+    if "_HNSW" in coarse:
+        return train_s + n / hnsw_assign_rate(d, nlist, _sample(d, 2000) if sample is None else sample)
+    return train_s + n * nlist * d / rate
 
 
 def kmeans_seconds(n_points, k, d, rate):

@@ -24,7 +24,8 @@ import os
 import sys
 import time
 
-from .files import format_bytes, parse_size, read_json, write_json
+from . import quiet
+from .files import format_bytes, parse_duration, parse_size, read_json, write_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NOTEBOOKS = os.path.join(ROOT, "notebooks")
@@ -75,6 +76,7 @@ PRESETS = {
                           "ef_construction_values": [40]},
         "05_build_ivfsq": {"factories": ["IVF{nlist},SQ8", "IVF{nlist},SQ4"], "cap_nprobe": 512},
         "06_recall_vs_latency": {},
+        "time_limit": "20min",
         "skip": {"07_beyond_one_machine": "a second, sharded copy of IVF4096,SQ8 beside the one "
                                           "05 built adds disk and an hour of CPU on one machine "
                                           "without teaching more than the small presets do"},
@@ -99,6 +101,7 @@ PRESETS = {
         "skip": {"07_beyond_one_machine": "a second, sharded copy of IVF4096,SQ8 beside the one "
                                           "05 built adds disk and an hour of CPU on one machine "
                                           "without teaching more than the small presets do"},
+        "time_limit": "2h",  # the issue's target on 2 cores, everything included
     },
 }
 
@@ -171,7 +174,7 @@ def load_params(preset=None, params_file=None, data=None):
             **{k: v for k, v in (data or {}).items() if v is not None}}
     if preset is not None and preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    unknown = set(extra) - set(ORDER) - {"all", "skip"}
+    unknown = set(extra) - set(ORDER) - {"all", "skip", "time_limit"}
     if unknown:
         raise ValueError(f"{params_file}: unknown sections {sorted(unknown)}; use 'all', 'dataset' "
                          f"or one of {ORDER}")
@@ -182,6 +185,7 @@ def load_params(preset=None, params_file=None, data=None):
         base = PRESETS[preset]
     out = {name: dict(base.get(name, {})) for name in ["all"] + ORDER}
     out["skip"] = dict(base.get("skip", {}))  # notebook -> why this preset does not run it
+    out["time_limit"] = extra.pop("time_limit", base.get("time_limit", ""))  # e.g. "2h"
     if data:
         out["dataset"] = data
         out["all"].update(for_all)
@@ -270,7 +274,37 @@ def _factories(per_notebook):
             fs.append(p["hnsw_quantizer_factory"].format(**names))
         efc = p.get("ef_construction")
         out += [(f, index_path(p["index_dir"], f + (f"_efC{efc}" if efc else "")), efc) for f in fs]
-    return out
+        if name == "04_build_hnsw":  # its M x efConstruction grid (evaluate.hnsw_grid)
+            out += [(f"HNSW{m},{p['compare_storage']}",
+                     index_path(p["index_dir"], f"HNSW{m},{p['compare_storage']}_efC{e}"), e)
+                    for m in p.get("m_values", []) for e in p.get("ef_construction_values", [])]
+    return list({path: (f, path, efc) for f, path, efc in out}.values())  # once per file
+
+
+def _planned_builds(per_notebook):
+    """Every index the run will build, with the memory model's prediction at the
+    run's n and its reasons for refusing it ([] when it fits the build budget:
+    the build_limit, else the memory available now). per_notebook: effective
+    parameters. Returns (builds, budget in bytes): builds are dicts with
+    factory, path, ef_construction, pred, refused (a reason string or "")."""
+    import psutil
+
+    from . import memory
+    from .build import _preassignable
+    from .ingest import parse_metric
+
+    gen = per_notebook["01_data_generation"]
+    metric = parse_metric(gen["metric"])[0]
+    limit = parse_size(per_notebook["03_build_ivfpq"].get("build_limit", ""))
+    available = limit or psutil.virtual_memory().available
+    builds = []
+    for f, path, efc in _factories(per_notebook):
+        pred = memory.predict(f, gen["n"], gen["d"], metric, preassigned=_preassignable(f),
+                              build_budget=limit or None)
+        reasons = memory.fits(pred, math.inf, build_budget=available)
+        builds.append({"factory": f, "path": path, "ef_construction": efc, "pred": pred,
+                       "refused": "; ".join(reasons)})
+    return builds, available
 
 
 def check_resources(per_notebook, data_dir, notebooks_dir=NOTEBOOKS):
@@ -280,34 +314,25 @@ def check_resources(per_notebook, data_dir, notebooks_dir=NOTEBOOKS):
     [(factory, reasons)]} (indexes the builds will refuse, with the model's reasons)."""
     import shutil
 
-    import psutil
-
-    from . import memory
     from .build import _preassignable
     from .coarse import coarse_factory
-    from .files import format_bytes
-    from .ingest import parse_metric
 
     per_notebook = effective_parameters(per_notebook, notebooks_dir)
     gen = per_notebook["01_data_generation"]
     n, d = gen["n"], gen["d"]
     itemsize = 2 if gen["storage_dtype"] == "float16" and not gen.get("base_path") else 4
-    metric = parse_metric(gen["metric"])[0]
     need = 0 if os.path.exists(os.path.join(data_dir, "manifest.json")) else \
         (n + gen["n_queries"] + gen["n_train"]) * d * itemsize
-    limit = parse_size(per_notebook["03_build_ivfpq"].get("build_limit", ""))
-    available = limit or psutil.virtual_memory().available
+    builds, available = _planned_builds(per_notebook)
     refused, coarse = [], set()
-    for f, path, _ in _factories(per_notebook):
-        pred = memory.predict(f, n, d, metric, preassigned=_preassignable(f), build_budget=limit or None)
-        reasons = memory.fits(pred, math.inf, build_budget=available)
-        if reasons:
-            refused.append((f, "; ".join(reasons)))
+    for b in builds:
+        if b["refused"]:
+            refused.append((b["factory"], b["refused"]))
             continue
-        if not os.path.exists(path):
-            need += pred["disk"]
-        if _preassignable(f):
-            coarse.add(coarse_factory(f))
+        if not os.path.exists(b["path"]):
+            need += b["pred"]["disk"]
+        if _preassignable(b["factory"]):
+            coarse.add(coarse_factory(b["factory"]))
     need += len(coarse) * n * 8
     probe = data_dir
     while not os.path.exists(probe):
@@ -317,10 +342,76 @@ def check_resources(per_notebook, data_dir, notebooks_dir=NOTEBOOKS):
         raise ValueError(f"this run needs {format_bytes(need)} of disk in {data_dir} (dataset, "
                          f"coarse assignments, indexes) but {probe} has {format_bytes(free)} free; "
                          f"free some space or pass --data-dir on a larger disk")
-    if refused and len(refused) == len(_factories(per_notebook)):
+    if refused and len(refused) == len(builds):
         raise ValueError(f"none of the run's indexes can be built in {format_bytes(available)} of "
                          f"memory (the build budget): " + "; ".join(f"{f}: {r}" for f, r in refused))
     return {"disk_needed": need, "disk_free": free, "refused": refused}
+
+
+def estimate_seconds(per_notebook, data_dir, notebooks_dir=NOTEBOOKS):
+    """Estimated seconds of what this run still has to generate, train, assign
+    and add, timed on samples on this machine before anything is written
+    (helpers.planner): {stage: seconds}, stages "generate", "ground truth",
+    "coarse IVF4096" (one shared k-means and assignment per nlist), "build
+    <factory>". What exists is not counted: a dataset (and its ground truth),
+    coarse assignments, built indexes. Left out: importing users' vectors,
+    builds the memory model refuses, OPQ builds (not timed, as in planner.plan),
+    the sweeps."""
+    from . import coarse, planner
+    from .build import _preassignable
+    from .ingest import parse_metric
+
+    per_notebook = effective_parameters(per_notebook, notebooks_dir)
+    gen = per_notebook["01_data_generation"]
+    n, d = gen["n"], gen["d"]
+    metric = parse_metric(gen["metric"])[0]
+    out = {}
+    if not os.path.exists(os.path.join(data_dir, "manifest.json")):
+        data = planner.data_seconds(n, d, gen["n_queries"], gen["gt_k"], metric,
+                                    generate=not gen.get("base_path"))
+        if not gen.get("base_path"):
+            out["generate"] = data["generate_s"]
+        out["ground truth"] = data["ground_truth_s"]
+    rate, sample = planner.gemm_rate(d), planner._sample(d, 2000)
+    coarse_dir = os.path.join(data_dir, "indexes", "coarse")
+    for b in _planned_builds(per_notebook)[0]:
+        f = b["factory"]
+        if b["refused"] or os.path.exists(b["path"]):
+            continue
+        preassigned = _preassignable(f)
+        c = coarse.coarse_factory(f) if preassigned else None
+        if c and f"coarse {c}" not in out and not os.path.exists(coarse._paths(coarse_dir, c)[1]):
+            out[f"coarse {c}"] = planner.coarse_seconds(n, d, c, rate, sample)
+        if f.startswith("OPQ"):
+            continue
+        efc = b["ef_construction"]
+        with quiet.captured():  # k-means on a sample below 39 points per centroid says so
+            out[f"build {f}" + (f" efC{efc}" if efc and f.startswith("HNSW") else "")] = \
+                planner.estimate_build_seconds(f, n, d, metric, b["pred"]["n_train"], sample, rate,
+                                               efc, preassigned)["total_s"]
+    return out
+
+
+def check_time(per_notebook, data_dir, time_limit, notebooks_dir=NOTEBOOKS):
+    """With a time limit ("2h"; "" or 0: none, and nothing is estimated), print
+    estimate_seconds and refuse (ValueError, with the figures) a run whose total
+    exceeds it. Returns the estimate, or None without a limit."""
+    from .planner import format_seconds
+
+    budget = parse_duration(time_limit)
+    if not budget:
+        return None
+    est = estimate_seconds(per_notebook, data_dir, notebooks_dir)
+    total = sum(est.values())
+    parts = ", ".join(f"{k} {format_seconds(v)}" for k, v in sorted(est.items(), key=lambda kv: -kv[1]))
+    print(f"time: estimated {format_seconds(total)} before the sweeps ({parts or 'nothing left'}); "
+          f"time budget {format_seconds(budget)}")
+    if total > budget:
+        raise ValueError(f"this run is estimated at {format_seconds(total)} before its sweeps "
+                         f"({parts}), over its time budget of {format_seconds(budget)}; leave the "
+                         f"longest builds out (a --params file) or give it more time "
+                         f"(--time-budget {math.ceil(total * 1.5 / 3600)}h)")
+    return est
 
 
 def _unfinished_run(runs_dir, preset, params, force):
@@ -337,13 +428,16 @@ def _unfinished_run(runs_dir, preset, params, force):
 
 
 def run(preset=None, params_file=None, force=False, runs_dir=None, data_root=None,
-        notebooks_dir=NOTEBOOKS, progress=True, export_html=True, data=None, until=None, limits=None):
+        notebooks_dir=NOTEBOOKS, progress=True, export_html=True, data=None, until=None, limits=None,
+        time_limit=None):
     """Execute the notebooks in order; return the run folder. Raises RunError when
     a notebook fails (after writing the summary of what completed).
 
     data: users' vectors (see load_params); until: the last notebook to run
     (default: all of them); limits: {"ram_limit": "16G", "build_limit": "20G"},
-    the budgets every notebook applies (sizes as setup.budgets reads them)."""
+    the budgets every notebook applies (sizes as setup.budgets reads them);
+    time_limit: "2h", "90min", ... (default: the preset's, if any): a run whose
+    estimate_seconds exceed it is refused before it starts."""
     import json
 
     import papermill as pm
@@ -374,6 +468,7 @@ def run(preset=None, params_file=None, force=False, runs_dir=None, data_root=Non
           f"({format_bytes(resources['disk_free'])} free)")
     for f, why in resources["refused"]:
         print(f"  {f} will be refused by its notebook: {why}")
+    estimated = check_time(planned, data_dir, time_limit or params["time_limit"], notebooks_dir)
     folder, state = _unfinished_run(runs_dir, preset, params, force)
     if folder:
         print(f"continuing the unfinished run {folder} (done: {', '.join(state['done']) or 'none'})")
@@ -383,6 +478,8 @@ def run(preset=None, params_file=None, force=False, runs_dir=None, data_root=Non
         os.makedirs(folder)
         state = {"preset": preset, "params": params, "force": force, "done": [], "status": "running",
                  "started": stamp, "seconds": {}}
+        if estimated is not None:
+            state["estimated_seconds"] = {k: round(v, 1) for k, v in estimated.items()}
     results_dir = os.path.join(folder, "results")
     per_notebook = notebook_parameters(params, data_dir, results_dir, force, notebooks_dir)
     state["status"] = "running"
@@ -473,6 +570,8 @@ def main(argv=None):
     ap.add_argument("--build-budget", help='memory a build may use, e.g. "20G" (default: the memory '
                                            'available now); also caps training samples')
     ap.add_argument("--until", choices=ORDER, help="stop after this notebook (default: run all)")
+    ap.add_argument("--time-budget", help='refuse the run if its builds are estimated to take longer, '
+                                          'e.g. "2h", "90min" (default: the preset\'s: 2h for full)')
     a = ap.parse_args(argv)
     data = {k: getattr(a, k) for k in DATASET_KEYS if getattr(a, k) is not None}
     if data and "base" not in data:
@@ -480,7 +579,7 @@ def main(argv=None):
     limits = {k: v for k, v in (("ram_limit", a.ram_budget), ("build_limit", a.build_budget)) if v}
     try:
         folder = run(a.preset, a.params, a.force, a.runs_dir, a.data_dir, data=data or None,
-                     until=a.until, limits=limits)
+                     until=a.until, limits=limits, time_limit=a.time_budget)
     except (RunError, ValueError, FileNotFoundError) as e:
         print(f"\nRUN FAILED: {e}", file=sys.stderr)
         return 1
