@@ -127,8 +127,9 @@ def data_seconds(n, d, n_queries, gt_k, metric="L2", generate=True, sample_rows=
     """Estimated seconds to generate n x d synthetic rows (generate=False: the
     dataset exists or is imported, 0) and to compute the exact top-gt_k of
     n_queries queries over them, each timed here on a sample: generation on one
-    chunk of sample_rows rows (generate_dataset's chunk), the ground truth as groundtruth.compute_ground_truth runs
-    it (faiss.knn of the queries against a block of block_rows rows), scaled to n.
+    chunk of sample_rows rows (generate_dataset's chunk), the ground truth as
+    groundtruth.compute_ground_truth runs it (faiss.knn of the queries against a
+    block of block_rows rows), scaled to n.
     Returns {'generate_s', 'ground_truth_s'}."""
     from . import synthetic
     from .dataset import faiss_metric
