@@ -125,3 +125,18 @@ def test_planner_and_recommendation_share_the_budget_rules_for_a_small_budget():
            "index_bytes": small["index_ram"], "threads": 2, "p50_ms": 1.0, "p99_ms": 2.0}
     assert evaluate.recommend([row], 0.5, budget)[0] is row
     assert evaluate.recommend([row], 0.5, small["index_ram"] - 1)[0] is None
+
+
+def test_run_stage_estimates_count_shared_coarse_work_once():
+    rate = 1e9
+    # one k-means on 64 points per centroid and one pass of n x nlist x d multiply-adds
+    assert planner.coarse_seconds(1_000_000, 64, "IVF1024", rate) == \
+        planner.kmeans_seconds(64 * 1024, 1024, 64, rate) + 1_000_000 * 1024 * 64 / rate
+    n, d = 10_000_000, 32
+    kmeans = planner.kmeans_seconds(memory.TRAIN_PER_CENTROID * 16384, 16384, d, rate)
+    alone = planner.estimate_build_seconds("IVF16384,SQ8", n, d, rate=rate)
+    shared = planner.estimate_build_seconds("IVF16384,SQ8", n, d, rate=rate, preassigned=True)
+    # a preassigned build trains only its codec: the k-means is coarse_seconds' share
+    assert shared["train_s"] < kmeans < alone["train_s"]
+    data = planner.data_seconds(n, d, 100, 10, generate=False)
+    assert data["generate_s"] == 0 and data["ground_truth_s"] > 0

@@ -72,7 +72,7 @@ def estimate_build_seconds(factory, n, d, metric="L2", n_train=None, sample=None
 
     node = memory.parse(factory, d, metric)
     if sample is None:
-        sample = synthetic.draw(synthetic.GeneratorParams(d=d), synthetic.TRAIN, 0, 5000)
+        sample = synthetic.draw(_generator(d), synthetic.TRAIN, 0, 5000)
     rate = rate or gemm_rate(d)
     n_train = n_train or memory.default_train_size(node, n)
     index = new_index(factory, d, metric)
@@ -134,7 +134,7 @@ def data_seconds(n, d, n_queries, gt_k, metric="L2", generate=True, sample_rows=
     from . import synthetic
     from .dataset import faiss_metric
 
-    p = synthetic.GeneratorParams(d=d)
+    p = _generator(d)
     generate_s = 0.0
     if generate:
         t0 = time.perf_counter()
@@ -228,11 +228,18 @@ def plan(n, d, metric="L2", ram_budget=None, disk_budget=None, factories=None,
 _SAMPLES = {}
 
 
+def _generator(d):
+    """The synthetic distribution's defaults at dimension d (latent dimension at most d)."""
+    from . import synthetic
+
+    return synthetic.GeneratorParams(d=d, intrinsic_dim=min(64, d))
+
+
 def _sample(d, rows):
     from . import synthetic
 
     if (d, rows) not in _SAMPLES:
-        _SAMPLES[(d, rows)] = synthetic.draw(synthetic.GeneratorParams(d=d), synthetic.TRAIN, 0, rows)
+        _SAMPLES[(d, rows)] = synthetic.draw(_generator(d), synthetic.TRAIN, 0, rows)
     return _SAMPLES[(d, rows)]
 
 
