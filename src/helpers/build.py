@@ -278,7 +278,7 @@ def _preassignable(factory):
         _fast_scan_work_factory(factory) and factory.endswith("RFlat"))
 
 
-def _as_work_index(trained, factory, d, metric):
+def as_work_index(trained, factory, d, metric):
     """The index to fill with preassigned adds: `trained` itself, or for fast-scan
     a 4-bit IndexIVFPQ with the same centroids and PQ (see _fast_scan_work_factory)."""
     work_factory = _fast_scan_work_factory(factory)
@@ -319,14 +319,14 @@ def _finish_work_index(work, factory):
     return fs
 
 
-def _add_preassigned(index, x, assign):
+def add_preassigned(index, x, assign):
     """Add rows x (float32 (n, d)) to `index` with their precomputed lists
     (int64 (n,)), through any refine stage; ids continue from ntotal."""
-    from faiss.contrib.ivf_tools import add_preassigned
+    from faiss.contrib import ivf_tools
 
     top = faiss.downcast_index(index)
     ivf = faiss.extract_index_ivf(top)
-    add_preassigned(ivf, x, np.ascontiguousarray(assign, dtype="int64"))
+    ivf_tools.add_preassigned(ivf, x, np.ascontiguousarray(assign, dtype="int64"))
     if isinstance(top, faiss.IndexRefine):
         top.refine_index.add(x)
     top.ntotal = ivf.ntotal
@@ -462,7 +462,7 @@ def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
             if work is None:
                 trained, report["faiss_said"] = _train(ds, factory, n_train, ef_construction,
                                                        (quantizer,) if preassigned else None)
-                work = _as_work_index(trained, factory, ds.d, ds.metric) if preassigned else trained
+                work = as_work_index(trained, factory, ds.d, ds.metric) if preassigned else trained
                 ckpts.save(work, 0)
                 report["train_s"] = time.perf_counter() - t_train
             _replay_hnsw_levels(work, start_row)
@@ -477,7 +477,7 @@ def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
                       desc=f"add {factory}", disable=not progress) as bar:
                 for i0, x in iter_blocks(ds.base, add_batch, start=start_row, prefetch=True):
                     if preassigned:
-                        _add_preassigned(work, x, assign[i0:i0 + len(x)])
+                        add_preassigned(work, x, assign[i0:i0 + len(x)])
                     else:
                         work.add(x)
                     rows_done = i0 + len(x)

@@ -15,7 +15,7 @@ import faiss
 import numpy as np
 
 from . import memory, quiet
-from .build import (_add_preassigned, _as_work_index, _components, new_index,
+from .build import (_components, add_preassigned, as_work_index, new_index,
                     set_ef_construction)
 
 KMEANS_NITER = 10  # faiss IVF coarse quantizer training iterations
@@ -91,9 +91,9 @@ def estimate_build_seconds(factory, n, d, metric="L2", n_train=None, sample=None
     if preassigned and ivf is not None:
         # the build's own path: lists precomputed, fast-scan codes through a work index
         assign = ivf.quantizer.assign(sample, 1).ravel()
-        index = _as_work_index(index, factory, d, metric)
+        index = as_work_index(index, factory, d, metric)
         t0 = time.perf_counter()
-        _add_preassigned(index, sample, assign)
+        add_preassigned(index, sample, assign)
     else:
         t0 = time.perf_counter()
         index.add(sample)
