@@ -3,7 +3,8 @@
 For indexes built apart from the notebooks, or settings the notebooks do not
 sweep: loads the index as notebook 06's sweep does (mapped, its pages read into
 the page cache first where they fit; --in-ram reads it into memory), times one
-batch of all queries and 50 single queries per setting, and prints
+batch of all queries (--repeats: several, fastest and median) and 50 single
+queries per setting, and prints
 recall@1/@10/@100, QPS and latency, with the add rate the build report
 recorded. --grid sweeps every combination of the values given.
 
@@ -37,6 +38,8 @@ def main():
     ap.add_argument("--grid", nargs="+", default=[], help="name=v1,v2,...: every combination")
     ap.add_argument("--in-ram", action="store_true", help="read the index into memory (default: mapped)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="timed batches per setting: qps from the fastest, qps_median from the median")
     ap.add_argument("--out", help="write the rows as CSV here")
     a = ap.parse_args()
     faiss.omp_set_num_threads(a.threads)
@@ -53,10 +56,12 @@ def main():
         evaluate.warm_page_cache(a.index)
         index = build.load_index(a.index, mmap=False)
     rows = evaluate.sweep({name: (index, os.path.getsize(a.index))}, xq, gt_D, gt_I,
-                          metric=ds.metric, settings={name: settings}, repeats=1, single_queries=50)
+                          metric=ds.metric, settings={name: settings}, repeats=a.repeats,
+                          single_queries=50)
     table = pd.DataFrame(rows)
     print(f"{ds.n:,} x {ds.d}, {ds.metric}, {len(xq):,} queries, {a.threads} threads, {rows[0]['loaded']}")
-    print(table[["setting", "recall@1", "recall@10", "recall@100", "qps", "p50_ms", "p99_ms"]]
+    print(table[["setting", "recall@1", "recall@10", "recall@100", "qps", "qps_median", "p50_ms",
+                 "p99_ms"]]
           .to_string(index=False))
     report = read_json(a.index + ".json") if os.path.exists(a.index + ".json") else None
     if report:
