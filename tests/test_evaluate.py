@@ -68,6 +68,9 @@ def test_sweep_is_monotonic_in_nprobe_and_frontier_and_recommendation(small_ds, 
         assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"] and row["qps"] > 0
         assert row["dist_recall@10"] >= row["recall@10"] - 1e-9  # ties count as found
         assert "recall@100_ef" not in row  # IVF: a k=100 search is no deeper than its label
+        assert row["qps_median"] == row["qps"]  # one timed batch: fastest and median agree
+    _, timed = evaluate.time_search(r["index"], xq, 10, repeats=3, single_queries=5)
+    assert 0 < timed["qps_median"] <= timed["qps"]
     front = evaluate.pareto_frontier(rows)
     assert front and all(not any(o["recall@10"] > f["recall@10"] and o["qps"] > f["qps"]
                                  for o in rows) for f in front)
