@@ -285,10 +285,10 @@ def _factories(per_notebook):
 
 def _planned_builds(per_notebook):
     """Every index the run will build, with the memory model's prediction at the
-    run's n and its reasons for refusing it ([] when it fits the build budget:
-    the build_limit, else the memory available now). per_notebook: effective
+    run's n and its reasons for refusing it against the build budget (the
+    build_limit, else the memory available now). per_notebook: effective
     parameters. Returns (builds, budget in bytes): builds are dicts with
-    factory, path, ef_construction, pred, refused (a reason string or "")."""
+    factory, path, ef_construction, pred, refused (the reasons, "" when it fits)."""
     import psutil
 
     from . import memory
