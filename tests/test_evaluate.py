@@ -1,3 +1,5 @@
+import os
+
 import faiss
 import numpy as np
 import pytest
@@ -136,3 +138,19 @@ def test_sweep_re_ranks_at_the_depths_asked_and_deeper_finds_more(small_ds, tmp_
     deepest = {row["k_factor_rf"]: row["recall@10"] for row in rows if row["nprobe"] == 16}
     # 2-byte codes rank poorly; re-ranking 400 candidates exactly recovers most of the top 10
     assert deepest[40] > deepest[1] + 0.3
+
+
+def test_the_recommendation_is_timed_both_ways_it_could_be_served(small_ds, tmp_path):
+    build.build_index(small_ds, "IVF32,SQ8", tmp_path / "i.faiss", n_train=2000, progress=False)
+    path, nbytes = str(tmp_path / "i.faiss"), os.path.getsize(tmp_path / "i.faiss")
+    xq = read_rows(small_ds.queries, 0, small_ds.queries.n)
+    gt_D, gt_I = groundtruth.ground_truth(small_ds, 100, progress=False)
+    both = evaluate.time_as_served("ivf", path, "nprobe=4", nbytes, 10 * nbytes, xq, gt_D, gt_I,
+                                   small_ds.metric, repeats=1, single_queries=5)
+    assert both["qps"] == max(both["qps_mapped"], both["qps_in_ram"])  # the faster is kept
+    assert both["loaded"] == ("in RAM" if both["qps_in_ram"] > both["qps_mapped"] else "mapped")
+    assert both["setting"] == "nprobe=4" and both["recall@10"] > 0.5
+    over = evaluate.time_as_served("ivf", path, "nprobe=4", nbytes, nbytes // 2, xq, gt_D, gt_I,
+                                   small_ds.metric, repeats=1, single_queries=5)
+    assert over["loaded"] == "mapped" and "qps_in_ram" not in over  # over the budget: mapped only
+    assert over["recall@10"] == both["recall@10"]  # same index, same setting
