@@ -9,7 +9,6 @@ import tempfile
 import time
 
 import faiss
-import numpy as np
 
 from helpers import dataset, groundtruth, synthetic
 from helpers.vectors import read_rows

@@ -46,7 +46,7 @@ def main():
     for label, r in reports.items():
         key = (r["factory"], r["d"], r.get("ef_construction"))
         if key not in samples:
-            sample = planner._sample(r["d"], 2000)
+            sample = planner.synthetic_sample(r["d"], 2000)
             est = planner.estimate_build_seconds(r["factory"], len(sample), r["d"],
                                                  r.get("metric", "IP"), sample=sample,
                                                  ef_construction=r.get("ef_construction"))

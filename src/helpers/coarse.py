@@ -39,7 +39,8 @@ def coarse_factory(factory):
     return first if re.fullmatch(r"IVF\d+(_HNSW\d+)?", first) else None
 
 
-def _paths(coarse_dir, coarse):
+def paths(coarse_dir, coarse):
+    """(quantizer file, assignment file) of `coarse` ("IVF4096") under coarse_dir."""
     base = os.path.join(coarse_dir, coarse)
     return base + ".quantizer.faiss", base + ".assign.npz"
 
@@ -60,7 +61,7 @@ def train_quantizer(ds, coarse, n_train, coarse_dir, seed=0, progress=True):
     from .vectors import check_finite, take_rows
 
     os.makedirs(coarse_dir, exist_ok=True)
-    qpath, _ = _paths(coarse_dir, coarse)
+    qpath, _ = paths(coarse_dir, coarse)
     key = quantizer_key(ds, coarse, n_train, seed)
     if os.path.exists(qpath + ".json") and read_json(qpath + ".json") == key and os.path.exists(qpath):
         return load_index(qpath), 0.0
@@ -117,7 +118,7 @@ def coarse_assignment(ds, coarse, n_train, coarse_dir, block_rows=ASSIGN_BLOCK, 
     if block_rows < 1:
         raise ValueError(f"block_rows must be >= 1, got {block_rows}")
     quantizer, train_s = train_quantizer(ds, coarse, n_train, coarse_dir, seed, progress)
-    _, apath = _paths(coarse_dir, coarse)
+    _, apath = paths(coarse_dir, coarse)
     key = dict(quantizer_key(ds, coarse, n_train, seed), n=ds.n,
                quantizer_ef_search=QUANTIZER_EF_SEARCH,
                quantizer_sha256=sha256_bytes(faiss.serialize_index(quantizer)))

@@ -62,7 +62,7 @@ def train_template(ds, factory, out_dir, n_train=None, coarse_dir=None, progress
     os.makedirs(out_dir, exist_ok=True)
     coarse_dir = coarse_dir or os.path.join(out_dir, "coarse")
     cname = coarse.coarse_factory(factory)
-    assign_path = coarse._paths(coarse_dir, cname)[1]
+    assign_path = coarse.paths(coarse_dir, cname)[1]
     if os.path.exists(assign_path):  # reused (and checked) as the single-machine build does
         quantizer, _, _ = coarse.coarse_assignment(ds, cname, n_train, coarse_dir, progress=progress)
     else:  # at 1B rows one machine assigning them all is the bottleneck: workers do it

@@ -157,7 +157,8 @@ def coarse_seconds(n, d, coarse, rate=None, sample=None):
     rate = rate or gemm_rate(d)
     train_s = kmeans_seconds(min(n, memory.TRAIN_PER_CENTROID * nlist), nlist, d, rate)
     if "_HNSW" in coarse:
-        return train_s + n / hnsw_assign_rate(d, nlist, _sample(d, 2000) if sample is None else sample)
+        sample = synthetic_sample(d, 2000) if sample is None else sample
+        return train_s + n / hnsw_assign_rate(d, nlist, sample)
     return train_s + n * nlist * d / rate
 
 
@@ -212,7 +213,7 @@ def plan(n, d, metric="L2", ram_budget=None, disk_budget=None, factories=None,
                "n_train": p["n_train"], "est_build_s": None}
         # OPQ training at high d takes minutes even on a small sample: not timed here
         if time_builds and not f.startswith("OPQ"):
-            timed_on = _sample(d, sample_rows) if sample is None else sample
+            timed_on = synthetic_sample(d, sample_rows) if sample is None else sample
             with quiet.captured() as said:
                 row["est_build_s"] = estimate_build_seconds(
                     f, n, d, metric, p["n_train"], rate=rate, ef_construction=ef_construction,
@@ -235,7 +236,8 @@ def _generator(d):
     return synthetic.GeneratorParams(d=d, intrinsic_dim=min(64, d))
 
 
-def _sample(d, rows):
+def synthetic_sample(d, rows):
+    """float32 (rows, d) synthetic training rows, drawn once per (d, rows) and kept."""
     from . import synthetic
 
     if (d, rows) not in _SAMPLES:
@@ -308,7 +310,7 @@ def coarse_costs(n, d, nlists=(1024, 4096, 16384, 65536), sample=None, rate=None
     """
     rate = rate or gemm_rate(d)
     if sample is None:
-        sample = _sample(d, 2000)
+        sample = synthetic_sample(d, 2000)
     rows = []
     for nlist in nlists:
         n_train = min(n, memory.TRAIN_PER_CENTROID * nlist)

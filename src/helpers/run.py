@@ -374,7 +374,7 @@ def estimate_seconds(per_notebook, data_dir, notebooks_dir=NOTEBOOKS):
         if not gen.get("base_path"):
             out["generate"] = data["generate_s"]
         out["ground truth"] = data["ground_truth_s"]
-    rate, sample = planner.gemm_rate(d), planner._sample(d, 2000)
+    rate, sample = planner.gemm_rate(d), planner.synthetic_sample(d, 2000)
     coarse_dir = os.path.join(data_dir, "indexes", "coarse")
     for b in _planned_builds(per_notebook)[0]:
         f = b["factory"]
@@ -382,7 +382,7 @@ def estimate_seconds(per_notebook, data_dir, notebooks_dir=NOTEBOOKS):
             continue
         preassigned = _preassignable(f)
         c = coarse.coarse_factory(f) if preassigned else None
-        if c and f"coarse {c}" not in out and not os.path.exists(coarse._paths(coarse_dir, c)[1]):
+        if c and f"coarse {c}" not in out and not os.path.exists(coarse.paths(coarse_dir, c)[1]):
             out[f"coarse {c}"] = planner.coarse_seconds(n, d, c, rate, sample)
         if f.startswith("OPQ"):
             continue
