@@ -7,7 +7,7 @@ import faiss
 import numpy as np
 import pytest
 
-from helpers import build, files, groundtruth, memory, planner
+from helpers import build, files, indexes, groundtruth, memory, planner
 from helpers.vectors import read_rows
 
 
@@ -221,8 +221,8 @@ def test_every_index_the_helpers_create_has_the_datasets_metric(metric):
     want = faiss.METRIC_L2 if metric == "L2" else faiss.METRIC_INNER_PRODUCT
     for f in planner.candidates(1_000_000, 64) + ["HNSW16,PQ16", "IVF16,PQ8,RFlat", "PQ16"]:
         index = build.new_index(f, 64, metric)
-        assert [c.metric_type for c in build._components(index)] == \
-            [want] * len(build._components(index)), f
+        assert [c.metric_type for c in indexes.components(index)] == \
+            [want] * len(indexes.components(index)), f
 
 
 def test_hnsw_pq_for_inner_product_ranks_by_inner_product(small_ds, tmp_path):

@@ -4,12 +4,15 @@ import faiss
 import numpy as np
 import pytest
 
-from helpers import build, coarse, memory
+from helpers import build, coarse, indexes, memory
 from helpers.vectors import read_rows
 
 IVF_FAMILIES = ["IVF32,Flat", "IVF32,SQ8", "IVF32,SQ4", "IVF32,SQfp16", "IVF32,PQ16",
                 "IVF32,PQ16x4fs", "IVF32,PQ16,Refine(SQ8)", "IVF32,PQ16x4fs,Refine(SQ8)",
-                "IVF32_HNSW16,PQ16x4fs", "IVF32,PQ8,RFlat"]
+                "IVF32_HNSW16,PQ16x4fs", "IVF32,PQ8,RFlat", "IVF32,PQ16x4fsr",
+                "IVF32,RaBitQ", "IVF32,RaBitQ4", "IVF32,RaBitQfs", "IVF32_HNSW16,RaBitQfs4,Refine(SQ8)",
+                "PCAR32,IVF32,PQ16x4fs,Refine(SQ8)", "PCAR32,IVF32,RaBitQfs,Refine(SQ8)",
+                "HR,IVF32,RaBitQfs"]
 
 
 @pytest.mark.parametrize("factory", IVF_FAMILIES)
@@ -17,7 +20,7 @@ def test_shared_assignment_builds_the_same_index_as_add(small_ds, tmp_path, fact
     kw = dict(n_train=2000, add_batch=700, progress=False)
     normal = build.build_index(small_ds, factory, tmp_path / "a.faiss", shared_coarse=False, **kw)
     shared = build.build_index(small_ds, factory, tmp_path / "b.faiss", **kw)
-    assert not normal["preassigned"] and shared["preassigned"] == build._preassignable(factory)
+    assert not normal["preassigned"] and shared["preassigned"] == indexes.preassignable(factory)
     assert shared["preassigned"] or factory.endswith("RFlat")  # fast-scan + RFlat adds normally
     assert type(faiss.downcast_index(shared["index"])) is type(faiss.downcast_index(normal["index"]))
     xq = read_rows(small_ds.queries, 0, small_ds.queries.n)
@@ -43,7 +46,8 @@ def test_one_training_and_one_assignment_per_nlist(small_ds, tmp_path):
 def test_coarse_factory():
     assert coarse.coarse_factory("IVF4096,PQ64,Refine(SQ8)") == "IVF4096"
     assert coarse.coarse_factory("IVF65536_HNSW32,SQ8") == "IVF65536_HNSW32"
-    for f in ("HNSW32,SQ8", "OPQ64_256,IVF4096,PQ64", "PCA256,IVF1024,Flat", "Flat"):
+    assert coarse.coarse_factory("PCAR256,IVF1024_HNSW32,PQ64x4fs,Refine(SQ8)") == "PCAR256,IVF1024_HNSW32"
+    for f in ("HNSW32,SQ8", "Flat", "IVF64,PQ16x4fs,RFlat"):
         assert coarse.coarse_factory(f) is None
 
 

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from helpers import build, dataset, evaluate, groundtruth, profile
+from helpers import build, dataset, evaluate, indexes, groundtruth, profile
 from helpers import run as runner
 from helpers.vectors import read_rows, write_vectors
 from test_ingest import write_parquet
@@ -49,7 +49,7 @@ def test_own_vectors_run_every_notebook_and_the_recommendation_builds_at_full_sc
     assert len(built) >= 5
     for name, (path, _) in built.items():  # every index searches with the data's metric
         index = build.load_index(path)
-        assert all(part.metric_type == faiss.METRIC_INNER_PRODUCT for part in build._components(index)), name
+        assert all(part.metric_type == faiss.METRIC_INNER_PRODUCT for part in indexes.components(index)), name
 
     rec_path = folder / "results" / "recommended.json"
     rec = json.loads(rec_path.read_text())

@@ -11,63 +11,14 @@ import faiss
 import numpy as np
 
 from . import quiet
-from .dataset import faiss_metric
-from .memory import FactoryError
+from .indexes import (add_preassigned, components, final_index, load_space, new_index,
+                      preassignable, storage, work_index)
 from .files import (PARTIAL_SUFFIX, atomic_path, check_disk_space, commit_point, file_sha256,
                     format_bytes, fsync_file, read_json, write_json)
 
 
-def new_index(factory, d, metric="L2"):
-    """faiss.index_factory(d, factory, metric) with training set up for speed.
-
-    The factory turns on polysemous training for PQ codes with 8 bits. It
-    only serves polysemous Hamming filtering at search time (not used here)
-    and costs about 2 s per sub-quantizer whatever the sample size, so it is
-    switched off.
-    """
-    from .memory import explain_factory_error
-
-    try:
-        index = faiss.index_factory(d, factory, faiss_metric(metric))
-    except RuntimeError as e:
-        raise FactoryError(explain_factory_error(factory, d, str(e))) from None
-    for sub in _components(index):
-        if hasattr(sub, "do_polysemous_training"):
-            sub.do_polysemous_training = False
-    return _with_metric(index, factory, d, faiss_metric(metric))
 
 
-def _with_metric(index, factory, d, metric_type):
-    """`index` with `metric_type` in every part, or a FactoryError. faiss's factory
-    drops the metric for HNSW over PQ ("HNSW32,PQ64" for inner product is built
-    for L2); that one is rebuilt with the IndexHNSWPQ constructor, which takes it."""
-    top = faiss.downcast_index(index)
-    if isinstance(top, faiss.IndexHNSWPQ) and top.metric_type != metric_type:
-        pq = faiss.downcast_index(top.storage).pq
-        m = int(faiss.vector_to_array(top.hnsw.cum_nneighbor_per_level)[1] // 2)
-        index = faiss.IndexHNSWPQ(d, pq.M, m, pq.nbits, metric_type)
-    wrong = [type(c).__name__ for c in _components(index) if c.metric_type != metric_type]
-    if wrong:
-        raise FactoryError(f"{factory!r}: faiss built {', '.join(wrong)} with another metric than "
-                           f"the dataset's; choose another factory string")
-    return index
-
-
-def _components(index, parts=("index", "base_index", "refine_index", "storage", "quantizer")):
-    """The index and every index nested in it (pre-transform, refine, HNSW, IVF
-    quantizer), or only those reached through `parts`."""
-    index = faiss.downcast_index(index)
-    out = [index]
-    for attr in parts:
-        child = getattr(index, attr, None)
-        if isinstance(child, faiss.Index):
-            out += _components(child, parts)
-    return out
-
-
-def _storage(index):
-    """The parts of `index` that hold the added vectors: not a coarse quantizer."""
-    return _components(index, ("index", "base_index", "refine_index", "storage"))
 
 
 def _replay_hnsw_levels(index, rows):
@@ -75,7 +26,7 @@ def _replay_hnsw_levels(index, rows):
     saved with the index. Drawing the levels of the rows already added makes a
     resumed build continue the sequence of an uninterrupted one (~3 s per
     million rows)."""
-    for sub in _components(index):
+    for sub in components(index):
         if isinstance(sub, faiss.IndexHNSW):
             for _ in range(rows):
                 sub.hnsw.random_level()
@@ -96,7 +47,7 @@ def train_sample_ids(n, n_train, seed=0):
 def set_ef_construction(index, ef_construction):
     """Set HNSW's efConstruction (search depth while inserting) on every HNSW
     graph inside `index`; the factory string cannot say it. Returns the index."""
-    for sub in _components(index):
+    for sub in components(index):
         if isinstance(sub, faiss.IndexHNSW):
             sub.hnsw.efConstruction = ef_construction
     return index
@@ -260,76 +211,9 @@ def _room_for(directory, nbytes):
         return False
 
 
-def _fast_scan_work_factory(factory):
-    """IVF-PQ fast-scan keeps its lists in SIMD blocks that cannot take
-    preassigned adds: such an index is filled as the plain 4-bit IndexIVFPQ
-    ("PQ128x4fs" -> "PQ128x4") and converted at the end. None if not fast-scan."""
-    parts = factory.split(",")
-    if len(parts) >= 2 and re.fullmatch(r"PQ\d+x4fs", parts[1]):
-        return ",".join([parts[0], parts[1][:-2]] + parts[2:])
-    return None
 
 
-def _preassignable(factory):
-    """Whether build_index can fill `factory` from a shared coarse assignment."""
-    from .coarse import coarse_factory
 
-    return coarse_factory(factory) is not None and not (
-        _fast_scan_work_factory(factory) and factory.endswith("RFlat"))
-
-
-def as_work_index(trained, factory, d, metric):
-    """The index to fill with preassigned adds: `trained` itself, or for fast-scan
-    a 4-bit IndexIVFPQ with the same centroids and PQ (see _fast_scan_work_factory)."""
-    work_factory = _fast_scan_work_factory(factory)
-    if not work_factory:
-        return trained
-    top = faiss.downcast_index(trained)
-    fs = faiss.downcast_index(top.base_index) if isinstance(top, faiss.IndexRefine) else top
-    work = new_index(work_factory, d, metric)
-    wtop = faiss.downcast_index(work)
-    ivfpq = faiss.downcast_index(wtop.base_index) if isinstance(wtop, faiss.IndexRefine) else wtop
-    ivfpq.quantizer.add(fs.quantizer.reconstruct_n(0, fs.nlist))
-    ivfpq.pq = fs.pq
-    ivfpq.by_residual = fs.by_residual
-    ivfpq.is_trained = True
-    if isinstance(top, faiss.IndexRefine):
-        wtop.refine_index = top.refine_index  # trained refine codec, owned by `trained`
-        wtop.own_refine_index = False
-        work.referenced_objects = [trained]
-        wtop.k_factor = top.k_factor
-        wtop.is_trained = True
-    return work
-
-
-def _finish_work_index(work, factory):
-    """The final index from a work index: fast-scan conversion where needed."""
-    if not _fast_scan_work_factory(factory):
-        return work
-    top = faiss.downcast_index(work)
-    if isinstance(top, faiss.IndexRefine):
-        fs = faiss.IndexIVFPQFastScan(faiss.downcast_index(top.base_index))
-        fs.referenced_objects = [work]
-        out = faiss.IndexRefine(fs, top.refine_index)
-        out.k_factor = top.k_factor
-        out.referenced_objects = [fs, work]
-        return out
-    fs = faiss.IndexIVFPQFastScan(top)
-    fs.referenced_objects = [work]  # fs uses the quantizer of `work`
-    return fs
-
-
-def add_preassigned(index, x, assign):
-    """Add rows x (float32 (n, d)) to `index` with their precomputed lists
-    (int64 (n,)), through any refine stage; ids continue from ntotal."""
-    from faiss.contrib import ivf_tools
-
-    top = faiss.downcast_index(index)
-    ivf = faiss.extract_index_ivf(top)
-    ivf_tools.add_preassigned(ivf, x, np.ascontiguousarray(assign, dtype="int64"))
-    if isinstance(top, faiss.IndexRefine):
-        top.refine_index.add(x)
-    top.ntotal = ivf.ntotal
 
 
 def _reserve(index, n, list_sizes=None):
@@ -337,7 +221,7 @@ def _reserve(index, n, list_sizes=None):
     nothing grows by doubling (a std::vector past 8.6 GB of SQ8 codes would
     briefly hold 8.6 + 17.2 GB): flat code arrays of n vectors, HNSW links for
     n vectors (+2%), and inverted lists of the given sizes (int (nlist,))."""
-    for sub in _storage(index):
+    for sub in storage(index):
         if isinstance(sub, faiss.IndexFlatCodes):
             have = sub.codes.size()
             sub.codes.resize(max(have, n * sub.code_size))
@@ -359,19 +243,19 @@ def _reserve(index, n, list_sizes=None):
                     il.resize(list_no, have)
 
 
-def _train(ds, factory, n_train, ef_construction, coarse_parts):
-    """A new index for `factory`, trained on a random sample of n_train rows; IVF
-    centroids come from the shared coarse quantizer when given."""
+def _train(ds, factory, n_train, ef_construction, space=None):
+    """A new index for `factory`, trained on a random sample of n_train rows. With
+    `space` (a trained coarse space, helpers.coarse) it is the work index that
+    preassigned adds fill (indexes.work_index), with the space's transforms and
+    centroids: only its codes are trained."""
     from .vectors import check_finite, take_rows
 
-    index = new_index(factory, ds.d, ds.metric)
+    if space is None:
+        index = new_index(factory, ds.d, ds.metric)
+    else:
+        index = load_space(work_index(factory, ds.d, ds.metric), space)
     if ef_construction:
         set_ef_construction(index, ef_construction)
-    if coarse_parts is not None:
-        quantizer = coarse_parts[0]
-        ivf = faiss.extract_index_ivf(index)
-        # a quantizer holding nlist trained centroids is not retrained by IndexIVF.train
-        ivf.quantizer.add(quantizer.reconstruct_n(0, quantizer.ntotal))
     xt = take_rows(ds.base, train_sample_ids(ds.n, n_train))
     check_finite(xt, 0, f"the training sample of {ds.base.path}")
     with quiet.captured() as said:
@@ -412,7 +296,7 @@ def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
     path = os.fspath(path)
     add_batch = memory.ADD_BATCH if add_batch is None else add_batch
     _check_arguments(ds, n_train, add_batch, checkpoint_seconds, ef_construction)
-    preassigned = shared_coarse and _preassignable(factory)
+    preassigned = shared_coarse and preassignable(factory)
     with omp_threads(threads) as threads:
         pred = memory.predict(factory, ds.n, ds.d, ds.metric, n_train=n_train, add_batch=add_batch,
                               threads=threads, preassigned=preassigned, build_budget=build_budget)
@@ -451,7 +335,7 @@ def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
         assign = None
         with rss.RSSTrace() as train_trace:
             if preassigned:
-                quantizer, assign, info = coarse.coarse_assignment(
+                space, assign, info = coarse.coarse_assignment(
                     ds, coarse.coarse_factory(factory), n_train,
                     os.path.join(out_dir, "coarse"), progress=progress)
                 report.update(coarse_train_s=info["train_s"], coarse_assign_s=info["assign_s"],
@@ -460,9 +344,8 @@ def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
             work, start_row = ckpts.load(overwrite)
             resumed_from = "checkpoint" if start_row else ("trained" if work is not None else None)
             if work is None:
-                trained, report["faiss_said"] = _train(ds, factory, n_train, ef_construction,
-                                                       (quantizer,) if preassigned else None)
-                work = as_work_index(trained, factory, ds.d, ds.metric) if preassigned else trained
+                work, report["faiss_said"] = _train(ds, factory, n_train, ef_construction,
+                                                    space if preassigned else None)
                 ckpts.save(work, 0)
                 report["train_s"] = time.perf_counter() - t_train
             _replay_hnsw_levels(work, start_row)
@@ -495,7 +378,7 @@ def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
                             print(f"not enough free disk in {out_dir} for a checkpoint beside "
                                   f"the final index: this build will not be resumable")
                         last_ckpt = time.perf_counter()
-            index = _finish_work_index(work, factory) if preassigned else work
+            index = final_index(work, factory, ds.d, ds.metric) if preassigned else work
             add_s = time.perf_counter() - t0
         added = ds.n - start_row
         report.update(
@@ -637,7 +520,7 @@ def sq_qtype(index):
     """Name of the scalar-quantizer type an index really uses ('QT_8bit', 'QT_4bit',
     'QT_fp16', ...), looked up through any transform, refine or HNSW wrapper;
     None if it has no scalar quantizer."""
-    for sub in _components(index):
+    for sub in components(index):
         sq = getattr(sub, "sq", None)
         if sq is not None:
             return next(name for name in dir(faiss.ScalarQuantizer)

@@ -1,15 +1,18 @@
-"""One coarse quantizer and one coarse assignment per nlist, shared by every IVF index.
+"""One trained coarse space and one coarse assignment per space, shared by every IVF index.
 
-IVF indexes that differ only in how they encode vectors (PQ, SQ, fast-scan,
-a refine stage) need the same two expensive things: k-means centroids, and
-the list of every database row (an N x nlist x d matrix product: 5.6 min for
-10M x 1024 at nlist 4096 on 2 cores). Both are computed once per dataset and
-coarse quantizer, kept in ``<index_dir>/coarse/`` and tied to the dataset's
-fingerprint; builds then add with ``faiss.contrib.ivf_tools.add_preassigned``.
+IVF indexes that differ only in how they encode vectors (PQ, SQ, RaBitQ,
+fast-scan, a refine stage) need the same expensive things: the trained
+pre-transform if any (PCA), k-means centroids, and the list of every database
+row (an N x nlist x d matrix product: 5.6 min for 10M x 1024 at nlist 4096 on
+2 cores). A coarse space is the factory prefix up to the IVF
+("IVF4096", "PCAR256,IVF16384_HNSW32"; helpers.indexes.split_factory). Each is
+computed once per dataset, kept in ``<index_dir>/coarse/`` and tied to the
+dataset's fingerprint; builds then add with preassigned lists
+(helpers.indexes.add_preassigned).
 
-Files, for a coarse quantizer such as ``IVF4096``::
+Files, for a coarse space such as ``IVF4096``::
 
-    IVF4096.quantizer.faiss     the trained quantizer (Flat or HNSW), nlist centroids
+    IVF4096.quantizer.faiss     "<space>,Flat" trained and empty: transforms and nlist centroids
     IVF4096.quantizer.faiss.json  its key (dataset, metric, training sample)
     IVF4096.assign.npz          list id of every row, int64 (n,), with its key inside:
                                 this single file is the commit point of the pass
@@ -24,40 +27,77 @@ import time
 import faiss
 import numpy as np
 
+from . import indexes
 from .files import atomic_path, read_json, sha256_bytes, write_json
 from .memory import ASSIGN_BLOCK  # rows per assignment block (a 256 MiB read at d = 1024)
 
 QUANTIZER_EF_SEARCH = 64   # HNSW coarse quantizers search at least this deep while assigning
+TWO_LEVEL_NLIST = 65536    # from this nlist up, k-means is two-level (see train_space)
 
 
 def coarse_factory(factory):
-    """The coarse-quantizer part of an IVF factory string whose IVF sees the raw
-    vectors ("IVF4096,PQ64,Refine(SQ8)" -> "IVF4096", "IVF65536_HNSW32,SQ8" ->
-    "IVF65536_HNSW32"); None for anything else (HNSW, Flat, or an IVF behind a
-    transform such as OPQ, whose centroids live in the transformed space)."""
-    first = factory.split(",")[0]
-    return first if re.fullmatch(r"IVF\d+(_HNSW\d+)?", first) else None
+    """The coarse space of an IVF factory string that can be shared
+    ("IVF4096,PQ64,Refine(SQ8)" -> "IVF4096", "PCAR256,IVF16384_HNSW32,RaBitQfs"
+    -> "PCAR256,IVF16384_HNSW32"); None for anything else (HNSW, Flat, or a
+    family indexes.preassignable refuses)."""
+    return indexes.split_factory(factory)[0] if indexes.preassignable(factory) else None
+
+
+def _file_name(coarse):
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", coarse)
+
+
+def train_space(coarse, xt, metric, two_level=None):
+    """"<coarse>,Flat" trained on xt (float32 (n_train, d)): its transforms, then
+    k-means. two_level (default: nlist >= TWO_LEVEL_NLIST) clusters into
+    sqrt(nlist) groups first and each group into its share of the centroids
+    (faiss.contrib.clustering.two_level_clustering): about sqrt(nlist)/2 times
+    fewer distance computations than one k-means over nlist centroids, at some
+    cost in recall at a given nprobe (measured by helpers.screen)."""
+    from faiss.contrib.clustering import two_level_clustering
+
+    from . import quiet
+
+    space = indexes.new_index(coarse + ",Flat", xt.shape[1], metric)
+    ivf = faiss.extract_index_ivf(space)
+    if two_level is None:
+        two_level = ivf.nlist >= TWO_LEVEL_NLIST
+    with quiet.captured():  # k-means progress lines, if faiss is verbose
+        if not two_level:
+            space.train(xt)
+            return space
+        for vt in indexes.transforms(space):
+            vt.train(xt)
+        xs = indexes.apply_transforms(space, xt)
+        spherical = metric == "IP"
+        centroids, _ = two_level_clustering(xs, int(np.sqrt(ivf.nlist)), ivf.nlist,
+                                            spherical=spherical, clustering_niter=10, niter=10)
+        ivf.quantizer.add(np.ascontiguousarray(centroids, dtype="float32"))
+        space.train(xt)  # marks the chain and the IVF trained; k-means is skipped
+    return space
 
 
 def paths(coarse_dir, coarse):
     """(quantizer file, assignment file) of `coarse` ("IVF4096") under coarse_dir."""
-    base = os.path.join(coarse_dir, coarse)
+    base = os.path.join(coarse_dir, _file_name(coarse))
     return base + ".quantizer.faiss", base + ".assign.npz"
 
 
 def quantizer_key(ds, coarse, n_train, seed=0):
+    nlist = int(re.search(r"IVF(\d+)", coarse).group(1))
     return {"dataset": ds.fingerprint, "metric": ds.metric, "coarse": coarse,
-            "n_train": int(n_train), "seed": seed}
+            "n_train": int(n_train), "seed": seed, "stored": "space",
+            "kmeans": "two-level" if nlist >= TWO_LEVEL_NLIST else "flat"}
 
 
 def train_quantizer(ds, coarse, n_train, coarse_dir, seed=0, progress=True):
-    """The trained coarse quantizer `coarse` ("IVF4096", "IVF65536_HNSW32") for
-    dataset `ds`, trained by faiss on a random sample of n_train rows; reused
-    from `coarse_dir` when trained before with the same key.
+    """The trained coarse space `coarse` ("IVF4096", "PCAR256,IVF16384_HNSW32")
+    for dataset `ds` (see train_space), trained on a random sample of n_train
+    rows; reused from `coarse_dir` when trained before with the same key.
 
-    Returns (quantizer index with nlist vectors, seconds spent training; 0 if reused).
+    Returns ("<coarse>,Flat" trained and empty, seconds spent training; 0 if reused).
     """
-    from .build import load_index, new_index, train_sample_ids
+    from .build import load_index, train_sample_ids
     from .vectors import check_finite, take_rows
 
     os.makedirs(coarse_dir, exist_ok=True)
@@ -66,20 +106,14 @@ def train_quantizer(ds, coarse, n_train, coarse_dir, seed=0, progress=True):
     if os.path.exists(qpath + ".json") and read_json(qpath + ".json") == key and os.path.exists(qpath):
         return load_index(qpath), 0.0
     t0 = time.perf_counter()
-    # faiss trains the coarse quantizer of an IVF-Flat exactly as it would inside
-    # any IVF index of the same factory prefix (k-means settings, spherical for IP)
-    template = new_index(coarse + ",Flat", ds.d, ds.metric)
     xt = take_rows(ds.base, train_sample_ids(ds.n, n_train, seed))
     check_finite(xt, 0, f"the training sample of {ds.base.path}")
     if progress:
-        print(f"training the {coarse} coarse quantizer on {n_train:,} rows ...", flush=True)
-    from . import quiet
-
-    with quiet.captured():  # k-means progress lines, if faiss is verbose
-        template.train(xt)
+        print(f"training the {coarse} coarse space on {n_train:,} rows ...", flush=True)
+    # faiss trains "<space>,Flat" exactly as it would inside any IVF index of the
+    # same prefix (k-means settings, spherical for IP), unless two-level
+    quantizer = train_space(coarse, xt, ds.metric)
     del xt
-    ivf = faiss.extract_index_ivf(template)
-    quantizer = faiss.clone_index(ivf.quantizer)
     # the key is written first: a quantizer file without a matching key is retrained
     if os.path.exists(qpath + ".json"):
         os.remove(qpath + ".json")
@@ -89,17 +123,14 @@ def train_quantizer(ds, coarse, n_train, coarse_dir, seed=0, progress=True):
     return quantizer, time.perf_counter() - t0
 
 
-def _set_search_depth(quantizer):
-    q = faiss.downcast_index(quantizer)
+def assign_rows(space, x):
+    """List id (int64 (n,)) of each row of x (float32 (n, d)) in the trained coarse
+    space: its nearest centroid after the space's transforms. HNSW quantizers
+    search at least QUANTIZER_EF_SEARCH deep."""
+    q = faiss.downcast_index(faiss.extract_index_ivf(space).quantizer)
     if isinstance(q, faiss.IndexHNSW):
         q.hnsw.efSearch = max(q.hnsw.efSearch, QUANTIZER_EF_SEARCH)
-    return quantizer
-
-
-def assign_rows(quantizer, x):
-    """List id (int64 (n,)) of each row of x (float32 (n, d)): its nearest centroid."""
-    _, a = _set_search_depth(quantizer).search(np.ascontiguousarray(x, dtype="float32"), 1)
-    return a.ravel()
+    return indexes.assign(space, x)
 
 
 def coarse_assignment(ds, coarse, n_train, coarse_dir, block_rows=ASSIGN_BLOCK, seed=0,

@@ -24,7 +24,7 @@ import time
 import faiss
 import numpy as np
 
-from . import build, coarse
+from . import build, coarse, indexes
 from .files import atomic_path, check_disk_space, file_sha256, read_json, write_json
 
 SHARD_FORMAT = "faiss-workbook-shard/1"
@@ -36,7 +36,7 @@ class ShardError(ValueError):
 
 def check_shardable(factory):
     """Refuse, with the reason, a factory merge_ondisk cannot assemble."""
-    if not build._preassignable(factory) or re.search(r"fs\b|Refine|RFlat", factory):
+    if not indexes.preassignable(factory) or re.search(r"fs\b|Refine|RFlat", factory):
         raise ShardError(f"{factory!r} cannot be built in shards and merged on disk: use plain IVF "
                          f"with Flat, SQ or 8-bit PQ codes, e.g. IVF4096,SQ8 (fast-scan codes live "
                          f"in SIMD blocks, refine stages and HNSW graphs are not inverted lists)")
@@ -71,7 +71,7 @@ def train_template(ds, factory, out_dir, n_train=None, coarse_dir=None, progress
     path = os.path.join(out_dir, "template.faiss")
     key = {"dataset": ds.fingerprint, "factory": factory, "n_train": n_train, "metric": ds.metric}
     if not (os.path.exists(path) and os.path.exists(path + ".json") and read_json(path + ".json") == key):
-        index, _ = build._train(ds, factory, n_train, None, (quantizer,))
+        index, _ = build._train(ds, factory, n_train, None, quantizer)
         with atomic_path(path) as tmp:
             faiss.write_index(index, tmp)
         write_json(path + ".json", key)  # after the index: the pair is valid only together

@@ -92,9 +92,9 @@ def time_search(index, xq, k, repeats=3, single_queries=100):
 
 def _hnsw_ef_search(index):
     """efSearch of the HNSW graph holding the database vectors, None if there is none."""
-    from .build import _storage
+    from .indexes import storage
 
-    return next((s.hnsw.efSearch for s in _storage(index) if isinstance(s, faiss.IndexHNSW)), None)
+    return next((s.hnsw.efSearch for s in storage(index) if isinstance(s, faiss.IndexHNSW)), None)
 
 
 def parameter_ranges(index):

@@ -39,6 +39,7 @@ KMEANS_MAX_PER_CENTROID = 256  # ClusteringParameters.max_points_per_centroid
 KMEANS_MIN_PER_CENTROID = 39
 BLAS_BLOCK = 4096 * 1024 * 4   # exhaustive search distance block (bs_x x bs_y floats)
 FASTSCAN_BBS = 32
+FAST_SCAN = ("pqfs", "rabitqfs")  # encoders filled through a plain twin and converted
 ASSIGN_BLOCK = 65536           # rows per block of helpers.coarse's assignment pass
 
 
@@ -141,6 +142,10 @@ def _describe(index, d):
                 node["precomputed_table_bytes"] = table
         elif isinstance(index, faiss.IndexIVFScalarQuantizer):
             node.update(encoder="sq", encoder_params_bytes=2 * d * 4)
+        elif isinstance(index, faiss.IndexIVFRaBitQFastScan):
+            node.update(encoder="rabitqfs")  # 1-bit codes + per-vector factors, in blocks
+        elif isinstance(index, faiss.IndexIVFRaBitQ):
+            node.update(encoder="rabitq")
         elif not isinstance(index, faiss.IndexIVFFlat):
             raise FactoryError(f"the memory model does not cover {name} yet")
         return node
@@ -174,7 +179,7 @@ def index_bytes(node, n):
     if kind == "ivf":
         per_vector = node["code_size"] + 8
         lists = n * per_vector + node["nlist"] * 48  # two std::vector headers per list
-        if node["encoder"] == "pqfs":  # lists padded to blocks of 32 codes
+        if node["encoder"] in FAST_SCAN:  # lists padded to blocks of 32 codes
             lists += node["nlist"] * FASTSCAN_BBS / 2 * node["code_size"]
         return (index_bytes(node["quantizer"], node["nlist"]) + lists
                 + node["encoder_params_bytes"] + node["precomputed_table_bytes"])
@@ -205,7 +210,7 @@ def disk_bytes(node, n):
         return disk_bytes(node["storage"], n) + graph + 40 * 8 + header
     if kind == "ivf":
         lists = n * (node["code_size"] + 8) + node["nlist"] * 8
-        if node["encoder"] == "pqfs":
+        if node["encoder"] in FAST_SCAN:
             lists += node["nlist"] * FASTSCAN_BBS / 2 * node["code_size"]
         return (disk_bytes(node["quantizer"], node["nlist"]) + lists
                 + node["encoder_params_bytes"] + 2 * header)
@@ -442,8 +447,8 @@ def predict(factory, n, d, metric="L2", n_train=None, add_batch=ADD_BATCH, threa
         add_peak += n * 8
         add_extra += n * 8
         inner = inner_index(node)
-        if inner["kind"] == "ivf" and inner["encoder"] == "pqfs":
-            # converting the filled IndexIVFPQ: both copies of the lists at once
+        if inner["kind"] == "ivf" and inner["encoder"] in FAST_SCAN:
+            # converting the filled plain twin: both copies of the lists at once
             convert = final + n * (inner["code_size"] + 8) + n * 8
             if convert > add_peak:
                 add_peak, built_end, batch_bytes = convert, final, 0

@@ -14,9 +14,9 @@ import time
 import faiss
 import numpy as np
 
-from . import memory, quiet
-from .build import (_components, add_preassigned, as_work_index, new_index,
-                    set_ef_construction)
+from . import indexes, memory, quiet
+from .build import set_ef_construction
+from .indexes import add_preassigned, components, new_index, work_index
 
 KMEANS_NITER = 10  # faiss IVF coarse quantizer training iterations
 
@@ -75,7 +75,7 @@ def estimate_build_seconds(factory, n, d, metric="L2", n_train=None, sample=None
         sample = synthetic.draw(_generator(d), synthetic.TRAIN, 0, 5000)
     rate = rate or gemm_rate(d)
     n_train = n_train or memory.default_train_size(node, n)
-    index = new_index(factory, d, metric)
+    index = (work_index if preassigned else new_index)(factory, d, metric)
     if ef_construction:
         set_ef_construction(index, ef_construction)
     inner = memory.inner_index(node)
@@ -90,8 +90,7 @@ def estimate_build_seconds(factory, n, d, metric="L2", n_train=None, sample=None
     sample_train_s = time.perf_counter() - t0
     if preassigned and ivf is not None:
         # the build's own path: lists precomputed, fast-scan codes through a work index
-        assign = ivf.quantizer.assign(sample, 1).ravel()
-        index = as_work_index(index, factory, d, metric)
+        assign = indexes.assign(index, sample)
         t0 = time.perf_counter()
         add_preassigned(index, sample, assign)
     else:
@@ -168,7 +167,7 @@ def kmeans_seconds(n_points, k, d, rate):
 
 
 def _find_ivf(index):
-    return next((c for c in _components(index) if isinstance(c, faiss.IndexIVF)), None)
+    return next((c for c in components(index) if isinstance(c, faiss.IndexIVF)), None)
 
 
 def _to_quantizer_space(index, x):

@@ -292,7 +292,7 @@ def _planned_builds(per_notebook):
     import psutil
 
     from . import memory
-    from .build import _preassignable
+    from .indexes import preassignable
     from .ingest import parse_metric
 
     gen = per_notebook["01_data_generation"]
@@ -301,7 +301,7 @@ def _planned_builds(per_notebook):
     available = limit or psutil.virtual_memory().available
     builds = []
     for f, path, efc in _factories(per_notebook):
-        pred = memory.predict(f, gen["n"], gen["d"], metric, preassigned=_preassignable(f),
+        pred = memory.predict(f, gen["n"], gen["d"], metric, preassigned=preassignable(f),
                               build_budget=limit or None)
         reasons = memory.fits(pred, math.inf, build_budget=available)
         builds.append({"factory": f, "path": path, "ef_construction": efc, "pred": pred,
@@ -316,7 +316,7 @@ def check_resources(per_notebook, data_dir, notebooks_dir=NOTEBOOKS):
     [(factory, reasons)]} (indexes the builds will refuse, with the model's reasons)."""
     import shutil
 
-    from .build import _preassignable
+    from .indexes import preassignable
     from .coarse import coarse_factory
 
     per_notebook = effective_parameters(per_notebook, notebooks_dir)
@@ -333,7 +333,7 @@ def check_resources(per_notebook, data_dir, notebooks_dir=NOTEBOOKS):
             continue
         if not os.path.exists(b["path"]):
             need += b["pred"]["disk"]
-        if _preassignable(b["factory"]):
+        if preassignable(b["factory"]):
             coarse.add(coarse_factory(b["factory"]))
     need += len(coarse) * n * 8
     probe = data_dir
@@ -360,7 +360,7 @@ def estimate_seconds(per_notebook, data_dir, notebooks_dir=NOTEBOOKS):
     builds the memory model refuses, OPQ builds (not timed, as in planner.plan),
     the sweeps."""
     from . import coarse, planner
-    from .build import _preassignable
+    from .indexes import preassignable
     from .ingest import parse_metric
 
     per_notebook = effective_parameters(per_notebook, notebooks_dir)
@@ -380,7 +380,7 @@ def estimate_seconds(per_notebook, data_dir, notebooks_dir=NOTEBOOKS):
         f = b["factory"]
         if b["refused"] or os.path.exists(b["path"]):
             continue
-        preassigned = _preassignable(f)
+        preassigned = preassignable(f)
         c = coarse.coarse_factory(f) if preassigned else None
         if c and f"coarse {c}" not in out and not os.path.exists(coarse.paths(coarse_dir, c)[1]):
             out[f"coarse {c}"] = planner.coarse_seconds(n, d, c, rate, sample)
