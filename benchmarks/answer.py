@@ -21,7 +21,7 @@ def best_rows(sweep, target):
     for name in dict.fromkeys(r["index"] for r in sweep):
         rows = [r for r in sweep if r["index"] == name]
         good = [r for r in rows if float(r["recall@10"]) >= target]
-        out[name] = (max(good, key=lambda r: float(r["qps"])) if good
+        out[name] = (max(good, key=lambda r: float(r["qps_median"])) if good
                      else max(rows, key=lambda r: float(r["recall@10"])))
     return out
 
@@ -49,7 +49,7 @@ def main():
             coarse = (f"{sec(r.get('coarse_train_s'))} / {sec(r.get('coarse_assign_s'))}"
                       if "coarse_train_s" in r else "–")
             tail = (f"`{b['setting']}` | {float(b['recall@1']):.3f} | {float(b['recall@10']):.3f} | "
-                    f"{float(b['qps']):,.0f} | {float(b['p50_ms']):.2f} / {float(b['p99_ms']):.2f} | "
+                    f"{float(b['qps_median']):,.0f} | {float(b['p50_ms']):.2f} / {float(b['p99_ms']):.2f} | "
                     f"{b.get('loaded', '')}" if b else "not swept | | | | | |")
             print(f"| `{f}` | {r['predicted']['index_ram'] / gib:.2f} | {r['measured']['disk'] / gib:.2f} "
                   f"| {coarse} | {sec(r.get('train_s'))} | {sec(r.get('add_s'))} | {tail} |")

@@ -59,35 +59,68 @@ def distance_recall(D_exact, gt_D, k, metric="L2", epsilon=1e-3):
     return ok.sum(axis=1) / k
 
 
-def time_search(index, xq, k, repeats=3, single_queries=100):
-    """Search all queries `repeats` times after a warm-up, and time single queries.
+MIN_BATCHES = 5  # timed batches per setting on the frontier: median, min and max
 
-    Returns ((D, I) of the last batch search, timings dict): qps is nq over the
-    fastest batch, qps_median over the median one (single batches of the same
-    setting differ by 10-20% on a shared 2-core machine); p50/p95/p99 latencies (ms) come from `single_queries`
-    distinct queries searched one at a time, once each (a query repeated would
-    find its lists and graph nodes in cache). The thread count in force and
-    the latency method are recorded beside them.
+
+def time_search(index, xq, k, repeats=MIN_BATCHES, single_queries=500):
+    """Time batch searches of all queries, and single queries, after a warm-up.
+
+    One search of all queries is run first and discarded (pages, tables and
+    thread pools warmed), then `repeats` timed batches: qps_median, qps_min
+    and qps_max over them (batches of one setting differ by 5-15% on a shared
+    2-core machine, so one batch is not a figure to compare). p50/p99
+    latencies (ms) come from `single_queries` distinct queries searched one at
+    a time on one thread, once each (a query repeated would find its lists and
+    graph nodes in cache). Returns ((D, I) of the last batch, timings dict).
     """
     xq = np.ascontiguousarray(xq, dtype="float32")
-    index.search(xq[:min(len(xq), 32)], k)  # warm-up: page in codes, allocate tables
+    index.search(xq, k)  # warm-up, discarded
     batch = []
-    for _ in range(repeats):
+    for _ in range(max(1, repeats)):
         t0 = time.perf_counter()
         D, I = index.search(xq, k)
         batch.append(time.perf_counter() - t0)
+    qps = len(xq) / np.array(batch)
+    row = {"qps_median": float(np.median(qps)), "qps_min": float(qps.min()),
+           "qps_max": float(qps.max()), "batches": len(batch),
+           "threads": faiss.omp_get_max_threads()}
+    if single_queries:
+        row.update(single_query_latency(index, xq, k, single_queries))
+    return (D, I), row
+
+
+def single_query_latency(index, xq, k, n):
+    """p50 / p99 latency (ms) of n distinct queries of xq searched one at a time on
+    one thread (a served request), after the batch timings."""
+    from .build import omp_threads
+
     lat = []
-    singles = xq[np.random.default_rng(len(xq)).permutation(len(xq))[:single_queries]]
-    for q in singles:
-        t0 = time.perf_counter()
-        index.search(q[None], k)
-        lat.append(time.perf_counter() - t0)
-    p50, p95, p99 = np.percentile(np.array(lat) * 1e3, [50, 95, 99])
-    return (D, I), {"qps": len(xq) / min(batch), "qps_median": len(xq) / float(np.median(batch)),
-                    "p50_ms": p50, "p95_ms": p95, "p99_ms": p99,
-                    "threads": faiss.omp_get_max_threads(),
-                    "latency_method": f"{len(singles)} distinct queries, one search each, "
-                                      f"after {repeats} timed batches of all {len(xq)}"}
+    singles = xq[np.random.default_rng(len(xq)).permutation(len(xq))[:n]]
+    with omp_threads(1):
+        for q in singles:
+            t0 = time.perf_counter()
+            index.search(q[None], k)
+            lat.append(time.perf_counter() - t0)
+    p50, p99 = np.percentile(np.array(lat) * 1e3, [50, 99])
+    return {"p50_ms": float(p50), "p99_ms": float(p99), "single_queries": len(singles)}
+
+
+def recall_interval(per_query, level=0.95, resamples=2000, seed=0):
+    """[lo, hi] interval of the mean of per-query recalls (float64 (nq,)),
+    percentile bootstrap over queries: the queries are a sample of what users
+    will ask, so the recall of another sample would land in this range."""
+    per_query = np.asarray(per_query, dtype="float64")
+    rng = np.random.default_rng(seed)
+    means = per_query[rng.integers(0, len(per_query), (resamples, len(per_query)))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return [float(lo), float(hi)]
+
+
+def goal_met(row, target_recall, target_qps=0.0, recall_key="recall@10"):
+    """A goal is met only when the recall interval's lower end and the median QPS
+    both clear it (not one lucky batch, not a recall inside the noise)."""
+    lo = row.get(recall_key + "_ci", [row[recall_key]])[0]
+    return lo >= target_recall and row["qps_median"] >= target_qps
 
 
 def _hnsw_ef_search(index):
@@ -150,11 +183,17 @@ def scan_all_setting(index, k_factor=4, nprobe=None):
 
 
 def set_parameters(index, setting):
-    """Apply a "name=value,..." string through faiss.ParameterSpace."""
-    faiss.ParameterSpace().set_index_parameters(index, setting)
+    """Apply a "name=value,..." string through faiss.ParameterSpace; "qb" (the
+    query bits of RaBitQ, which ParameterSpace does not know) is set on the IVF."""
+    parts = [p for p in setting.split(",") if p and not p.startswith("qb=")]
+    for p in setting.split(","):
+        if p.startswith("qb="):
+            faiss.downcast_index(faiss.extract_index_ivf(index)).qb = int(p[3:])
+    faiss.ParameterSpace().set_index_parameters(index, ",".join(parts))
 
 
-def evaluate(index, xq, gt_D, gt_I, base=None, metric="L2", k=10, repeats=3, single_queries=100):
+def evaluate(index, xq, gt_D, gt_I, base=None, metric="L2", k=10, repeats=MIN_BATCHES,
+             single_queries=500):
     """Recall, QPS and latency of `index` as currently parameterised.
 
     xq: float32 (nq, d); gt_D, gt_I: exact top neighbours (nq, >=k). The timed
@@ -170,6 +209,7 @@ def evaluate(index, xq, gt_D, gt_I, base=None, metric="L2", k=10, repeats=3, sin
     (D, I), row = time_search(index, xq, k, repeats, single_queries)
     per_query = knn_recall(I, gt_I, k)
     row[f"recall@{k}"] = float(per_query.mean())
+    row[f"recall@{k}_ci"] = recall_interval(per_query)
     row["recall@1"] = float(knn_recall(I, gt_I, 1).mean())
     if base is not None:
         De = exact_distances(xq, base, I, metric)
@@ -184,15 +224,20 @@ def evaluate(index, xq, gt_D, gt_I, base=None, metric="L2", k=10, repeats=3, sin
 
 
 def sweep(indexes, xq, gt_D, gt_I, base=None, metric="L2", k=10, settings=None,
-          repeats=3, single_queries=100, progress=True, max_nprobe=256,
+          repeats=MIN_BATCHES, single_queries=500, progress=True, max_nprobe=256,
           k_factors=(1, 4, 16, 64, 256)):
     """Evaluate every index at every setting: one tidy row per (index, setting).
 
     indexes: {name: (faiss index or index file path, index_bytes)}; a path is
     loaded memory-mapped when its turn comes. settings: {name: [strings]}
     (default: default_settings for each, nprobe up to max_nprobe, refine depths
-    k_factors). Rows hold index, setting, each parameter as its own column,
-    recall figures, qps, latency percentiles, threads and index_bytes.
+    k_factors). Every setting is searched once (recall, its interval, one
+    timed batch after a warm-up); the settings on the index's own recall-QPS
+    frontier are then timed in full (`repeats` batches, `single_queries`
+    single queries) and the dominated ones keep their one batch ("batches": 1,
+    no latency), so repeats cost time only where a choice is made. Rows hold
+    index, setting, each parameter as its own column, recall figures, the
+    timings of time_search, index_bytes and how the index was loaded.
     """
     from tqdm.auto import tqdm
 
@@ -208,19 +253,24 @@ def sweep(indexes, xq, gt_D, gt_I, base=None, metric="L2", k=10, settings=None,
             # memory, so that the first settings are not timed on page faults
             loaded = "mapped, warmed" if warm_page_cache(index) else "mapped, cold"
         index = as_index(index)
-        defaults = default_settings(index, k, max_nprobe=max_nprobe, k_factors=k_factors)
-        for s in settings.get(name) or defaults:
+        mine = []
+        for s in settings.get(name) or default_settings(index, k, max_nprobe=max_nprobe,
+                                                        k_factors=k_factors):
             set_parameters(index, s)
-            row, _ = evaluate(index, xq, gt_D, gt_I, base, metric, k, repeats, single_queries)
+            row, _ = evaluate(index, xq, gt_D, gt_I, base, metric, k, 1, 0)
             params = dict(kv.split("=") for kv in s.split(",")) if s else {}
-            rows.append({"index": name, "setting": s, **{p: int(v) for p, v in params.items()},
+            mine.append({"index": name, "setting": s, **{p: int(v) for p, v in params.items()},
                          **row, "index_bytes": nbytes, "loaded": loaded})
+        for r in pareto_frontier(mine, f"recall@{k}", "qps_median"):
+            set_parameters(index, r["setting"])
+            r.update(time_search(index, xq, k, repeats, single_queries)[1])
+        rows += mine
         bar.update()
     bar.close()
     return rows
 
 
-def pareto_frontier(rows, x="recall@10", y="qps"):
+def pareto_frontier(rows, x="recall@10", y="qps_median"):
     """The rows no other row beats on both x and y, ordered by x
     (faiss.contrib.evaluation.OperatingPoints, with time = 1 / y)."""
     from faiss.contrib.evaluation import OperatingPoints
@@ -232,8 +282,9 @@ def pareto_frontier(rows, x="recall@10", y="qps"):
 
 
 def recommend(rows, target_recall, ram_budget, recall_key="recall@10"):
-    """The fastest (highest qps) row reaching target_recall within ram_budget bytes,
-    and a sentence saying so (or what is missing). Returns (row or None, text).
+    """The fastest (median qps) row whose recall interval clears target_recall
+    within ram_budget bytes, and a sentence saying so (or what is missing).
+    Returns (row or None, text).
 
     ram_budget is what the index may use when serving, the rule memory.fits
     and the planner apply to index RAM; the rows' indexes were built, so they
@@ -241,20 +292,23 @@ def recommend(rows, target_recall, ram_budget, recall_key="recall@10"):
     from .files import format_bytes
 
     fits = [r for r in rows if r["index_bytes"] <= ram_budget]
-    good = [r for r in fits if r[recall_key] >= target_recall]
+    good = [r for r in fits if goal_met(r, target_recall, recall_key=recall_key)]
     if not good:
         if not fits:
             return None, f"no index fits in {format_bytes(ram_budget)} of RAM"
         top = max(fits, key=lambda r: r[recall_key])
-        return None, (f"no configuration reaches {recall_key} >= {target_recall} within "
+        return None, (f"no configuration's {recall_key} interval clears {target_recall} within "
                       f"{format_bytes(ram_budget)}; the best is {top['index']} with "
                       f"{top['setting'] or 'defaults'} at {top[recall_key]:.3f}")
-    r = max(good, key=lambda r: r["qps"])
+    r = max(good, key=lambda r: r["qps_median"])
+    lo, hi = r.get(recall_key + "_ci", [r[recall_key]] * 2)
+    lat = (f" (p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms per single query)"
+           if "p50_ms" in r else "")
     return r, (f"For {recall_key} >= {target_recall} within {format_bytes(ram_budget)} of RAM, "
                f"use {r['index']} with {r['setting'] or 'its defaults'}: {recall_key} "
-               f"{r[recall_key]:.3f}, {r['qps']:,.0f} queries/s on {r['threads']} threads "
-               f"(p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms per single query), "
-               f"index {format_bytes(r['index_bytes'])}.")
+               f"{r[recall_key]:.3f} (95% interval {lo:.3f}-{hi:.3f}), "
+               f"{r['qps_median']:,.0f} queries/s median of {r['batches']} batches on "
+               f"{r['threads']} threads{lat}, index {format_bytes(r['index_bytes'])}.")
 
 
 def warm_page_cache(path, block=1 << 26):
@@ -285,7 +339,7 @@ def drop_from_page_cache(path):
 
 
 def time_as_served(name, path, setting, index_bytes, ram_budget, xq, gt_D, gt_I, metric="L2",
-                   k=10, repeats=3, single_queries=100):
+                   k=10, repeats=MIN_BATCHES, single_queries=500):
     """evaluate() of one index at one setting, loaded the ways it could be served:
     memory-mapped with its pages read first, and also read into RAM when its
     index_bytes fit in ram_budget. Which is faster depends on the machine (a
@@ -303,9 +357,10 @@ def time_as_served(name, path, setting, index_bytes, ram_budget, xq, gt_D, gt_I,
         set_parameters(index, setting)
         rows[loaded], _ = evaluate(index, xq, gt_D, gt_I, None, metric, k, repeats, single_queries)
         del index  # one copy at a time
-    loaded = max(rows, key=lambda m: rows[m]["qps"])
+    loaded = max(rows, key=lambda m: rows[m]["qps_median"])
     return {"index": name, "setting": setting, **rows[loaded], "index_bytes": index_bytes,
-            "loaded": loaded, **{"qps_" + m.lower().replace(" ", "_"): r["qps"] for m, r in rows.items()}}
+            "loaded": loaded,
+            **{"qps_" + m.lower().replace(" ", "_"): r["qps_median"] for m, r in rows.items()}}
 
 
 def hnsw_grid(ds, xq, gt_D, gt_I, index_dir, storage="SQ8", m_values=(16, 32),
@@ -357,5 +412,5 @@ def rerank_from_disk(index, xq, gt_I, base, metric="L2", k=10, k_factors=(1, 2, 
             t2 = time.perf_counter()
             rows.append({"k_factor": kf, "cache": cache,
                          f"recall@{k}": float(knn_recall(I, gt_I, k).mean()),
-                         "qps": len(xq) / (t2 - t0), "search_s": t1 - t0, "rerank_s": t2 - t1})
+                         "qps_median": len(xq) / (t2 - t0), "search_s": t1 - t0, "rerank_s": t2 - t1})
     return rows

@@ -41,7 +41,7 @@ def recommendation(best, served, ds, index_path, target_n, k=10):
         "search": best["setting"],
         "k": k,
         "explored": {"n": ds.n, "dataset": ds.fingerprint, "index_bytes": best["index_bytes"],
-                     f"recall@{k}": best[f"recall@{k}"], "qps": timed["qps"],
+                     f"recall@{k}": best[f"recall@{k}"], "qps_median": timed["qps_median"],
                      "p50_ms": timed["p50_ms"], "p99_ms": timed["p99_ms"],
                      "threads": best["threads"], "loaded": timed.get("loaded")},
         "predicted_at_target": {"n": target_n, "index_ram": pred["index_ram"], "disk": pred["disk"],

@@ -103,11 +103,11 @@ def recall_qps(rows, recall_key="recall@10"):
         color = palette[i % len(palette)]  # a family's points share its line's colour
         mine = [r for r in rows if r["index"] == name]
         front = pareto_frontier(mine, recall_key)
-        fig.add_trace(go.Scatter(x=[r[recall_key] for r in front], y=[r["qps"] for r in front],
+        fig.add_trace(go.Scatter(x=[r[recall_key] for r in front], y=[r["qps_median"] for r in front],
                                  mode="lines+markers", name=name, legendgroup=name,
                                  line_color=color, marker_color=color,
                                  hovertext=[_hover(r) for r in front], hoverinfo="text+x+y"))
-        fig.add_trace(go.Scatter(x=[r[recall_key] for r in mine], y=[r["qps"] for r in mine],
+        fig.add_trace(go.Scatter(x=[r[recall_key] for r in mine], y=[r["qps_median"] for r in mine],
                                  mode="markers", opacity=0.3, name=name, legendgroup=name,
                                  marker_color=color, showlegend=False,
                                  hovertext=[_hover(r) for r in mine], hoverinfo="text+x+y"))

@@ -118,7 +118,7 @@ def write_summary(run_dir):
     if rec:
         parts.append(f"<h2>Recommendation</h2><p>{html.escape(rec['recommendation'])}</p>")
         parts.append("<h2>Pareto frontier</h2>" + _html_table(pareto, [
-            "index", "setting", "recall@1", "recall@10", "recall@100", "qps", "p50_ms",
+            "index", "setting", "recall@1", "recall@10", "recall@100", "recall@10_ci", "qps_median", "qps_min", "qps_max", "batches", "p50_ms",
             "p99_ms", "threads", "index_bytes"]))
     style = ("<style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
              "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;"

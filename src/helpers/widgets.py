@@ -152,8 +152,8 @@ class RecallExplorer:
             note = ""
         self.readout.value = (
             f"<b>{name}</b> with {setting}{note}: {self.recall_key} "
-            f"<b>{row[self.recall_key]:.3f}</b>, {row['qps']:,.0f} queries/s, single query p50 "
+            f"<b>{row[self.recall_key]:.3f}</b>, {row['qps_median']:,.0f} queries/s, single query p50 "
             f"{row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms ({row['threads']} threads)")
         with self.fig.batch_update():
-            self.fig.data[-1].x, self.fig.data[-1].y = [row[self.recall_key]], [row["qps"]]
+            self.fig.data[-1].x, self.fig.data[-1].y = [row[self.recall_key]], [row["qps_median"]]
         self.hist.data[0].x = per_query
