@@ -32,7 +32,9 @@ from .files import atomic_path, read_json, sha256_bytes, write_json
 from .memory import ASSIGN_BLOCK  # rows per assignment block (a 256 MiB read at d = 1024)
 
 QUANTIZER_EF_SEARCH = 64   # HNSW coarse quantizers search at least this deep while assigning
-TWO_LEVEL_NLIST = 65536    # from this nlist up, k-means is two-level (see train_space)
+# k-means is two-level from this nlist x d (the space's dimension) up: one flat k-means
+# iteration costs 39 nlist^2 d multiply-adds, ~20 min for IVF16384 at d = 1024 here
+TWO_LEVEL_SIZE = 16384 * 1024
 
 
 def coarse_factory(factory):
@@ -47,10 +49,17 @@ def _file_name(coarse):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", coarse)
 
 
-def train_space(coarse, xt, metric, two_level=None):
+def uses_two_level(coarse, d, metric="L2"):
+    """Whether `coarse` is trained with two-level k-means: nlist x d' >= TWO_LEVEL_SIZE."""
+    space = indexes.new_index(coarse + ",Flat", d, metric)  # alive while its IVF is read
+    ivf = faiss.extract_index_ivf(space)
+    return ivf.nlist * ivf.d >= TWO_LEVEL_SIZE
+
+
+def train_space(coarse, xt, metric):
     """"<coarse>,Flat" trained on xt (float32 (n_train, d)): its transforms, then
-    k-means. two_level (default: nlist >= TWO_LEVEL_NLIST) clusters into
-    sqrt(nlist) groups first and each group into its share of the centroids
+    k-means. Large spaces (uses_two_level) cluster into sqrt(nlist) groups first
+    and each group into its share of the centroids
     (faiss.contrib.clustering.two_level_clustering): about sqrt(nlist)/2 times
     fewer distance computations than one k-means over nlist centroids, at some
     cost in recall at a given nprobe (measured by helpers.screen)."""
@@ -60,18 +69,15 @@ def train_space(coarse, xt, metric, two_level=None):
 
     space = indexes.new_index(coarse + ",Flat", xt.shape[1], metric)
     ivf = faiss.extract_index_ivf(space)
-    if two_level is None:
-        two_level = ivf.nlist >= TWO_LEVEL_NLIST
     with quiet.captured():  # k-means progress lines, if faiss is verbose
-        if not two_level:
+        if not uses_two_level(coarse, xt.shape[1], metric):
             space.train(xt)
             return space
         for vt in indexes.transforms(space):
             vt.train(xt)
         xs = indexes.apply_transforms(space, xt)
-        spherical = metric == "IP"
         centroids, _ = two_level_clustering(xs, int(np.sqrt(ivf.nlist)), ivf.nlist,
-                                            spherical=spherical, clustering_niter=10, niter=10)
+                                            spherical=metric == "IP", clustering_niter=10, niter=10)
         ivf.quantizer.add(np.ascontiguousarray(centroids, dtype="float32"))
         space.train(xt)  # marks the chain and the IVF trained; k-means is skipped
     return space
@@ -84,10 +90,9 @@ def paths(coarse_dir, coarse):
 
 
 def quantizer_key(ds, coarse, n_train, seed=0):
-    nlist = int(re.search(r"IVF(\d+)", coarse).group(1))
     return {"dataset": ds.fingerprint, "metric": ds.metric, "coarse": coarse,
             "n_train": int(n_train), "seed": seed, "stored": "space",
-            "kmeans": "two-level" if nlist >= TWO_LEVEL_NLIST else "flat"}
+            "kmeans": "two-level" if uses_two_level(coarse, ds.d, ds.metric) else "flat"}
 
 
 def train_quantizer(ds, coarse, n_train, coarse_dir, seed=0, progress=True):

@@ -1,0 +1,251 @@
+"""Screening: which index families deserve a full-scale build, measured on the first rows.
+
+Candidate families (coarse spaces x codes, each with a refine stage, and HNSW
+graphs) are built on the first `rows` rows of a dataset, sharing one trained
+coarse space and one assignment per space (as the full-scale builds do),
+swept, and ranked by the fastest median QPS whose recall@10 interval clears
+the target. The finalists are the best few whose RAM at the target N (the
+memory model) fits the budget; every family left out is given the measured
+reason. Each candidate's rows are saved as it finishes, so an interrupted
+screening resumes after the last one.
+
+    python -m helpers.screen DATA_DIR --rows 1000000 --out DIR [--time-budget 40min]
+"""
+
+import dataclasses
+import json
+import os
+import time
+
+import faiss
+import numpy as np
+
+from . import coarse, evaluate, indexes, memory
+from .build import set_ef_construction, train_sample_ids
+from .files import atomic_path, format_bytes, read_json, write_json
+from .vectors import read_rows, take_rows
+
+# What the 1m and full presets search: the coarse spaces, the codes tried in each
+# (all with a full-dimension SQ8 refine), the HNSW graphs, and the sweep's grid.
+SEARCH = {
+    "spaces": ["IVF4096", "PCAR256,IVF16384", "IVF16384_HNSW32", "PCAR256,IVF65536_HNSW32"],
+    "codes": ["PQ64x4fs", "RaBitQfs", "PQ128x4fs", "RaBitQ4", "PQ256x4fs", "RaBitQ"],
+    "refine": "Refine(SQ8)",
+    "hnsw": [["PCAR256,HNSW32,Refine(SQ8)", 100]],
+    "nprobe": [8, 16, 32, 64, 128, 256],
+    "k_factor_rf": [4, 16, 64],
+    "ef_search": [32, 64, 128, 256],
+    "train_per_centroid": 39,   # k-means sample: faiss's minimum, the time budget's choice
+}
+TARGET_RECALL = 0.95
+FINALISTS = 2
+
+
+def candidates(search=SEARCH):
+    """[(factory, efConstruction or None)] in screening order: the HNSW graphs, then
+    for each code every space (so a short time budget still compares spaces)."""
+    ivf = [(f"{space},{code},{search['refine']}".rstrip(","), None)
+           for code in search["codes"] for space in search["spaces"]]
+    return [(f, efc) for f, efc in search["hnsw"]] + ivf
+
+
+def settings_for(index, search=SEARCH):
+    """The sweep's grid for one index: nprobe (below nlist) or efSearch, times the
+    refine depths when there is a refine stage."""
+    ranges = evaluate.parameter_ranges(index)
+    kfs = [f"k_factor_rf={k}" for k in search["k_factor_rf"]] if "k_factor_rf" in ranges else [""]
+    ivf = faiss.try_extract_index_ivf(index)
+    main = ([f"nprobe={p}" for p in search["nprobe"] if p < ivf.nlist] if ivf is not None
+            else [f"efSearch={e}" for e in search["ef_search"]])
+    return [",".join(p for p in (m, kf) if p) for m in main for kf in kfs]
+
+
+@dataclasses.dataclass
+class Prefix:
+    """The first `n` rows of a dataset, as the builds here read them."""
+    ds: object
+    n: int
+
+    @property
+    def base(self):
+        return dataclasses.replace(self.ds.base, n=self.n)
+
+
+def _ground_truth(prefix, xq, out_dir, k=100):
+    """Exact top-k of the queries among the prefix's rows, cached in out_dir."""
+    from .groundtruth import compute_ground_truth
+
+    path = os.path.join(out_dir, f"gt_{prefix.n}.npz")
+    key = f"{prefix.ds.fingerprint}/{prefix.n}/{k}/{prefix.ds.metric}"
+    if os.path.exists(path):
+        with np.load(path) as f:
+            if str(f["key"]) == key:
+                return f["D"], f["I"]
+    D, I = compute_ground_truth(xq, prefix.base, k, prefix.ds.metric, progress=False)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, D=D, I=I, key=key)
+    return D, I
+
+
+def _space(prefix, space, n_train, cache):
+    """(trained space, assignment of the prefix's rows, seconds) for `space`, once."""
+    if space not in cache:
+        t0 = time.perf_counter()
+        xt = take_rows(prefix.base, train_sample_ids(prefix.n, n_train))
+        trained = coarse.train_space(space, xt, prefix.ds.metric)
+        train_s = time.perf_counter() - t0
+        del xt
+        t0 = time.perf_counter()
+        assign = np.concatenate([coarse.assign_rows(trained, read_rows(prefix.base, i, min(i + 65536, prefix.n)))
+                                 for i in range(0, prefix.n, 65536)])
+        cache[space] = (trained, assign, {"kmeans_s": train_s, "assign_s": time.perf_counter() - t0,
+                                          "kmeans": coarse.quantizer_key(prefix.ds, space, n_train)["kmeans"],
+                                          "n_train": n_train})
+    return cache[space]
+
+
+def build_candidate(prefix, factory, ef_construction, search, cache, batch=65536):
+    """Build `factory` over the prefix (sharing its coarse space). Returns
+    (index, info dict with train/add seconds and the space's k-means costs)."""
+    ds, space_name = prefix.ds, indexes.split_factory(factory)[0]
+    xt_ids = train_sample_ids(prefix.n, min(prefix.n, 65536))
+    info = {}
+    if space_name:
+        node = memory.parse(factory, ds.d, ds.metric)
+        nlist = memory.inner_index(node)["nlist"]
+        space, assign, info = _space(prefix, space_name, min(prefix.n, search["train_per_centroid"] * nlist), cache)
+        info = dict(info)
+        index = indexes.load_space(indexes.work_index(factory, ds.d, ds.metric), space)
+    else:
+        index = indexes.new_index(factory, ds.d, ds.metric)
+        set_ef_construction(index, ef_construction)
+    t0 = time.perf_counter()
+    index.train(take_rows(prefix.base, xt_ids))
+    info["train_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for i in range(0, prefix.n, batch):
+        x = read_rows(prefix.base, i, min(i + batch, prefix.n))
+        if space_name:
+            indexes.add_preassigned(index, x, assign[i:i + len(x)])
+        else:
+            index.add(x)
+    if space_name:
+        index = indexes.final_index(index, factory, ds.d, ds.metric)
+    info["add_s"] = time.perf_counter() - t0
+    return index, info
+
+
+def _name(factory, efc):
+    return f"{factory} efC={efc}" if efc else factory
+
+
+def screen(ds, rows, out_dir, search=SEARCH, target_n=None, ram_budget=None, time_budget=None,
+           repeats=evaluate.MIN_BATCHES, single_queries=500, progress=True):
+    """Screen the candidates of `search` on the first `rows` rows of dataset `ds`.
+
+    Every candidate is built and swept once (its rows saved in out_dir, reused
+    on the next call for the same dataset and rows); a candidate faiss cannot
+    build is recorded with faiss's reason; once `time_budget` seconds are
+    spent the rest are recorded as not screened. Returns (sweep rows, one
+    verdict per candidate: see verdicts)."""
+    os.makedirs(out_dir, exist_ok=True)
+    prefix = Prefix(ds, min(rows, ds.n))
+    xq = read_rows(ds.queries, 0, ds.queries.n)
+    gt_D, gt_I = _ground_truth(prefix, xq, out_dir)
+    t_start, cache, all_rows, built = time.perf_counter(), {}, [], {}
+    for factory, efc in candidates(search):
+        name = _name(factory, efc)
+        path = os.path.join(out_dir, coarse._file_name(name) + ".json")
+        key = {"dataset": ds.fingerprint, "rows": prefix.n, "factory": factory, "efC": efc,
+               "grid": [search["nprobe"], search["k_factor_rf"], search["ef_search"]]}
+        if os.path.exists(path) and read_json(path).get("key") == key:
+            saved = read_json(path)
+        elif time_budget and time.perf_counter() - t_start > time_budget:
+            saved = {"key": key, "error": "not screened: the screening's time budget was spent"}
+        else:
+            saved = _screen_one(prefix, factory, efc, search, cache, xq, gt_D, gt_I, repeats,
+                                single_queries, key, progress)
+            write_json(path, saved)
+        built[name] = saved
+        all_rows += saved.get("rows", [])
+    return all_rows, verdicts(built, target_n or ds.n, ds.d, ds.metric, ram_budget)
+
+
+def _screen_one(prefix, factory, efc, search, cache, xq, gt_D, gt_I, repeats, single_queries,
+                key, progress):
+    name = _name(factory, efc)
+    if progress:
+        print(f"screening {name} on {prefix.n:,} rows ...", flush=True)
+    try:
+        index, info = build_candidate(prefix, factory, efc, search, cache)
+    except (RuntimeError, ValueError, memory.FactoryError) as e:
+        return {"key": key, "error": "faiss cannot build it: " + str(e).strip().splitlines()[-1]}
+    nbytes = len(faiss.serialize_index(index))
+    rows = evaluate.sweep({name: (index, nbytes)}, xq, gt_D, gt_I, None, prefix.ds.metric,
+                          settings={name: settings_for(index, search)}, repeats=repeats,
+                          single_queries=single_queries, progress=False)
+    del index
+    return {"key": key, "info": info, "bytes_at_rows": nbytes, "rows": rows}
+
+
+def verdicts(built, target_n, d, metric, ram_budget=None, target_recall=TARGET_RECALL,
+             finalists=FINALISTS):
+    """One verdict per candidate: its best row at the target (the fastest median
+    QPS whose recall@10 interval clears it), its RAM at target_n predicted by
+    the memory model, and "finalist" or the reason it was dropped."""
+    out = []
+    for name, saved in built.items():
+        factory = name.split(" efC=")[0]
+        v = {"family": name, "verdict": saved.get("error"), **saved.get("info", {})}
+        if not v["verdict"]:
+            v["ram_at_target"] = memory.predict(factory, target_n, d, metric)["index_ram"]
+            good = [r for r in saved["rows"] if evaluate.goal_met(r, target_recall)]
+            top = max(saved["rows"], key=lambda r: r["recall@10"])
+            best = max(good, key=lambda r: r["qps_median"]) if good else None
+            v.update(best_setting=(best or top)["setting"], recall=(best or top)["recall@10"],
+                     recall_ci=(best or top)["recall@10_ci"], qps_median=(best or top)["qps_median"],
+                     p50_ms=(best or top).get("p50_ms"))
+            if ram_budget and v["ram_at_target"] > ram_budget:
+                v["verdict"] = (f"needs {format_bytes(v['ram_at_target'])} at {target_n:,} rows, over "
+                                f"the {format_bytes(ram_budget)} budget")
+            elif best is None:
+                v["verdict"] = (f"recall@10 interval never clears {target_recall} "
+                                f"(best {top['recall@10']:.3f} at {top['setting']})")
+        out.append(v)
+    ranked = sorted((v for v in out if not v["verdict"]), key=lambda v: -v["qps_median"])
+    for i, v in enumerate(ranked):
+        v["verdict"] = "finalist" if i < finalists else (
+            f"slower: {v['qps_median']:,.0f} queries/s at recall@10 >= {target_recall} against "
+            f"{ranked[0]['qps_median']:,.0f} for {ranked[0]['family']}")
+    return out
+
+
+def main(argv=None):
+    import argparse
+
+    from .dataset import load_dataset
+    from .files import parse_duration, parse_size
+
+    ap = argparse.ArgumentParser(description="screen index families on the first rows of a dataset")
+    ap.add_argument("data_dir")
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--out", required=True, help="folder for the screening's results")
+    ap.add_argument("--target-n", type=int, help="rows the finalists will be built on (default: all)")
+    ap.add_argument("--ram-budget", default="20G")
+    ap.add_argument("--time-budget", help='stop starting new candidates after this long, e.g. "40min"')
+    a = ap.parse_args(argv)
+    ds = load_dataset(a.data_dir)
+    rows, verdict = screen(ds, a.rows, a.out, target_n=a.target_n, ram_budget=parse_size(a.ram_budget),
+                           time_budget=parse_duration(a.time_budget) if a.time_budget else None)
+    write_json(os.path.join(a.out, "verdicts.json"), verdict)
+    from .files import write_csv
+
+    write_csv(os.path.join(a.out, "screening.csv"), [
+        {k: (json.dumps(v) if isinstance(v, list) else v) for k, v in r.items()} for r in rows])
+    for v in verdict:
+        print(f"{v['family']:45s} {v['verdict']}")
+
+
+if __name__ == "__main__":
+    main()
