@@ -40,7 +40,8 @@ def test_one_training_and_one_assignment_per_nlist(small_ds, tmp_path):
         r = build.build_index(small_ds, f, tmp_path / f"{f}.faiss", n_train=2000, progress=False)
         assert r["coarse_reused"] == (f != "IVF32,SQ8")
     assert sorted(os.listdir(tmp_path / "coarse")) == [
-        "IVF32.assign.npz", "IVF32.quantizer.faiss", "IVF32.quantizer.faiss.json"]
+        "IVF32.assign.npz", "IVF32.assign.npz.lock", "IVF32.quantizer.faiss",
+        "IVF32.quantizer.faiss.json"]
 
 
 def test_coarse_factory():

@@ -13,7 +13,7 @@ import numpy as np
 from . import quiet
 from .indexes import (add_preassigned, components, final_index, load_space, new_index,
                       preassignable, storage, work_index)
-from .files import (PARTIAL_SUFFIX, atomic_path, check_disk_space, commit_point, file_sha256,
+from .files import (atomic_path, check_disk_space, is_partial, locked, commit_point, file_sha256,
                     format_bytes, fsync_file, read_json, write_json)
 
 
@@ -190,7 +190,7 @@ class _Checkpoints:
             fsync_file(tmp)
         write_json(self.state_path, dict(self.key, rows_added=rows, file=os.path.basename(file)))
         for old in self.files():
-            if old != file and not old.endswith(PARTIAL_SUFFIX):
+            if old != file and not is_partial(old):
                 os.remove(old)
 
     def clear(self):
@@ -287,13 +287,25 @@ def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
     the model's predictions) are committed as one unit. An existing index is
     reused only if built from the same inputs and intact.
     """
+    path = os.fspath(path)
+    out_dir = os.path.dirname(os.path.abspath(path))
+    if os.path.isfile(out_dir):
+        raise BuildError(f"cannot write {path}: {out_dir} is a file, not a folder")
+    os.makedirs(out_dir, exist_ok=True)
+    # one writer per index: a second build of it waits, then reuses it (or resumes it)
+    with locked(path, what=f"the index {path}"):
+        return _build_index(ds, factory, path, n_train, add_batch, threads, build_budget,
+                            checkpoint_seconds, progress, overwrite, ef_construction, shared_coarse)
+
+
+def _build_index(ds, factory, path, n_train, add_batch, threads, build_budget, checkpoint_seconds,
+                 progress, overwrite, ef_construction, shared_coarse):
     import psutil
     from tqdm.auto import tqdm
 
     from . import coarse, memory, rss
     from .vectors import iter_blocks
 
-    path = os.fspath(path)
     add_batch = memory.ADD_BATCH if add_batch is None else add_batch
     _check_arguments(ds, n_train, add_batch, checkpoint_seconds, ef_construction)
     preassigned = shared_coarse and preassignable(factory)
@@ -303,9 +315,6 @@ def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
         n_train = pred["n_train"]
         key = _key(ds, factory, n_train, ef_construction)
         out_dir = os.path.dirname(os.path.abspath(path))
-        if os.path.isfile(out_dir):
-            raise BuildError(f"cannot write {path}: {out_dir} is a file, not a folder")
-        os.makedirs(out_dir, exist_ok=True)
         if not overwrite:
             report = _reusable(path, key)
             if report is not None:

@@ -20,6 +20,8 @@ Files, for a coarse space such as ``IVF4096``::
     IVF4096.assign.partial.json ... and how many of them are complete (its commit point)
 """
 
+import contextlib
+import io
 import os
 import re
 import time
@@ -28,7 +30,7 @@ import faiss
 import numpy as np
 
 from . import indexes
-from .files import atomic_path, read_json, sha256_bytes, write_json
+from .files import atomic_path, locked, read_json, sha256_bytes, write_json
 from .memory import ASSIGN_BLOCK  # rows per assignment block (a 256 MiB read at d = 1024)
 
 QUANTIZER_EF_SEARCH = 64   # HNSW coarse quantizers search at least this deep while assigning
@@ -63,8 +65,6 @@ def train_space(coarse, xt, metric):
     (faiss.contrib.clustering.two_level_clustering): about sqrt(nlist)/2 times
     fewer distance computations than one k-means over nlist centroids, at some
     cost in recall at a given nprobe (measured by helpers.screen)."""
-    from faiss.contrib.clustering import two_level_clustering
-
     from . import quiet
 
     space = indexes.new_index(coarse + ",Flat", xt.shape[1], metric)
@@ -73,6 +73,8 @@ def train_space(coarse, xt, metric):
         if not uses_two_level(coarse, xt.shape[1], metric):
             space.train(xt)
             return space
+        with contextlib.redirect_stdout(io.StringIO()):  # "scipy not accessible": not needed here
+            from faiss.contrib.clustering import two_level_clustering
         for vt in indexes.transforms(space):
             vt.train(xt)
         xs = indexes.apply_transforms(space, xt)
@@ -147,6 +149,15 @@ def coarse_assignment(ds, coarse, n_train, coarse_dir, block_rows=ASSIGN_BLOCK, 
     block. Returns (quantizer, assign int64 (n,), info dict with train_s,
     assign_s, reused).
     """
+    os.makedirs(coarse_dir, exist_ok=True)
+    with locked(paths(coarse_dir, coarse)[1], what=f"the {coarse} coarse assignment"):
+        return _coarse_assignment(ds=ds, coarse=coarse, n_train=n_train, coarse_dir=coarse_dir,
+                                  block_rows=block_rows, seed=seed, progress=progress,
+                                  checkpoint_seconds=checkpoint_seconds)
+
+
+def _coarse_assignment(ds, coarse, n_train, coarse_dir, block_rows=ASSIGN_BLOCK, seed=0,
+                      progress=True, checkpoint_seconds=30):
     from tqdm.auto import tqdm
 
     from .vectors import iter_blocks

@@ -27,6 +27,7 @@ from .files import (
     combine_digests,
     commit_point,
     explain_write_error,
+    locked,
     partial_path,
     quick_fingerprint,
     read_json,
@@ -121,6 +122,25 @@ def generate_dataset(
     complete.
     An interrupted generation resumes from its last complete chunk.
     """
+    _make_folder(root)
+    with locked(os.path.join(root, MANIFEST), what=f"the dataset in {root}"):
+        return _generate_dataset(root=root, n=n, n_queries=n_queries, n_train=n_train,
+                                 params=params, metric=metric, dtype=dtype, chunk_rows=chunk_rows,
+                                 overwrite=overwrite, progress=progress)
+
+
+def _generate_dataset(
+    root,
+    n,
+    n_queries=1000,
+    n_train=None,
+    params=synthetic.GeneratorParams(),
+    metric="IP",
+    dtype="float32",
+    chunk_rows=16384,
+    overwrite=False,
+    progress=True,
+):
     metric = check_metric(metric)
     if dtype not in STORAGE_DTYPES:
         raise ValueError(f"dtype must be one of {STORAGE_DTYPES}, got {dtype!r}")

@@ -7,11 +7,14 @@ replaces good data.
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import signal
+import socket
+import time
 
 PARTIAL_SUFFIX = ".partial"
 
@@ -139,14 +142,67 @@ def commit_point():
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+class LockedError(RuntimeError):
+    """Another process holds the lock of an artifact; the message names it."""
+
+
+def _holder(lock_path):
+    try:
+        with open(lock_path) as f:
+            h = json.loads(f.read() or "{}")
+        return f"pid {h['pid']} on {h['host']} (since {h['since']})"
+    except (OSError, ValueError, KeyError):
+        return "another process"
+
+
+@contextlib.contextmanager
+def locked(path, wait=True, what=None):
+    """Hold the OS lock of the artifact at `path` (flock on `path`.lock) for the
+    block: the whole write of an artifact happens under it, so two processes
+    never write one artifact at once. The lock dies with its process (a
+    SIGKILLed holder never blocks the next). wait=True blocks until the holder
+    is done, saying who it is (then the caller reuses what it wrote);
+    wait=False raises LockedError naming the holder (pid, host, since when).
+    The .lock file stays: removing it could split the lock between processes.
+    """
+    lock_path = os.fspath(path) + ".lock"
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise explain_write_error(e, lock_path) from e
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(lock_path)
+            if not wait:
+                raise LockedError(f"{what or path} is in use by {holder}: wait for it to finish, "
+                                  f"or use another folder") from None
+            print(f"waiting for {holder}, which is writing {what or path} ...", flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                  "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def is_partial(path):
+    """Whether `path` is a file still being written (partial_path or atomic_path's)."""
+    return PARTIAL_SUFFIX in os.path.basename(os.fspath(path))
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path; rename it to `path` only if the block succeeds.
 
-    On error the temporary file is removed and `path` is left untouched; an
-    OSError such as a full disk is re-raised as WriteError naming `path`.
+    The temporary name is this process's own (`path`.partial-<pid>-<random>),
+    so two writers never rename each other's file away. On error the
+    temporary file is removed and `path` is left untouched; an OSError such as
+    a full disk is re-raised as WriteError naming `path`.
     """
-    tmp = partial_path(path)
+    tmp = f"{partial_path(path)}-{os.getpid()}-{os.urandom(3).hex()}"
     try:
         yield tmp
     except BaseException as e:

@@ -19,7 +19,7 @@ import faiss
 import numpy as np
 
 from .dataset import faiss_metric
-from .files import atomic_path, sha256_bytes
+from .files import atomic_path, locked, sha256_bytes
 from .vectors import check_finite, iter_blocks, read_rows
 
 
@@ -110,6 +110,14 @@ def ground_truth(ds, k=100, block_rows=None, progress=True, recompute=False):
     reported and recomputed, never used. Returns D (nq, k) float32, I (nq, k)
     int64. recompute=True ignores (and replaces) the cache.
     """
+    if not recompute and cached(ds, k):  # read without the lock: the folder may be read-only
+        return load_ground_truth(cached(ds, k), ds, k)
+    with locked(gt_path(ds, k), what="the ground truth"):
+        return _ground_truth(ds=ds, k=k, block_rows=block_rows, progress=progress,
+                             recompute=recompute)
+
+
+def _ground_truth(ds, k=100, block_rows=None, progress=True, recompute=False):
     if not 1 <= k <= ds.n:
         raise ValueError(f"k={k} is out of range for a dataset of {ds.n} vectors")
     for path in [] if recompute else _cached(ds, k):

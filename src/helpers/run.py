@@ -17,6 +17,7 @@ unless a preset is named the parameters follow their size (helpers.profile).
 
 import argparse
 import ast
+import contextlib
 import datetime
 import glob
 import math
@@ -25,7 +26,7 @@ import sys
 import time
 
 from . import quiet
-from .files import format_bytes, parse_duration, parse_size, read_json, write_json
+from .files import LockedError, format_bytes, locked, parse_duration, parse_size, read_json, write_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NOTEBOOKS = os.path.join(ROOT, "notebooks")
@@ -442,8 +443,6 @@ def run(preset=None, params_file=None, force=False, runs_dir=None, data_root=Non
     estimate_seconds exceed it is refused before it starts."""
     import json
 
-    import papermill as pm
-
     from .profile import min_rows
 
     runs_dir = runs_dir or os.path.join(ROOT, "runs")
@@ -472,12 +471,26 @@ def run(preset=None, params_file=None, force=False, runs_dir=None, data_root=Non
         print(f"  {f} will be refused by its notebook: {why}")
     estimated = check_time(planned, data_dir, time_limit or params["time_limit"], notebooks_dir)
     folder, state = _unfinished_run(runs_dir, preset, params, force)
+    with contextlib.ExitStack() as held:
+        if folder:  # a run folder has one runner at a time: another one here is refused
+            held.enter_context(locked(os.path.join(folder, "run.json"), wait=False,
+                                      what=f"the run folder {folder}"))
+        return _run_in(folder, state, held, runs_dir, preset, params, force, estimated, data_dir,
+                       notebooks_dir, order, progress, export_html, until)
+
+
+def _run_in(folder, state, held, runs_dir, preset, params, force, estimated, data_dir,
+            notebooks_dir, order, progress, export_html, until):
+    import papermill as pm
+
     if folder:
         print(f"continuing the unfinished run {folder} (done: {', '.join(state['done']) or 'none'})")
     else:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         folder = os.path.join(runs_dir, f"{stamp}-{preset}")
         os.makedirs(folder)
+        held.enter_context(locked(os.path.join(folder, "run.json"), wait=False,
+                                  what=f"the run folder {folder}"))
         state = {"preset": preset, "params": params, "force": force, "done": [], "status": "running",
                  "started": stamp, "seconds": {}}
         if estimated is not None:
@@ -531,7 +544,12 @@ def run(preset=None, params_file=None, force=False, runs_dir=None, data_root=Non
         write_json(os.path.join(folder, "run.json"), state)
         from .summary import write_summary
 
-        write_summary(folder)
+        try:
+            write_summary(folder)
+        except Exception as e:  # never hide the error that stopped the run
+            if e.__context__ is None and state["status"] != "failed":
+                raise  # no earlier error in flight: this one is the news
+            print(f"the run summary could not be written: {type(e).__name__}: {e}")
     return folder
 
 
@@ -582,7 +600,7 @@ def main(argv=None):
     try:
         folder = run(a.preset, a.params, a.force, a.runs_dir, a.data_dir, data=data or None,
                      until=a.until, limits=limits, time_limit=a.time_budget)
-    except (RunError, ValueError, FileNotFoundError) as e:
+    except (RunError, ValueError, FileNotFoundError, LockedError) as e:
         print(f"\nRUN FAILED: {e}", file=sys.stderr)
         return 1
     print(f"\nrun {'complete' if not a.until else 'stopped after ' + a.until}: {folder}/summary.html")
