@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from helpers import dataset, synthetic
+from helpers import dataset, files, synthetic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = os.path.join(ROOT, "notebooks")
@@ -30,3 +30,8 @@ def pytest_runtest_makereport(item, call):
     rep = yield
     setattr(item, "rep_" + rep.when, rep)
     return rep
+
+
+def listing(folder):
+    """The files in `folder`, sorted, without the artifacts' lock files (files.locked)."""
+    return sorted(f for f in os.listdir(folder) if not f.endswith(files.LOCK_SUFFIX))

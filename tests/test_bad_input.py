@@ -96,10 +96,11 @@ def test_truncated_manifest_is_named(users_ds):
         dataset.load_dataset(users_ds.root)
 
 
-def test_full_disk_names_the_file_and_leaves_nothing(users_ds, tmp_path):
+def test_full_disk_names_the_file_and_leaves_nothing(users_ds, tmp_path, monkeypatch):
     # a real ENOSPC: the file being written is /dev/full
     target = tmp_path / "gt.npz"
     os.symlink("/dev/full", files.partial_path(target))
+    monkeypatch.setattr(files, "temp_path", files.partial_path)
     with pytest.raises(files.WriteError, match=r"cannot write .*gt.npz: the disk is full"):
         groundtruth._save(str(target), D=np.ones((100, 100)))
     assert not target.exists() and not os.path.lexists(files.partial_path(target))

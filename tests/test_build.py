@@ -9,6 +9,7 @@ import pytest
 
 from helpers import build, files, indexes, groundtruth, memory, planner
 from helpers.vectors import read_rows
+from conftest import listing
 
 
 def recall_at_10(index, ds):
@@ -36,7 +37,7 @@ def test_build_reaches_recall_and_writes_report(small_ds, tmp_path, factory, par
     assert rep["dataset"] == small_ds.fingerprint and rep["measured"]["disk"] == os.path.getsize(tmp_path / "i.faiss")
     assert rep["predicted"]["disk"] > 0 and rep["add_vectors_per_s"] > 0 and len(rep["rss_trace"]) >= 2
     # no leftovers; IVF builds keep the dataset's shared coarse quantizer and assignment
-    assert sorted(set(os.listdir(tmp_path)) - {"coarse"}) == ["i.faiss", "i.faiss.json"]
+    assert sorted(set(listing(tmp_path)) - {"coarse"}) == ["i.faiss", "i.faiss.json"]
 
 
 KILLED_BUILD = """
@@ -87,7 +88,7 @@ def test_plan_over_budget_is_refused_before_allocating(small_ds, tmp_path):
     with pytest.raises(build.BuildError, match="refusing to build HNSW32,Flat.*build peak .* > build budget"):
         build.build_index(small_ds, "HNSW32,Flat", tmp_path / "h.faiss", build_budget=1 << 20,
                           progress=False)
-    assert os.listdir(tmp_path) == []
+    assert listing(tmp_path) == []
 
 
 def test_checkpoint_of_other_settings_is_refused(small_ds, tmp_path):

@@ -11,6 +11,7 @@ import pytest
 from helpers import dataset, synthetic
 from helpers.files import NotEnoughDiskError
 from helpers.vectors import open_vectors, read_rows
+from conftest import listing
 
 P = synthetic.GeneratorParams(d=32, intrinsic_dim=8, n_clusters=16, seed=3)
 
@@ -162,7 +163,7 @@ def test_not_enough_disk_refuses_before_writing(tmp_path):
     with pytest.raises(NotEnoughDiskError, match="needs .*TiB.*free"):
         dataset.generate_dataset(tmp_path, 10**10, params=synthetic.GeneratorParams(d=1024),
                                  progress=False)
-    assert os.listdir(tmp_path) == []
+    assert listing(tmp_path) == []
 
 
 def test_bad_arguments(tmp_path):

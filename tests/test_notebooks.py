@@ -7,7 +7,7 @@ import nbformat
 import papermill as pm
 import pytest
 
-from conftest import NOTEBOOKS
+from conftest import NOTEBOOKS, listing
 
 
 def run(name, tmp_path, **params):
@@ -69,7 +69,7 @@ def test_01_data_generation(tmp_path):
     assert "ground truth (40, 20)" in text
     assert has_plotly(nb)
     # builds sample their training rows from base.npy: no separate training file
-    assert sorted(os.listdir(data)) == ["base.npy", "gt_IP_k20.npz", "manifest.json", "queries.npy"]
+    assert listing(data) == ["base.npy", "gt_IP_k20.npz", "manifest.json", "queries.npy"]
 
 
 def test_02_memory_budget(tmp_path):

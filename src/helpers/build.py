@@ -287,7 +287,11 @@ def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
     the model's predictions) are committed as one unit. An existing index is
     reused only if built from the same inputs and intact.
     """
+    from .memory import ADD_BATCH
+
     path = os.fspath(path)
+    add_batch = ADD_BATCH if add_batch is None else add_batch
+    _check_arguments(ds, n_train, add_batch, checkpoint_seconds, ef_construction)  # before any write
     out_dir = os.path.dirname(os.path.abspath(path))
     if os.path.isfile(out_dir):
         raise BuildError(f"cannot write {path}: {out_dir} is a file, not a folder")
@@ -306,8 +310,6 @@ def _build_index(ds, factory, path, n_train, add_batch, threads, build_budget, c
     from . import coarse, memory, rss
     from .vectors import iter_blocks
 
-    add_batch = memory.ADD_BATCH if add_batch is None else add_batch
-    _check_arguments(ds, n_train, add_batch, checkpoint_seconds, ef_construction)
     preassigned = shared_coarse and preassignable(factory)
     with omp_threads(threads) as threads:
         pred = memory.predict(factory, ds.n, ds.d, ds.metric, n_train=n_train, add_batch=add_batch,
@@ -577,6 +579,8 @@ def main(argv=None):
     ap.add_argument("--ef-construction", type=int, default=None)
     ap.add_argument("--n-train", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--accept-scale", action="store_true",
+                    help="with --config: build even far beyond the rows it was explored on")
     a = ap.parse_args(argv)
     try:
         r = _main(ap, a)
@@ -595,7 +599,8 @@ def _main(ap, a):
             ap.error("--config takes --base and --out, and no DATA_DIR FACTORY")
         from .export import build_from_config
 
-        r = build_from_config(a.config, a.base, a.out, a.column, a.data_dir, a.threads)
+        r = build_from_config(a.config, a.base, a.out, a.column, a.data_dir, a.threads,
+                              accept_scale=a.accept_scale)
     else:
         if not (a.data_dir and a.factory):
             ap.error("give DATA_DIR FACTORY, or --config with --base and --out")

@@ -11,7 +11,9 @@ size, and writes a build report beside the index (build_from_config).
 
 import os
 
-from .files import read_json, write_json
+import json
+
+from .files import format_bytes, read_json, write_json
 
 FORMAT = "faiss-workbook-recommendation/1"
 
@@ -49,6 +51,29 @@ def recommendation(best, served, ds, index_path, target_n, k=10):
     }
 
 
+SCALE_GAP = 10  # beyond this factor between explored and built rows, the evidence is not at scale
+
+
+def scale_warning(rec, n):
+    """A sentence when building `rec` on n rows extrapolates more than SCALE_GAP times
+    beyond the rows it was explored on, with what the memory model predicts at n;
+    "" when the evidence is at scale."""
+    from . import memory
+
+    explored = rec["explored"]["n"]
+    if n <= SCALE_GAP * explored:
+        return ""
+    pred = memory.predict(rec["factory"], n, rec["d"], rec["metric"] if rec["metric"] != "cosine"
+                          else "IP")
+    return (f"{rec['factory']} ({rec['search']}) was chosen on {explored:,} rows; you are building it "
+            f"on {n:,} ({n / explored:,.0f}x). At {n:,} rows the memory model predicts index "
+            f"{format_bytes(pred['index_ram'])} and build peak {format_bytes(pred['build_peak'])}, "
+            f"but recall and speed there were not measured: families that win at small N (HNSW "
+            f"with little efConstruction, small nlist) can lose at 10M. Run the workbook on your "
+            f"vectors at scale (python -m helpers.run --base YOUR_FILE screens the families on 1M "
+            f"rows past 1M), or pass --accept-scale to build it anyway")
+
+
 def write_recommendation(path, rec):
     """Write `rec` to `path` (atomically: the old file or the new one, never half)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -58,27 +83,44 @@ def write_recommendation(path, rec):
 
 def read_recommendation(path):
     """A recommended.json, checked: ValueError naming what is missing."""
-    rec = read_json(path)
-    missing = [k for k in ("format", "factory", "metric", "n_train", "search") if k not in rec]
-    if missing or rec.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a recommendation written by notebook 06 "
-                         f"(missing {missing or ['format ' + FORMAT]})")
+    try:
+        rec = read_json(path)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}): give the recommended.json notebook 06 "
+                         f"wrote") from None
+    if not isinstance(rec, dict):
+        raise ValueError(f"{path} holds a {type(rec).__name__}, not a recommendation from notebook 06")
+    kinds = {"format": str, "factory": str, "metric": str, "n_train": int, "search": str, "d": int,
+             "explored": dict}
+    wrong = [k for k, t in kinds.items() if not isinstance(rec.get(k), t)]
+    if wrong or rec["format"] != FORMAT or not isinstance(rec["explored"].get("n"), int):
+        raise ValueError(f"{path} is not a recommendation written by notebook 06 (missing or "
+                         f"malformed: {', '.join(wrong) or 'format / explored.n'})")
     return rec
 
 
 def build_from_config(config_path, base, out, column="embedding", data_dir=None, threads=None,
-                      progress=True):
+                      progress=True, accept_scale=False):
     """Build the recommended index on all rows of `base` and write `out` and
     `out`.build.json (the recommendation, the build's report, how to search).
 
     The base is imported first (helpers.ingest, no rows held out) into
     `data_dir` (default: `out` + '.data'), so a cosine recommendation gets
     normalised vectors; a rerun reuses the import and resumes the build.
-    Returns the build report (as build.build_index).
+    A build more than SCALE_GAP times larger than the exploration is refused
+    (scale_warning) unless accept_scale=True. Returns the build report (as
+    build.build_index).
     """
     from . import build, ingest
+    from .vectors import open_vectors
 
     rec = read_recommendation(config_path)
+    warning = scale_warning(rec, open_vectors(os.fspath(base)).n) if not os.fspath(base).endswith(
+        ".parquet") and not os.path.isdir(base) else ""
+    if warning and not accept_scale:
+        raise ValueError(warning)
+    if warning:
+        print(f"warning: {warning}")
     data_dir = data_dir or os.fspath(out) + ".data"
     ds = ingest.import_vectors(data_dir, base, metric=rec["metric"], column=column, n_queries=0,
                                progress=progress)

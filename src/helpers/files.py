@@ -17,6 +17,7 @@ import socket
 import time
 
 PARTIAL_SUFFIX = ".partial"
+LOCK_SUFFIX = ".lock"  # an artifact's OS lock (locked): empty of data, left in place
 
 
 class NotEnoughDiskError(OSError):
@@ -165,7 +166,7 @@ def locked(path, wait=True, what=None):
     wait=False raises LockedError naming the holder (pid, host, since when).
     The .lock file stays: removing it could split the lock between processes.
     """
-    lock_path = os.fspath(path) + ".lock"
+    lock_path = os.fspath(path) + LOCK_SUFFIX
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
@@ -193,6 +194,11 @@ def is_partial(path):
     return PARTIAL_SUFFIX in os.path.basename(os.fspath(path))
 
 
+def temp_path(path):
+    """This process's own temporary name for `path`: `path`.partial-<pid>-<random>."""
+    return f"{partial_path(path)}-{os.getpid()}-{os.urandom(3).hex()}"
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path; rename it to `path` only if the block succeeds.
@@ -202,7 +208,7 @@ def atomic_path(path):
     temporary file is removed and `path` is left untouched; an OSError such as
     a full disk is re-raised as WriteError naming `path`.
     """
-    tmp = f"{partial_path(path)}-{os.getpid()}-{os.urandom(3).hex()}"
+    tmp = temp_path(path)
     try:
         yield tmp
     except BaseException as e:

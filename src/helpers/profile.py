@@ -10,7 +10,7 @@ build stays short; sweeps and timing light enough for large n.
 import math
 import re
 
-from . import planner
+from . import planner, screen
 
 MIN_NLIST, MAX_NLIST = 16, 65536
 KMEANS_MIN_POINTS = 39  # faiss warns below 39 training points per centroid
@@ -51,16 +51,19 @@ def for_data(n, d, coarse_budget_s=900, rate=None):
     big_hnsw = n > 2_000_000  # HNSW adds 2-3k vectors/s past 1M rows here: hours at 10M
     cap = 0 if nlist <= 1024 else 256
     quantizer = n >= KMEANS_MIN_POINTS * 4 * nlist and not large
+    screened = large and d >= 256
     return {
         "all": {"nlist": nlist, "nprobe": max(1, nlist // 64), "max_nprobe": min(256, nlist),
-                "repeats": 1 if large else 3, "single_queries": 50 if large else 100,
                 "gt_k": 100, "target_n": n},
         "01_data_generation": {"progress": False},
-        "02_memory_budget": {"check_factories": [] if large else [f"IVF{nlist},SQ8"]},
+        # past 1M rows of d >= 256 what to build is screened on the first 1M rows, as at 10M x 1024
+        "02_memory_budget": {"check_factories": [] if large else [f"IVF{nlist},SQ8"],
+                             **(screen.notebook_params(screen.SEARCH) if screened else
+                                {"screen_rows": 0})},
         "03_build_ivfpq": {
             "large_nlist": 4 * nlist,
             "factories": [f"IVF{{nlist}},PQ{m16}", f"IVF{{nlist}},PQ{m8}x4fs",
-                          f"IVF{{nlist}},PQ{m8}x4fs,Refine(SQ8)"],
+                          f"IVF{{nlist}},PQ{m8}x4fs,Refine(SQ8)"] + (["screened"] if screened else []),
             "hnsw_quantizer_factory": f"IVF{{large_nlist}}_HNSW32,PQ{m8}x4fs" if quantizer else "",
             "rerank_factory": f"IVF{{nlist}},PQ{m8}x4fs", "rerank_k_factors": [1, 4, 16],
             "ondisk_factory": f"IVF{{nlist}},PQ{m16}", "cap_nprobe": cap},
@@ -72,7 +75,7 @@ def for_data(n, d, coarse_budget_s=900, rate=None):
         "05_build_ivfsq": {"factories": ["IVF{nlist},SQ8", "IVF{nlist},SQ4"], "cap_nprobe": cap,
                            "ondisk_lists": not large},
         "06_recall_vs_latency": {},
-        "07_beyond_one_machine": {"repeats": 1 if large else 3},
+        "07_beyond_one_machine": {},
         "skip": {"07_beyond_one_machine": "past 1M rows a second, sharded copy of the IVF-SQ8 index "
                                           "costs disk and time on one machine"} if large else {},
     }

@@ -25,7 +25,7 @@ import os
 import sys
 import time
 
-from . import quiet
+from . import quiet, screen
 from .files import LockedError, format_bytes, locked, parse_duration, parse_size, read_json, write_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -42,10 +42,14 @@ PRESETS = {
         "01_data_generation": {"n": 3000, "n_queries": 50, "n_train": 1000, "intrinsic_dim": 16,
                                "n_clusters": 32, "chunk_rows": 1024, "progress": False},
         "02_memory_budget": {"target_n": 1_000_000, "check_factories": ["IVF16,SQ8"],
-                             "time_sample_rows": 500},
+                             "time_sample_rows": 500, "target_recall": 0.9, "screen_rows": 3000,
+                             "screen_spaces": ["IVF16", "PCAR32,IVF32"],
+                             "screen_codes": ["PQ16x4fs", "RaBitQfs"],
+                             "screen_hnsw": [["HNSW16,SQ8", 40]], "screen_nprobe": [2, 4, 8],
+                             "screen_k_factors": [4, 16], "screen_ef_search": [16, 32]},
         "03_build_ivfpq": {"large_nlist": 64, "factories": [
             "IVF{nlist},PQ8", "IVF{nlist},PQ32x4fs", "IVF{nlist},PQ16,Refine(SQ8)",
-            "IVF{nlist},PQ32x4fs,RFlat"],
+            "IVF{nlist},PQ32x4fs,RFlat", "screened"],
             "hnsw_quantizer_factory": "IVF{large_nlist}_HNSW32,PQ32x4fs",
             "rerank_factory": "IVF{nlist},PQ32x4fs", "rerank_k_factors": [1, 4],
             "ondisk_factory": "IVF{nlist},PQ8"},
@@ -64,16 +68,16 @@ PRESETS = {
     "1m": {
         # at scale the evaluation, not the builds, is what the sweeps cost: one timed batch
         # and 50 single queries per setting, scans capped at a share of the lists
-        "all": {"nlist": 4096, "nprobe": 32, "repeats": 1, "single_queries": 50, "max_nprobe": 256},
+        "all": {"nlist": 4096, "nprobe": 32, "max_nprobe": 256},
         "01_data_generation": {"n": 1_000_000, "n_queries": 1000, "n_train": 0, "progress": False},
-        "02_memory_budget": {"check_factories": []},
+        "02_memory_budget": {"check_factories": [], **screen.notebook_params(screen.SEARCH, 1_000_000),
+                             "screen_time_budget": "40min"},
         "03_build_ivfpq": {"hnsw_quantizer_factory": "", "rerank_k_factors": [1, 4, 16],
                            "cap_nprobe": 512,
                            # PQ64 alone is PQ64,Refine(SQ8) at k_factor_rf=1 (same codes, the
                            # same top k): built once, within the 20-minute target
                            "factories": ["IVF{nlist},PQ16", "IVF{nlist},PQ128x4fs",
-                                         "IVF{nlist},PQ64,Refine(SQ8)",
-                                         "IVF{nlist},PQ128x4fs,Refine(SQ8)", "IVF1024,PQ8"],
+                                         "IVF{nlist},PQ64,Refine(SQ8)", "screened", "IVF1024,PQ8"],
                            "ondisk_factory": "IVF1024,PQ8"},
         "04_build_hnsw": {"factories": ["HNSW32,SQ8"], "m_values": [32],
                           "ef_construction_values": [40]},
@@ -85,24 +89,27 @@ PRESETS = {
                                           "without teaching more than the small presets do"},
     },
     "full": {  # the question this workbook answers: 10M x 1024 on 2 cores and 24 GiB
-        "all": {"nlist": 4096, "nprobe": 32, "repeats": 1, "single_queries": 50, "max_nprobe": 128},
+        "all": {"nlist": 4096, "nprobe": 32, "max_nprobe": 256},
         "01_data_generation": {"n": 10_000_000, "n_queries": 1000, "n_train": 0, "progress": False},
-        "02_memory_budget": {"check_factories": []},
+        # what to build is measured: the search's families on the first 1M rows, the two
+        # fastest at recall@10 0.95 that fit the budgets go on to 10M
+        "02_memory_budget": {"check_factories": [], **screen.notebook_params(screen.SEARCH, 1_000_000),
+                             "screen_time_budget": "40min", "build_time_budget": "30min"},
         "03_build_ivfpq": {"hnsw_quantizer_factory": "", "rerank_k_factors": [1, 4, 16],
-                           "cap_nprobe": 256,
-                           "factories": ["IVF{nlist},PQ128x4fs", "IVF{nlist},PQ128x4fs,Refine(SQ8)",
-                                         "IVF1024,PQ8"],
-                           "ondisk_factory": "IVF1024,PQ8"},
+                           "cap_nprobe": 256, "factories": ["screened"],
+                           "rerank_factory": "screened", "ondisk_factory": "screened"},
         # HNSW32,SQ8 adds 2,750 vectors/s or fewer once past 1M rows here (1m run), so 10M
-        # takes over an hour on top of the rest: planned here, built on its own (README)
+        # takes over an hour on top of the rest: planned here, measured apart (README)
         "04_build_hnsw": {"factories": ["HNSW32,Flat"], "plan_only": ["HNSW32,SQ8"],
                           "m_values": []},
-        "05_build_ivfsq": {"factories": ["IVF{nlist},SQ8"], "cap_nprobe": 256, "ondisk_lists": False},
-        # 4-bit PQ at d=1024 needs ~128 x k candidates re-ranked for recall@10 0.95 at 10M
-        # (benchmarks/results/full/rerank_depth.csv); shallower depths only add rows
-        "06_recall_vs_latency": {"k_factors": [16, 64, 128, 256]},
-        "skip": {"07_beyond_one_machine": "a second, sharded copy of IVF4096,SQ8 beside the one "
-                                          "05 built adds disk and an hour of CPU on one machine "
+        "05_build_ivfsq": {"factories": [], "cap_nprobe": 256, "ondisk_lists": False},
+        # the refine depths and nprobe values the 10M sweep tries: a range, not an answer
+        "06_recall_vs_latency": {"k_factors": [16, 32, 64, 128, 256]},
+        "skip": {"05_build_ivfsq": "IVF-SQ8 serves here as the finalists' refine stage; a standalone "
+                                   "IVF4096,SQ8 needs its own 10M k-means and assignment (~12 min) "
+                                   "and scans 1 KiB codes per vector",
+                 "07_beyond_one_machine": "a second, sharded copy of an index beside the one 03 "
+                                          "built adds disk and an hour of CPU on one machine "
                                           "without teaching more than the small presets do"},
         "time_limit": "2h",  # the issue's target on 2 cores, everything included
     },
@@ -272,7 +279,9 @@ def _factories(per_notebook):
     for name in ("03_build_ivfpq", "04_build_hnsw", "05_build_ivfsq"):
         p = per_notebook[name]
         names = {k: p[k] for k in ("nlist", "large_nlist") if k in p}
-        fs = [f.format(**names) for f in p.get("factories", [])]
+        # the screening's finalists are known once notebook 02 has run: the memory model
+        # checks them when 03 builds them
+        fs = [f.format(**names) for f in p.get("factories", []) if f != "screened"]
         if p.get("hnsw_quantizer_factory"):
             fs.append(p["hnsw_quantizer_factory"].format(**names))
         efc = p.get("ef_construction")

@@ -141,14 +141,17 @@ def _name(factory, efc):
 
 
 def screen(ds, rows, out_dir, search=SEARCH, target_n=None, ram_budget=None, time_budget=None,
+           build_time_budget=None, target_recall=TARGET_RECALL, finalists=FINALISTS,
            repeats=evaluate.MIN_BATCHES, single_queries=500, progress=True):
     """Screen the candidates of `search` on the first `rows` rows of dataset `ds`.
 
     Every candidate is built and swept once (its rows saved in out_dir, reused
     on the next call for the same dataset and rows); a candidate faiss cannot
     build is recorded with faiss's reason; once `time_budget` seconds are
-    spent the rest are recorded as not screened. Returns (sweep rows, one
-    verdict per candidate: see verdicts)."""
+    spent the rest are recorded as not screened. build_time_budget: seconds
+    one finalist's build at target_n may take (projected). Returns (sweep
+    rows, one verdict per candidate: see verdicts), the verdicts also saved
+    as out_dir/verdicts.json."""
     os.makedirs(out_dir, exist_ok=True)
     prefix = Prefix(ds, min(rows, ds.n))
     xq = read_rows(ds.queries, 0, ds.queries.n)
@@ -169,7 +172,29 @@ def screen(ds, rows, out_dir, search=SEARCH, target_n=None, ram_budget=None, tim
             write_json(path, saved)
         built[name] = saved
         all_rows += saved.get("rows", [])
-    return all_rows, verdicts(built, target_n or ds.n, ds.d, ds.metric, ram_budget)
+    found = verdicts(built, prefix.n, target_n or ds.n, ds.d, ds.metric, ram_budget,
+                     build_time_budget, target_recall, finalists)
+    write_json(os.path.join(out_dir, "verdicts.json"), found)
+    return all_rows, found
+
+
+def finalist_factories(screen_dir):
+    """The finalists' factory strings from the screening saved in screen_dir."""
+    path = os.path.join(screen_dir, "verdicts.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no screening in {screen_dir}: run notebook 02 with screen_rows > 0 "
+                                f"first (its finalists are what \"screened\" stands for)")
+    return [v["family"] for v in read_json(path) if v["verdict"] == "finalist"]
+
+
+def expand(factories, screen_dir):
+    """`factories` with the entry "screened" replaced by the screening's finalists
+    (IVF families: the graphs are built by notebook 04)."""
+    out = []
+    for f in factories:
+        out += ([x for x in finalist_factories(screen_dir) if indexes.split_factory(x)[0]]
+                if f == "screened" else [f])
+    return list(dict.fromkeys(out))
 
 
 def _screen_one(prefix, factory, efc, search, cache, xq, gt_D, gt_I, repeats, single_queries,
@@ -189,16 +214,31 @@ def _screen_one(prefix, factory, efc, search, cache, xq, gt_D, gt_I, repeats, si
     return {"key": key, "info": info, "bytes_at_rows": nbytes, "rows": rows}
 
 
-def verdicts(built, target_n, d, metric, ram_budget=None, target_recall=TARGET_RECALL,
-             finalists=FINALISTS):
+def projected_build_s(info, rows, target_n, hnsw):
+    """Seconds to build at target_n, projected from the screening's times at `rows`:
+    k-means as measured (its sample does not grow), assignment and adds linear
+    in N, HNSW insertion as N ** (1 + planner.HNSW_COST_EXPONENT)."""
+    from .planner import extrapolate_add_seconds
+
+    coarse_s = info.get("kmeans_s", 0) + extrapolate_add_seconds(info.get("assign_s", 0), rows,
+                                                                 target_n, "ivf")
+    add_s = extrapolate_add_seconds(info["add_s"], rows, target_n, "hnsw" if hnsw else "ivf")
+    return coarse_s + info["train_s"] + add_s
+
+
+def verdicts(built, rows, target_n, d, metric, ram_budget=None, time_budget=None,
+             target_recall=TARGET_RECALL, finalists=FINALISTS):
     """One verdict per candidate: its best row at the target (the fastest median
     QPS whose recall@10 interval clears it), its RAM at target_n predicted by
-    the memory model, and "finalist" or the reason it was dropped."""
+    the memory model, its build time projected to target_n, and "finalist" or
+    the measured reason it was dropped (over the RAM budget, over the time
+    budget, never reaching the target, or slower than the finalists)."""
     out = []
     for name, saved in built.items():
         factory = name.split(" efC=")[0]
         v = {"family": name, "verdict": saved.get("error"), **saved.get("info", {})}
         if not v["verdict"]:
+            v["build_s_at_target"] = projected_build_s(saved["info"], rows, target_n, "efC=" in name)
             v["ram_at_target"] = memory.predict(factory, target_n, d, metric)["index_ram"]
             good = [r for r in saved["rows"] if evaluate.goal_met(r, target_recall)]
             top = max(saved["rows"], key=lambda r: r["recall@10"])
@@ -209,6 +249,10 @@ def verdicts(built, target_n, d, metric, ram_budget=None, target_recall=TARGET_R
             if ram_budget and v["ram_at_target"] > ram_budget:
                 v["verdict"] = (f"needs {format_bytes(v['ram_at_target'])} at {target_n:,} rows, over "
                                 f"the {format_bytes(ram_budget)} budget")
+            elif time_budget and v["build_s_at_target"] > time_budget:
+                v["verdict"] = (f"its build at {target_n:,} rows is projected at "
+                                f"{v['build_s_at_target'] / 60:,.0f} min, over the "
+                                f"{time_budget / 60:,.0f} min budget")
             elif best is None:
                 v["verdict"] = (f"recall@10 interval never clears {target_recall} "
                                 f"(best {top['recall@10']:.3f} at {top['setting']})")
@@ -219,6 +263,26 @@ def verdicts(built, target_n, d, metric, ram_budget=None, target_recall=TARGET_R
             f"slower: {v['qps_median']:,.0f} queries/s at recall@10 >= {target_recall} against "
             f"{ranked[0]['qps_median']:,.0f} for {ranked[0]['family']}")
     return out
+
+
+def search_of(spaces, codes, refine, hnsw, nprobe, k_factors, ef_search, train_per_centroid=39):
+    """A search description (as SEARCH) from a notebook's plain parameters."""
+    return {"spaces": list(spaces), "codes": list(codes), "refine": refine,
+            "hnsw": [list(h) for h in hnsw], "nprobe": list(nprobe), "k_factor_rf": list(k_factors),
+            "ef_search": list(ef_search), "train_per_centroid": train_per_centroid}
+
+
+def notebook_params(search=SEARCH, rows=1_000_000):
+    """Notebook 02's screening parameters for `search` on `rows` rows (presets, profiles)."""
+    return {"screen_rows": rows, "screen_spaces": search["spaces"], "screen_codes": search["codes"],
+            "screen_refine": search["refine"], "screen_hnsw": search["hnsw"],
+            "screen_nprobe": search["nprobe"], "screen_k_factors": search["k_factor_rf"],
+            "screen_ef_search": search["ef_search"]}
+
+
+def screen_dir(data_dir):
+    """Where a dataset's screening lives (the finalists that "screened" stands for)."""
+    return os.path.join(data_dir, "screen")
 
 
 def main(argv=None):
@@ -238,7 +302,6 @@ def main(argv=None):
     ds = load_dataset(a.data_dir)
     rows, verdict = screen(ds, a.rows, a.out, target_n=a.target_n, ram_budget=parse_size(a.ram_budget),
                            time_budget=parse_duration(a.time_budget) if a.time_budget else None)
-    write_json(os.path.join(a.out, "verdicts.json"), verdict)
     from .files import write_csv
 
     write_csv(os.path.join(a.out, "screening.csv"), [

@@ -8,6 +8,8 @@ renders an HTML table that can be sorted (``.sort_values``) and exported
 
 import pandas as pd
 
+from .files import format_bytes
+
 # reasons and notes are sentences: show them whole, not cut at pandas' default 50 characters
 pd.set_option("display.max_colwidth", 200)
 
@@ -88,3 +90,21 @@ def checks(results):
                          "measured": real, "error_pct": 100 * (p[key] - real) / real if real else None})
     return frame(rows, ["factory", "figure", ("predicted", "MiB"), ("measured", "MiB"),
                         ("error_pct", "", "error (%)")])
+
+
+def screening(verdicts):
+    """The screening's verdicts, one row per family, finalists first."""
+    rows = []
+    for v in sorted(verdicts, key=lambda v: (v["verdict"] != "finalist", -(v.get("qps_median") or 0))):
+        ci = v.get("recall_ci")
+        rows.append({
+            "family": v["family"], "verdict": v["verdict"], "best setting": v.get("best_setting", ""),
+            "recall@10 (95% interval)": f"{v['recall']:.3f} ({ci[0]:.3f}-{ci[1]:.3f})" if ci else "",
+            "queries/s (median)": f"{v['qps_median']:,.0f}" if v.get("qps_median") else "",
+            "RAM at target": format_bytes(v["ram_at_target"]) if v.get("ram_at_target") else "",
+            "build at target (min, projected)":
+                f"{v['build_s_at_target'] / 60:,.0f}" if v.get("build_s_at_target") else "",
+            "k-means": (f"{v['kmeans']}, {v['kmeans_s']:,.0f} s on {v['n_train']:,} rows"
+                        if v.get("kmeans") else ""),
+        })
+    return pd.DataFrame(rows)
