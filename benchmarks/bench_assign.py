@@ -4,20 +4,23 @@ Builds three IVF indexes with the same nlist twice, on the same data, in one
 run: through helpers.build.build_index with the shared quantizer and
 assignment (trained and assigned once, helpers.coarse), and with
 shared_coarse=False, where each trains its own quantizer and assigns every
-row itself. Prints both wall times, their ratio, and checks that each pair of
-indexes returns the same results.
+row itself. Each path runs --repeats times from an empty folder (the first
+run of each, a warm-up, is discarded); prints both wall times (median
+[min-max]), the ratio of the medians with its range, and checks that each
+pair of indexes returns the same results.
 """
 
 import argparse
 import os
+import shutil
 import tempfile
-import time
 
 import faiss
 import numpy as np
 
 from helpers import build, dataset, synthetic
 from helpers.vectors import read_rows
+from timing import ratio, repeat, spread
 
 
 def main():
@@ -27,6 +30,7 @@ def main():
     ap.add_argument("--nlist", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--dir", default=None, help="where the dataset and indexes go (default: a temp dir)")
+    ap.add_argument("--repeats", type=int, default=5)
     a = ap.parse_args()
     faiss.omp_set_num_threads(a.threads)
     root = a.dir or tempfile.mkdtemp(prefix="bench_assign_")
@@ -36,11 +40,14 @@ def main():
     times, indexes = {}, {}
     for shared in (True, False):
         out = os.path.join(root, "shared" if shared else "own")
-        t0 = time.perf_counter()
-        for f in factories:
-            indexes[f, shared] = build.build_index(ds, f, os.path.join(out, f + ".faiss"),
-                                                   progress=False, shared_coarse=shared)["index"]
-        times[shared] = time.perf_counter() - t0
+
+        def build_all():
+            shutil.rmtree(out, ignore_errors=True)  # from scratch: nothing reused between runs
+            for f in factories:
+                indexes[f, shared] = build.build_index(ds, f, os.path.join(out, f + ".faiss"),
+                                                       progress=False, shared_coarse=shared)["index"]
+
+        times[shared] = repeat(build_all, a.repeats)
     xq = read_rows(ds.queries, 0, ds.queries.n)
     same = []
     for f in factories:
@@ -50,9 +57,10 @@ def main():
             results.append(indexes[f, shared].search(xq, 10)[1])
         same.append(bool(np.array_equal(*results)))
     print(f"{a.n:,} x {a.d}, nlist {a.nlist}, {a.threads} threads; {', '.join(factories)}")
-    print(f"shared quantizer and assignment: {times[True]:7.1f} s")
-    print(f"each index on its own:           {times[False]:7.1f} s")
-    print(f"ratio (own / shared): {times[False] / times[True]:.2f}; same search results: {same}")
+    print(f"{a.repeats} repeats after a warm-up, median [min-max]")
+    print(f"shared quantizer and assignment: {spread(times[True])}")
+    print(f"each index on its own:           {spread(times[False])}")
+    print(f"ratio (own / shared): {ratio(times[False], times[True])}; same search results: {same}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Generation throughput and streamed ground truth vs faiss.knn in RAM.
 
 Prints measured figures side by side; goal: streamed ground truth at >= 0.8
-of the in-RAM throughput on the same data.
+of the in-RAM throughput on the same data. Each ground-truth path is run once
+to warm up, then --repeats times: median and [min-max], and the ratio of the
+medians with its range.
 """
 
 import argparse
@@ -12,6 +14,7 @@ import faiss
 
 from helpers import dataset, groundtruth, synthetic
 from helpers.vectors import read_rows
+from timing import ratio, repeat, spread
 
 
 def main():
@@ -22,6 +25,7 @@ def main():
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--threads", type=int, default=0, help="0: faiss default")
     ap.add_argument("--dir", default=None, help="where to write (default: a temp dir)")
+    ap.add_argument("--repeats", type=int, default=5)
     a = ap.parse_args()
     if a.threads:
         faiss.omp_set_num_threads(a.threads)
@@ -37,24 +41,25 @@ def main():
           f"{(a.n + a.nq) / gen_s:,.0f} vectors/s, {mb / gen_s:,.0f} MB/s")
 
     xq = read_rows(ds.queries, 0, ds.queries.n)
-    t0 = time.perf_counter()
-    D, I = groundtruth.compute_ground_truth(xq, ds.base, a.k, ds.metric, progress=False)
-    stream_s = time.perf_counter() - t0
+    out = {}
 
+    def streamed():
+        out["streamed"] = groundtruth.compute_ground_truth(xq, ds.base, a.k, ds.metric, progress=False)
+
+    stream_t = repeat(streamed, a.repeats)
     xb = read_rows(ds.base, 0, ds.n)  # the in-RAM reference needs the whole base
-    t0 = time.perf_counter()
-    D0, I0 = faiss.knn(xq, xb, a.k, metric=dataset.faiss_metric(ds.metric))
-    ram_s = time.perf_counter() - t0
-    agree = float((I == I0).mean())
 
-    def qps(s):
-        return a.nq * a.n / s / 1e6
+    def in_ram():
+        out["ram"] = faiss.knn(xq, xb, a.k, metric=dataset.faiss_metric(ds.metric))
 
-    print(f"threads: {faiss.omp_get_max_threads()}, nq={a.nq}, k={a.k}, n={a.n}, d={a.d}")
-    print(f"{'ground truth':24s} {'seconds':>8s} {'M dist/s':>10s}")
-    print(f"{'streamed from disk':24s} {stream_s:8.2f} {qps(stream_s):10.1f}")
-    print(f"{'faiss.knn in RAM':24s} {ram_s:8.2f} {qps(ram_s):10.1f}")
-    print(f"ratio streamed / in-RAM throughput: {ram_s / stream_s:.2f} (goal >= 0.8); "
+    ram_t = repeat(in_ram, a.repeats)
+    agree = float((out["streamed"][1] == out["ram"][1]).mean())
+    print(f"threads: {faiss.omp_get_max_threads()}, nq={a.nq}, k={a.k}, n={a.n}, d={a.d}, "
+          f"{a.repeats} repeats after a warm-up")
+    print(f"{'ground truth':24s} {'median [min-max]':>24s}")
+    print(f"{'streamed from disk':24s} {spread(stream_t):>24s}")
+    print(f"{'faiss.knn in RAM':24s} {spread(ram_t):>24s}")
+    print(f"ratio streamed / in-RAM throughput: {ratio(ram_t, stream_t)} (goal >= 0.8); "
           f"ids identical: {agree:.4f}")
 
 

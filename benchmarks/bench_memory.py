@@ -9,7 +9,7 @@ peak.
 import argparse
 import tempfile
 
-from helpers import dataset, measure, synthetic
+from helpers import dataset, measure, synthetic, tables
 
 FAMILIES = [
     "Flat", "IVF1024,Flat", "IVF1024,PQ64", "IVF1024,PQ128x4fs", "OPQ64_1024,IVF1024,PQ64",
@@ -34,9 +34,9 @@ def main():
     for f in a.families:
         r = measure.measure_fresh(ds.root, f, threads=a.threads)
         results.append(r)
-        print(measure.format_checks([r]).split("\n", 1)[1], flush=True)
+        print(tables.checks([r]).to_string(header=False, index=False), flush=True)
     print()
-    print(measure.format_checks(results))
+    print(tables.checks(results).to_string(index=False))
 
 
 if __name__ == "__main__":

@@ -38,8 +38,9 @@ def main():
     ap.add_argument("--grid", nargs="+", default=[], help="name=v1,v2,...: every combination")
     ap.add_argument("--in-ram", action="store_true", help="read the index into memory (default: mapped)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=1,
-                    help="timed batches per setting: qps from the fastest, qps_median from the median")
+    ap.add_argument("--repeats", type=int, default=evaluate.MIN_BATCHES,
+                    help="timed batches per frontier setting, after a warm-up: median, min, max")
+    ap.add_argument("--single-queries", type=int, default=500)
     ap.add_argument("--out", help="write the rows as CSV here")
     a = ap.parse_args()
     faiss.omp_set_num_threads(a.threads)
@@ -57,11 +58,11 @@ def main():
         index = build.load_index(a.index, mmap=False)
     rows = evaluate.sweep({name: (index, os.path.getsize(a.index))}, xq, gt_D, gt_I,
                           metric=ds.metric, settings={name: settings}, repeats=a.repeats,
-                          single_queries=50)
+                          single_queries=a.single_queries)
     table = pd.DataFrame(rows)
     print(f"{ds.n:,} x {ds.d}, {ds.metric}, {len(xq):,} queries, {a.threads} threads, {rows[0]['loaded']}")
-    print(table[["setting", "recall@1", "recall@10", "recall@100", "qps", "qps_median", "p50_ms",
-                 "p99_ms"]]
+    print(table.reindex(columns=["setting", "recall@1", "recall@10", "recall@10_ci", "recall@100",
+                                 "qps_median", "qps_min", "qps_max", "batches", "p50_ms", "p99_ms"])
           .to_string(index=False))
     report = read_json(a.index + ".json") if os.path.exists(a.index + ".json") else None
     if report:

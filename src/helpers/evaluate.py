@@ -225,7 +225,7 @@ def evaluate(index, xq, gt_D, gt_I, base=None, metric="L2", k=10, repeats=MIN_BA
 
 def sweep(indexes, xq, gt_D, gt_I, base=None, metric="L2", k=10, settings=None,
           repeats=MIN_BATCHES, single_queries=500, progress=True, max_nprobe=256,
-          k_factors=(1, 4, 16, 64, 256)):
+          k_factors=(1, 4, 16, 64, 256), full_timing_from=0.0):
     """Evaluate every index at every setting: one tidy row per (index, setting).
 
     indexes: {name: (faiss index or index file path, index_bytes)}; a path is
@@ -235,7 +235,9 @@ def sweep(indexes, xq, gt_D, gt_I, base=None, metric="L2", k=10, settings=None,
     timed batch after a warm-up); the settings on the index's own recall-QPS
     frontier are then timed in full (`repeats` batches, `single_queries`
     single queries) and the dominated ones keep their one batch ("batches": 1,
-    no latency), so repeats cost time only where a choice is made. Rows hold
+    no latency), so repeats cost time only where a choice is made;
+    full_timing_from: only frontier settings whose recall interval reaches it
+    (and the index's most accurate one) are timed in full. Rows hold
     index, setting, each parameter as its own column, recall figures, the
     timings of time_search, index_bytes and how the index was loaded.
     """
@@ -261,7 +263,10 @@ def sweep(indexes, xq, gt_D, gt_I, base=None, metric="L2", k=10, settings=None,
             params = dict(kv.split("=") for kv in s.split(",")) if s else {}
             mine.append({"index": name, "setting": s, **{p: int(v) for p, v in params.items()},
                          **row, "index_bytes": nbytes, "loaded": loaded})
+        top = max(mine, key=lambda r: r[f"recall@{k}"])
         for r in pareto_frontier(mine, f"recall@{k}", "qps_median"):
+            if r[f"recall@{k}_ci"][1] < full_timing_from and r is not top:
+                continue
             set_parameters(index, r["setting"])
             r.update(time_search(index, xq, k, repeats, single_queries)[1])
         rows += mine

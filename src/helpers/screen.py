@@ -32,8 +32,8 @@ SEARCH = {
     "codes": ["PQ64x4fs", "RaBitQfs", "PQ128x4fs", "RaBitQ4", "PQ256x4fs", "RaBitQ"],
     "refine": "Refine(SQ8)",
     "hnsw": [["PCAR256,HNSW32,Refine(SQ8)", 100]],
-    "nprobe": [8, 16, 32, 64, 128, 256],
-    "k_factor_rf": [4, 16, 64],
+    "nprobe": [16, 32, 64, 128, 256],
+    "k_factor_rf": [16, 64, 256],  # 4-bit codes at d = 1024 need deep re-ranking for 0.95
     "ef_search": [32, 64, 128, 256],
     "train_per_centroid": 39,   # k-means sample: faiss's minimum, the time budget's choice
 }
@@ -42,11 +42,11 @@ FINALISTS = 2
 
 
 def candidates(search=SEARCH):
-    """[(factory, efConstruction or None)] in screening order: the HNSW graphs, then
-    for each code every space (so a short time budget still compares spaces)."""
+    """[(factory, efConstruction or None)] in screening order: for each code every
+    space (so a short time budget still compares spaces), then the HNSW graphs."""
     ivf = [(f"{space},{code},{search['refine']}".rstrip(","), None)
            for code in search["codes"] for space in search["spaces"]]
-    return [(f, efc) for f, efc in search["hnsw"]] + ivf
+    return ivf + [(f, efc) for f, efc in search["hnsw"]]
 
 
 def settings_for(index, search=SEARCH):
@@ -168,7 +168,7 @@ def screen(ds, rows, out_dir, search=SEARCH, target_n=None, ram_budget=None, tim
             saved = {"key": key, "error": "not screened: the screening's time budget was spent"}
         else:
             saved = _screen_one(prefix, factory, efc, search, cache, xq, gt_D, gt_I, repeats,
-                                single_queries, key, progress)
+                                single_queries, key, progress, target_recall)
             write_json(path, saved)
         built[name] = saved
         all_rows += saved.get("rows", [])
@@ -198,7 +198,7 @@ def expand(factories, screen_dir):
 
 
 def _screen_one(prefix, factory, efc, search, cache, xq, gt_D, gt_I, repeats, single_queries,
-                key, progress):
+                key, progress, target_recall):
     name = _name(factory, efc)
     if progress:
         print(f"screening {name} on {prefix.n:,} rows ...", flush=True)
@@ -209,7 +209,8 @@ def _screen_one(prefix, factory, efc, search, cache, xq, gt_D, gt_I, repeats, si
     nbytes = len(faiss.serialize_index(index))
     rows = evaluate.sweep({name: (index, nbytes)}, xq, gt_D, gt_I, None, prefix.ds.metric,
                           settings={name: settings_for(index, search)}, repeats=repeats,
-                          single_queries=single_queries, progress=False)
+                          single_queries=single_queries, progress=False,
+                          full_timing_from=target_recall)
     del index
     return {"key": key, "info": info, "bytes_at_rows": nbytes, "rows": rows}
 

@@ -26,14 +26,15 @@ BASE, QUERIES, TRAIN = 1, 2, 3  # random streams
 class GeneratorParams:
     """What the synthetic distribution looks like.
 
-    d: output dimension; intrinsic_dim: latent dimension r (<= d);
+    d: output dimension; intrinsic_dim: latent dimension r (<= d; default
+    min(64, d));
     n_clusters: latent clusters; cluster_std: within-cluster spread relative
     to the spread of the centres; noise: ratio of the noise norm to the
     signal norm; normalize: L2-normalise rows; seed: master seed.
     """
 
     d: int = 1024
-    intrinsic_dim: int = 64
+    intrinsic_dim: int = None
     n_clusters: int = 1024
     cluster_std: float = 1.2
     noise: float = 0.6
@@ -43,6 +44,8 @@ class GeneratorParams:
     def __post_init__(self):
         if self.d < 1:
             raise ValueError(f"d must be >= 1, got {self.d}")
+        if self.intrinsic_dim is None:
+            object.__setattr__(self, "intrinsic_dim", min(64, self.d))
         if not 1 <= self.intrinsic_dim <= self.d:
             raise ValueError(
                 f"intrinsic_dim must be in [1, d={self.d}], got {self.intrinsic_dim}"

@@ -1,0 +1,60 @@
+"""Every benchmark script runs, at a tiny size, and prints its figures: none can rot."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from helpers import build
+
+BENCH = os.path.join(ROOT, "benchmarks")
+
+
+def _run(script, *args):
+    out = subprocess.run([sys.executable, os.path.join(BENCH, script), *map(str, args)],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+def test_bench_data(tmp_path):
+    out = _run("bench_data.py", "--n", 3000, "--d", 32, "--nq", 20, "--k", 10, "--repeats", 2,
+               "--dir", tmp_path)
+    assert "ratio streamed / in-RAM throughput:" in out and "(range " in out
+    assert "ids identical: 1.0000" in out
+
+
+def test_bench_build(tmp_path):
+    out = _run("bench_build.py", "--n", 3000, "--d", 32, "--factory", "IVF16,SQ8", "--repeats", 2,
+               "--dir", tmp_path)
+    assert "ratio helper / in-RAM:" in out and "2 repeats after a warm-up" in out
+
+
+def test_bench_assign(tmp_path):
+    out = _run("bench_assign.py", "--n", 3000, "--d", 32, "--nlist", 16, "--repeats", 2,
+               "--dir", tmp_path)
+    assert "same search results: [True, True, True]" in out
+
+
+def test_bench_memory(tmp_path):
+    out = _run("bench_memory.py", "--n", 2000, "--d", 32, "--families", "IVF16,SQ8", "HNSW16,Flat",
+               "--dir", tmp_path)
+    assert out.count("IVF16,SQ8") >= 2 and "build peak" in out
+
+
+def test_bench_sweep_and_hnsw_add_rate(small_ds, tmp_path):
+    path = str(tmp_path / "h.faiss")
+    build.build_index(small_ds, "HNSW16,SQ8", path, progress=False)
+    out = _run("bench_sweep.py", small_ds.root, path, "--grid", "efSearch=16,64", "--repeats", 2,
+               "--single-queries", 10, "--out", tmp_path / "s.csv")
+    assert "efSearch=64" in out and (tmp_path / "s.csv").exists()
+    out = _run("hnsw_add_rate.py", path + ".json", "--html", tmp_path / "c.html")
+    assert "HNSW16,SQ8" in out and (tmp_path / "c.html").exists()
+
+
+@pytest.mark.parametrize("folder", ["full", "1m"])
+def test_answer_reads_the_committed_results(folder):
+    out = _run("answer.py", os.path.join(BENCH, "results", folder))
+    assert "| index |" in out
