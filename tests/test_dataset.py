@@ -154,9 +154,22 @@ def test_modified_data_fails_verification(tmp_path):
         f.write(b"\x01\x02\x03\x04")
     with pytest.raises(dataset.DatasetError, match=r"rows \[1400, 2100\) do not match"):
         dataset.verify_dataset(ds)  # the full check names the rows
-    # opening it again notices the edit cheaply (size, time, sampled blocks)
-    with pytest.raises(dataset.DatasetError, match="base.npy changed since"):
+    # opening it again notices the edit: in the sampled blocks, else by the full checksum
+    with pytest.raises(dataset.DatasetError, match=r"base.npy( changed since|: rows .* do not match)"):
         dataset.load_dataset(tmp_path)
+
+
+def test_a_copied_or_touched_dataset_is_verified_and_accepted(tmp_path):
+    ds = gen(tmp_path / "a")
+    subprocess.run(["cp", "-r", str(tmp_path / "a"), str(tmp_path / "b")], check=True)  # new times
+    copy = dataset.load_dataset(tmp_path / "b")
+    assert copy.fingerprint == ds.fingerprint
+    os.utime(copy.base.path, (1, 1))  # touch
+    assert dataset.load_dataset(tmp_path / "b").fingerprint == ds.fingerprint
+    with open(copy.base.path, "r+b") as f:  # a changed size is refused without a full read
+        f.truncate(os.path.getsize(copy.base.path) - 4)
+    with pytest.raises(dataset.DatasetError):
+        dataset.load_dataset(tmp_path / "b")
 
 
 def test_not_enough_disk_refuses_before_writing(tmp_path):

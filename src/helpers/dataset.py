@@ -373,13 +373,7 @@ def load_dataset(root):
                 f"{vf.shape} {vf.dtype.name}; regenerate the dataset "
                 f"(overwrite=True) or restore the original file"
             )
-        quick = entry.get("quick")
-        if quick and quick != quick_fingerprint(path):
-            raise DatasetError(
-                f"{path} changed since the dataset in {root} was recorded (size, time or "
-                f"content differ), so results cached from it may be wrong; "
-                + ("import it again (overwrite=True)" if entry.get("path") else
-                   "regenerate the dataset (overwrite=True)") + " or restore the file")
+        _check_unchanged(root, manifest_path, manifest, entry, vf)
         opened[role] = vf
     if "queries" in opened and opened["queries"].d != opened["base"].d:
         raise DatasetError(
@@ -389,22 +383,53 @@ def load_dataset(root):
     return Dataset(root, manifest, opened["base"], opened.get("queries"), opened.get("train"))
 
 
+def _check_unchanged(root, manifest_path, manifest, entry, vf):
+    """Refuse a file whose content changed since it was recorded. The quick
+    fingerprint (size, time, sampled blocks) decides when size or samples
+    differ; when only the time moved (a copy with cp -r, a touch) the full
+    checksum decides, and an unchanged file is accepted and its new time
+    recorded where the folder is writable."""
+    quick, now = entry.get("quick"), quick_fingerprint(vf.path)
+    if not quick or quick == now:
+        return
+    same_samples = all(quick[k] == now[k] for k in ("size", "sample_sha256"))
+    if same_samples and "sha256_chunks" in entry:
+        print(f"{vf.path}: modified time changed since it was recorded; verifying its "
+              f"checksum ...", flush=True)
+        _verify_file(vf, entry)
+        entry["quick"] = now
+        try:
+            write_json(manifest_path, manifest)
+        except OSError:
+            pass  # a read-only copy: verified again next time
+        return
+    raise DatasetError(
+        f"{vf.path} changed since the dataset in {root} was recorded (size or content "
+        f"differ), so results cached from it may be wrong; "
+        + ("import it again (overwrite=True)" if entry.get("path") else
+           "regenerate the dataset (overwrite=True)") + " or restore the file")
+
+
+def _verify_file(vf, entry, progress=False):
+    """Compare the stored rows of `vf` with the checksums of its manifest entry."""
+    digests = _chunk_digests(vf, entry["chunk_rows"], progress, os.path.basename(vf.path))
+    for i, (got, want) in enumerate(zip(digests, entry["sha256_chunks"])):
+        if got != want:
+            r0 = i * entry["chunk_rows"]
+            raise DatasetError(
+                f"{vf.path}: rows [{r0}, {min(r0 + entry['chunk_rows'], vf.n)}) "
+                f"do not match the manifest's checksum: the file was modified "
+                f"or corrupted; regenerate it (overwrite=True) or restore it"
+            )
+
+
 def verify_dataset(ds, progress=False):
     """Re-read every file of `ds` and compare with the manifest's checksums.
 
     Raises DatasetError naming the first chunk that differs.
     """
     for role, entry in ds.manifest["files"].items():
-        vf = getattr(ds, role)
-        digests = _chunk_digests(vf, entry["chunk_rows"], progress, role)
-        for i, (got, want) in enumerate(zip(digests, entry["sha256_chunks"])):
-            if got != want:
-                r0 = i * entry["chunk_rows"]
-                raise DatasetError(
-                    f"{vf.path}: rows [{r0}, {min(r0 + entry['chunk_rows'], vf.n)}) "
-                    f"do not match the manifest's checksum: the file was modified "
-                    f"or corrupted; regenerate it (overwrite=True) or restore it"
-                )
+        _verify_file(getattr(ds, role), entry, progress)
 
 
 def _chunk_digests(vf, chunk_rows, progress=False, desc=None, check_finite=False):
