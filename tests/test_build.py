@@ -1,3 +1,4 @@
+import glob
 import json
 import os
 import subprocess
@@ -161,7 +162,8 @@ def test_ondisk_lists_search_like_the_original(small_ds, tmp_path, factory):
     codes = small_ds.n * (faiss.extract_index_ivf(ondisk).code_size + 8)  # codes + ids moved out
     # what stays: the trained parts plus a few words per list and the .ivfdata path
     assert os.path.getsize(tmp_path / "d.faiss") <= os.path.getsize(tmp_path / "i.faiss") - codes + 4096
-    assert os.path.getsize(tmp_path / "d.faiss.ivfdata") > 0
+    (data,) = glob.glob(str(tmp_path / "d.faiss.*.ivfdata"))
+    assert os.path.getsize(data) > 0
     again = build.to_ondisk(str(tmp_path / "i.faiss"), str(tmp_path / "d.faiss"))  # reused
     assert again.ntotal == small_ds.n
     os.utime(tmp_path / "d.faiss", (0, 0))  # older than its source: stale
@@ -252,3 +254,19 @@ def test_build_budget_caps_the_training_sample_as_the_model_says(small_ds, tmp_p
     r = build.build_index(small_ds, "IVF64,SQ8", tmp_path / "i.faiss", build_budget=budget,
                           progress=False)
     assert r["n_train"] == pred["n_train"] and r["index"].ntotal == small_ds.n
+
+
+def test_a_full_disk_while_rewriting_an_index_keeps_the_old_one(small_ds, tmp_path, monkeypatch):
+    r = build.build_index(small_ds, "IVF32,SQ8", tmp_path / "i.faiss", n_train=2000, progress=False)
+    xq = read_rows(small_ds.queries, 0, small_ds.queries.n)
+    build.to_ondisk(str(tmp_path / "i.faiss"), str(tmp_path / "d.faiss"))
+    os.symlink("/dev/full", tmp_path / "full")
+    monkeypatch.setattr(files, "temp_path", lambda path: str(tmp_path / "full"))  # a real ENOSPC
+    with pytest.raises(files.WriteError, match=r"cannot write .*d.faiss: the disk is full"):
+        build.to_ondisk(str(tmp_path / "i.faiss"), str(tmp_path / "d.faiss"), overwrite=True)
+    monkeypatch.undo()
+    old = build.load_index(str(tmp_path / "d.faiss"))  # the old index and its .ivfdata still work
+    for index in (old, r["index"]):
+        faiss.ParameterSpace().set_index_parameters(index, "nprobe=8")
+    np.testing.assert_array_equal(old.search(xq, 10)[1], r["index"].search(xq, 10)[1])
+    assert len(glob.glob(str(tmp_path / "d.faiss.*.ivfdata"))) == 1  # the new one was removed

@@ -12,9 +12,10 @@ import numpy as np
 
 from . import quiet
 from .indexes import (add_preassigned, components, final_index, load_space, new_index,
-                      preassignable, storage, work_index)
+                      preassignable, storage, work_index, write_index, write_index_file,
+                      write_ondisk)
 from .files import (atomic_path, check_disk_space, is_partial, locked, commit_point, file_sha256,
-                    format_bytes, fsync_file, read_json, write_json)
+                    format_bytes, read_json, write_json)
 
 
 
@@ -116,12 +117,12 @@ def _reusable(path, key):
         differs = sorted(k for k in key if report.get(k) != key[k]) or ["no build report"]
         raise BuildError(f"{path} exists and was not built from this dataset with {key['factory']!r}, "
                          f"n_train={key['n_train']:,}, ef_construction={key['ef_construction']} "
-                         f"(differs in: {', '.join(differs)}); pass overwrite=True (force in the "
-                         f"notebooks) or choose another path")
+                         f"(differs in: {', '.join(differs)}); pass overwrite=True (--force on the "
+                         f"command line, force in the notebooks) or choose another path")
     if file_sha256(path) != report.get("sha256"):
         raise BuildError(f"{path} does not match the checksum in its build report: the file was "
-                         f"modified or corrupted after it was built; pass overwrite=True (force in "
-                         f"the notebooks) to rebuild it")
+                         f"modified or corrupted after it was built; pass overwrite=True (--force on the "
+                         f"command line, force in the notebooks) to rebuild it")
     return report
 
 
@@ -135,10 +136,8 @@ def _commit(index, path, report):
     the old index and report, if any, are untouched.
     """
     with atomic_path(path) as tmp:
-        faiss.write_index(index, tmp)
-        fsync_file(tmp)
-        report["measured"]["disk"] = os.path.getsize(tmp)
-        report["sha256"] = file_sha256(tmp)
+        report["measured"]["disk"] = write_index_file(index, tmp)
+        report["sha256"] = file_sha256(tmp)  # read back: what the report vouches for is on disk
         write_json(path + ".json.pending", report)
     # the index's rename (atomic_path) was the commit point; this completes it
     os.replace(path + ".json.pending", path + ".json")
@@ -185,9 +184,7 @@ class _Checkpoints:
 
     def save(self, index, rows):
         file = f"{self.path}.checkpoint-{rows}"
-        with atomic_path(file) as tmp:
-            faiss.write_index(index, tmp)
-            fsync_file(tmp)
+        write_index(index, file)
         write_json(self.state_path, dict(self.key, rows_added=rows, file=os.path.basename(file)))
         for old in self.files():
             if old != file and not is_partial(old):
@@ -490,10 +487,6 @@ def to_ondisk(path, out_path, overwrite=False):
     `path` is reused. Returns the loaded on-disk index.
     """
 
-    from faiss.contrib.ondisk import merge_ondisk
-
-    from .files import atomic_path
-
     if os.path.exists(out_path) and not overwrite:
         if os.path.getmtime(out_path) >= os.path.getmtime(path):
             return load_index(out_path)
@@ -517,13 +510,7 @@ def to_ondisk(path, out_path, overwrite=False):
     ivf.replace_invlists(empty, True)
     empty.this.disown()  # now owned by the index
     ivf.ntotal = template.ntotal = 0
-    data_path = os.path.abspath(out_path) + ".ivfdata"
-    if os.path.exists(data_path):
-        os.remove(data_path)
-    with quiet.captured():  # "resizing ... .ivfdata" for every list
-        merge_ondisk(template, [path], data_path)
-    with atomic_path(out_path) as tmp:
-        faiss.write_index(template, tmp)
+    write_ondisk(template, [path], out_path)
     return load_index(out_path)
 
 
@@ -579,6 +566,8 @@ def main(argv=None):
     ap.add_argument("--ef-construction", type=int, default=None)
     ap.add_argument("--n-train", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--force", action="store_true",
+                    help="rebuild an index that exists but was built from other inputs")
     ap.add_argument("--accept-scale", action="store_true",
                     help="with --config: build even far beyond the rows it was explored on")
     a = ap.parse_args(argv)
@@ -600,7 +589,7 @@ def _main(ap, a):
         from .export import build_from_config
 
         r = build_from_config(a.config, a.base, a.out, a.column, a.data_dir, a.threads,
-                              accept_scale=a.accept_scale)
+                              accept_scale=a.accept_scale, overwrite=a.force)
     else:
         if not (a.data_dir and a.factory):
             ap.error("give DATA_DIR FACTORY, or --config with --base and --out")
@@ -608,7 +597,7 @@ def _main(ap, a):
         name = a.factory + (f"_efC{a.ef_construction}" if a.ef_construction else "")
         out = a.out or index_path(os.path.join(a.data_dir, "indexes"), name)
         r = build_index(ds, a.factory, out, n_train=a.n_train, threads=a.threads,
-                        ef_construction=a.ef_construction)
+                        ef_construction=a.ef_construction, overwrite=a.force)
     return r
 
 

@@ -124,8 +124,7 @@ def train_quantizer(ds, coarse, n_train, coarse_dir, seed=0, progress=True):
     # the key is written first: a quantizer file without a matching key is retrained
     if os.path.exists(qpath + ".json"):
         os.remove(qpath + ".json")
-    with atomic_path(qpath) as tmp:
-        faiss.write_index(quantizer, tmp)
+    indexes.write_index(quantizer, qpath)
     write_json(qpath + ".json", key)
     return quantizer, time.perf_counter() - t0
 

@@ -217,9 +217,28 @@ def _generate_dataset(
     return load_dataset(root)
 
 
-def _make_folder(root):
+DATA_FILES = ("base.npy", "queries.npy", "train.npy")  # what a dataset folder's manifest names
+COMMITTING = "manifest.json.committing"  # a dataset's files being renamed into place
+
+
+def _make_folder(root, sources=()):
+    """Create the dataset folder `root`, refusing one that holds vector files the
+    workbook did not write (no manifest, no resumable state of its own) or that
+    holds one of `sources` (the user's files, which an import must not touch)."""
     if os.path.exists(root) and not os.path.isdir(root):
         raise DatasetError(f"{root} is a file, not a folder: choose another path for the dataset")
+    real = os.path.realpath(root)
+    for src in sources:
+        if src and os.path.dirname(os.path.realpath(src)) == real:
+            raise DatasetError(f"{src} lives in {root}, where the dataset would be written: choose "
+                               f"another data folder, so that your file is never touched")
+    ours = [MANIFEST, COMMITTING]
+    if os.path.isdir(root) and not any(os.path.exists(os.path.join(root, f)) for f in ours):
+        foreign = [f for f in DATA_FILES if os.path.exists(os.path.join(root, f))]
+        if foreign:
+            raise DatasetError(f"{root} holds {', '.join(foreign)} but no {MANIFEST}: files this "
+                               f"workbook did not write; choose another data folder (they are "
+                               f"left as they are)")
     try:
         os.makedirs(root, exist_ok=True)
     except OSError as e:
@@ -324,6 +343,8 @@ def _commit(root, manifest):
     other files.
     """
     manifest_path = os.path.join(root, MANIFEST)
+    # marks the folder as this workbook's while neither manifest is there (_make_folder)
+    write_json(os.path.join(root, COMMITTING), {"files": list(manifest["files"])})
     if os.path.exists(manifest_path):
         os.remove(manifest_path)
     for entry in manifest["files"].values():
@@ -334,6 +355,7 @@ def _commit(root, manifest):
             os.remove(partial_path(final) + ".json")
         entry["quick"] = quick_fingerprint(final)
     write_json(manifest_path, manifest)  # the commit point of the whole dataset
+    os.remove(os.path.join(root, COMMITTING))
 
 
 # ------------------------------------------------------------------ loading

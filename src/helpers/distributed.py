@@ -72,8 +72,7 @@ def train_template(ds, factory, out_dir, n_train=None, coarse_dir=None, progress
     key = {"dataset": ds.fingerprint, "factory": factory, "n_train": n_train, "metric": ds.metric}
     if not (os.path.exists(path) and os.path.exists(path + ".json") and read_json(path + ".json") == key):
         index, _ = build._train(ds, factory, n_train, None, quantizer)
-        with atomic_path(path) as tmp:
-            faiss.write_index(index, tmp)
+        indexes.write_index(index, path)
         write_json(path + ".json", key)  # after the index: the pair is valid only together
     return path, assign_path
 
@@ -112,7 +111,7 @@ def build_shard(data_dir, template_path, assign_path, i0, i1, out_path, block_ro
     index.ntotal = ivf.ntotal
     add_s = time.perf_counter() - t0
     with atomic_path(out_path) as tmp:
-        faiss.write_index(index, tmp)
+        indexes.write_index_file(index, tmp)
         # the record first, then the rename: a shard under its final name always has its
         # record, and a record whose shard is missing or differs is rebuilt
         record.update(factory=read_json(template_path + ".json")["factory"],
@@ -126,10 +125,6 @@ def merge_shards(template_path, shard_paths, out_path):
     it) with faiss.contrib.ondisk.merge_ondisk. Refuses a shard built from another
     template (another factory or trained quantizer), naming it; the merged index
     is committed by its final rename. Returns the number of vectors."""
-    from faiss.contrib.ondisk import merge_ondisk
-
-    from . import quiet
-
     want = file_sha256(template_path)
     factory = read_json(template_path + ".json")["factory"]
     rows = []
@@ -144,13 +139,7 @@ def merge_shards(template_path, shard_paths, out_path):
     if rows[0][0] != 0 or any(a[1] != b[0] for a, b in zip(rows, rows[1:])):
         raise ShardError(f"the shards' row ranges {rows} do not cover the dataset once, in order")
     template = faiss.read_index(template_path)
-    data_path = out_path + ".ivfdata"
-    if os.path.exists(data_path):
-        os.remove(data_path)  # left by a merge cut short: out_path did not name it yet
-    with quiet.captured():  # "resizing ... .ivfdata" for every list
-        merge_ondisk(template, list(shard_paths), data_path)
-    with atomic_path(out_path) as tmp:
-        faiss.write_index(template, tmp)
+    indexes.write_ondisk(template, shard_paths, out_path)
     return int(template.ntotal)
 
 

@@ -100,7 +100,7 @@ def read_recommendation(path):
 
 
 def build_from_config(config_path, base, out, column="embedding", data_dir=None, threads=None,
-                      progress=True, accept_scale=False):
+                      progress=True, accept_scale=False, overwrite=False):
     """Build the recommended index on all rows of `base` and write `out` and
     `out`.build.json (the recommendation, the build's report, how to search).
 
@@ -114,6 +114,10 @@ def build_from_config(config_path, base, out, column="embedding", data_dir=None,
     from . import build, ingest
     from .vectors import open_vectors
 
+    for given, what in ((base, "--base"), (config_path, "--config")):
+        if os.path.realpath(os.fspath(out)) == os.path.realpath(os.fspath(given)):
+            raise ValueError(f"--out {out} is your {what} file: choose another --out, so that it "
+                             f"is never overwritten")
     rec = read_recommendation(config_path)
     warning = scale_warning(rec, open_vectors(os.fspath(base)).n) if not os.fspath(base).endswith(
         ".parquet") and not os.path.isdir(base) else ""
@@ -128,7 +132,8 @@ def build_from_config(config_path, base, out, column="embedding", data_dir=None,
         raise ValueError(f"{base} holds d={ds.d} vectors but {config_path} was explored on d={rec['d']}")
     n_train = min(rec["n_train"], ds.n)
     report = build.build_index(ds, rec["factory"], out, n_train=n_train, threads=threads,
-                               ef_construction=rec.get("ef_construction"), progress=progress)
+                               ef_construction=rec.get("ef_construction"), progress=progress,
+                               overwrite=overwrite)
     summary = {k: v for k, v in report.items() if k not in ("index", "rss_trace", "add_trace")}
     write_json(os.fspath(out) + ".build.json", {
         "recommendation": rec, "config": os.path.abspath(config_path), "base": os.path.abspath(base),

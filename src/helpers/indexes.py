@@ -12,12 +12,16 @@ their plain *twin* (PQ…x4, RaBitQ) and converted at the end with faiss's own
 constructors, IndexIVFPQFastScan(ivfpq) and IndexIVFRaBitQFastScan(ivfrabitq).
 """
 
+import errno
+import glob
+import os
 import re
 
 import faiss
 import numpy as np
 
 from .dataset import faiss_metric
+from .files import WriteError, atomic_path
 from .memory import FactoryError, explain_factory_error
 
 _IVF = re.compile(r"IVF\d+(_HNSW\d+)?")
@@ -232,3 +236,56 @@ def preassignable(factory):
     share with the twin)."""
     space, rest = split_factory(factory)
     return space is not None and not (twin_factory(factory) and rest.endswith("RFlat"))
+
+
+def write_index_file(index, fname):
+    """Write `index` into the file `fname` through Python (a full disk raises at
+    once, where faiss's own file writer may only print "close error" and go
+    on), flushed and fsynced. Returns its size in bytes; raises WriteError."""
+    with open(fname, "wb") as f:
+        writer = faiss.PyCallbackIOWriter(f.write)
+        try:
+            faiss.write_index(index, writer)
+        except RuntimeError as e:
+            raise WriteError(errno.EIO, f"cannot write {fname}: faiss says "
+                                        f"{str(e).strip().splitlines()[-1]}") from None
+        del writer
+        f.flush()
+        os.fsync(f.fileno())
+        return f.tell()
+
+
+def write_index(index, path):
+    """write_index_file under a temporary name, renamed to `path` once complete."""
+    with atomic_path(path) as tmp:
+        return write_index_file(index, tmp)
+
+
+def write_ondisk(index, sources, out_path):
+    """`index` (an empty trained IVF) with the inverted lists of the `sources` index
+    files merged into an .ivfdata beside out_path (faiss.contrib.ondisk), written
+    to out_path. The .ivfdata gets a name of its own and the previous one is
+    removed only after out_path names the new one, so a kill or a full disk
+    leaves the old pair working. Returns the .ivfdata path."""
+    from faiss.contrib.ondisk import merge_ondisk
+
+    from . import quiet
+
+    data_path = f"{os.path.abspath(out_path)}.{os.getpid()}-{os.urandom(3).hex()}.ivfdata"
+    try:
+        with quiet.captured() as said:  # "resizing ... .ivfdata" for every list
+            merge_ondisk(index, list(sources), data_path)
+    except (RuntimeError, OSError) as e:
+        if os.path.exists(data_path):
+            os.remove(data_path)
+        raise WriteError(errno.EIO, f"cannot write {data_path}: {e}; "
+                                    f"{quiet.summary(said[-5:]) or 'faiss said nothing'}") from None
+    try:
+        write_index(index, out_path)
+    except BaseException:
+        os.remove(data_path)  # out_path still names the previous .ivfdata, which stays
+        raise
+    for old in glob.glob(glob.escape(os.path.abspath(out_path)) + "*.ivfdata"):
+        if old != data_path:
+            os.remove(old)
+    return data_path

@@ -24,7 +24,8 @@ import time
 import numpy as np
 
 from . import dataset
-from .files import check_disk_space, combine_digests, partial_path, quick_fingerprint, write_json
+from .files import (check_disk_space, combine_digests, locked, partial_path, quick_fingerprint,
+                    write_json)
 from .vectors import open_vectors, read_rows, take_rows
 
 METRICS = {"l2": "L2", "ip": "IP", "cosine": "IP"}  # user's name -> faiss metric
@@ -340,7 +341,14 @@ def import_vectors(root, base, queries=None, metric="ip", column="embedding", n_
             "max_rows": max_rows, "seed": seed, "chunk_rows": chunk_rows,
             "source_fingerprint": src.fingerprint(),
             "queries_fingerprint": qsrc.fingerprint() if qsrc else None}
-    dataset._make_folder(root)
+    dataset._make_folder(root, [base, queries])
+    with locked(os.path.join(root, dataset.MANIFEST), what=f"the dataset in {root}"):
+        return _import(root, spec, src, qsrc, held, keep, normalize, max_rows, base, chunk_rows,
+                       progress, overwrite)
+
+
+def _import(root, spec, src, qsrc, held, keep, normalize, max_rows, base, chunk_rows, progress,
+            overwrite):
     manifest_path = os.path.join(root, dataset.MANIFEST)
     if os.path.exists(manifest_path):
         old = dataset._read_manifest(manifest_path)

@@ -23,9 +23,11 @@ def captured():
 
     lines = []
     with pipes() as (out, err):
-        yield lines
-    for stream in (out, err):
-        lines += [line for line in stream.read().splitlines() if line.strip()]
+        try:
+            yield lines
+        finally:  # what faiss said is kept when the block fails too
+            for stream in (out, err):
+                lines += [line for line in stream.read().splitlines() if line.strip()]
 
 
 def summary(lines):
