@@ -116,3 +116,29 @@ def test_distributed_build_without_room_for_shards_and_merge_is_refused_up_front
     with pytest.raises(OSError, match="shards and merged index of IVF64,SQ8"):
         distributed.build_sharded(cluster_client, small_ds, "IVF64,SQ8", str(tmp_path / "s"), shards=2)
     assert not (tmp_path / "s").exists()
+
+
+def test_local_cluster_listens_on_loopback_only():
+    import psutil
+
+    client = distributed.connect(n_workers=1)
+    try:
+        assert client.scheduler.address.startswith("tcp://127.0.0.1:")
+        ours = [c for c in psutil.Process().net_connections(kind="tcp") if c.status == "LISTEN"]
+        assert ours and all(c.laddr.ip == "127.0.0.1" for c in ours), ours  # dashboard included
+    finally:
+        client.close()
+        client.cluster.close()
+
+
+def test_a_cluster_over_tls():
+    pytest.importorskip("cryptography", reason="Security.temporary() needs the cryptography package")
+    from distributed.security import Security
+
+    client = distributed.connect(n_workers=1, security=Security.temporary())
+    try:
+        assert client.scheduler.address.startswith("tls://127.0.0.1:")
+        assert client.submit(sum, [1, 2], pure=False).result() == 3
+    finally:
+        client.close()
+        client.cluster.close()

@@ -14,8 +14,8 @@ from . import quiet
 from .indexes import (add_preassigned, components, final_index, load_space, new_index,
                       preassignable, storage, work_index, write_index, write_index_file,
                       write_ondisk)
-from .files import (atomic_path, check_disk_space, is_partial, locked, commit_point, file_sha256,
-                    format_bytes, read_json, write_json)
+from .files import (LockedError, atomic_path, check_disk_space, commit_point, file_sha256,
+                    format_bytes, is_partial, locked, read_json, write_json)
 
 
 
@@ -35,6 +35,13 @@ def _replay_hnsw_levels(index, rows):
 
 class BuildError(ValueError):
     """A build cannot start or resume as asked."""
+
+
+class BuildRefused(BuildError):
+    """The memory model says the build will not fit its budget."""
+
+
+REFUSED = "REFUSED"  # how build_all prints a refused build (the runner reports them)
 
 
 def train_sample_ids(n, n_train, seed=0):
@@ -324,7 +331,7 @@ def _build_index(ds, factory, path, n_train, add_batch, threads, build_budget, c
         build_budget = build_budget or psutil.virtual_memory().available
         reasons = memory.fits(pred, math.inf, build_budget=build_budget)
         if reasons:
-            raise BuildError(f"refusing to build {factory} on {ds.n:,} x {ds.d}: " + "; ".join(reasons))
+            raise BuildRefused(f"refusing to build {factory} on {ds.n:,} x {ds.d}: " + "; ".join(reasons))
         node = memory.parse(factory, ds.d, ds.metric)
         if n_train < memory.min_train_size(node):
             import warnings
@@ -439,10 +446,8 @@ def build_all(ds, factories, index_dir, build_budget=None, n_train=None, add_bat
             r = build_index(ds, f, path, n_train=n_train, add_batch=add_batch, threads=threads,
                             build_budget=build_budget, progress=progress, overwrite=overwrite,
                             ef_construction=ef_construction)
-        except BuildError as e:
-            if "refusing to build" not in str(e):
-                raise
-            print(f"REFUSED {e}")
+        except BuildRefused as e:
+            print(f"{REFUSED} {e}")
             continue
         print(r["summary"])
         del r["index"]
@@ -573,7 +578,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     try:
         r = _main(ap, a)
-    except (ValueError, OSError) as e:  # bad input, full disk: said in one line, no traceback
+    except (ValueError, OSError, LockedError) as e:  # bad input, full disk, busy: one line
         print(f"BUILD FAILED: {e}", file=sys.stderr)
         return 1
     print(r["summary"])

@@ -164,22 +164,28 @@ def shard_memory(factory, ds, shards):
     return int(p["add_peak"] + index_bytes(parse(factory, ds.d, ds.metric), 0))
 
 
-def connect(address=None, n_workers=None, threads_per_worker=1, memory_limit="auto", timeout=5):
+def connect(address=None, n_workers=None, threads_per_worker=1, memory_limit="auto", timeout=5,
+            security=None):
     """A dask.distributed Client: to the scheduler at `address`, or to a new
-    LocalCluster (processes, one per core by default). An unreachable address
-    raises OSError within `timeout` seconds, saying what to check."""
+    LocalCluster (processes, one per core by default) whose scheduler and
+    dashboard listen on 127.0.0.1 only. Dask moves pickles: whoever reaches a
+    scheduler runs code on its workers, so a remote one should be reached over
+    TLS with certificates (`security`: a distributed.security.Security, its
+    address "tls://host:port"; README). An unreachable address raises OSError
+    within `timeout` seconds, saying what to check."""
     from dask.distributed import Client, LocalCluster
 
     if address:
         try:
-            return Client(address, timeout=f"{timeout}s")
+            return Client(address, timeout=f"{timeout}s", security=security)
         except (OSError, TimeoutError) as e:
             raise OSError(f"no Dask scheduler answered at {address} within {timeout} s ({e}); "
                           f"check the address and that `dask scheduler` runs there, or pass "
                           f"address=None for a LocalCluster on this machine") from None
     n_workers = n_workers or os.cpu_count()
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
-                           memory_limit=memory_limit, processes=True, dashboard_address=":0")
+                           memory_limit=memory_limit, processes=True, host="127.0.0.1",
+                           dashboard_address="127.0.0.1:0", security=security)
     return Client(cluster)
 
 
@@ -197,9 +203,11 @@ def build_sharded(client, ds, factory, out_dir, shards, n_train=None, retries=2,
     template, assign_path = train_template(ds, factory, out_dir, n_train, coarse_dir, progress)
     ranges = shard_ranges(ds.n, shards)
     paths = [os.path.join(out_dir, f"shard-{i:04d}.faiss") for i in range(len(ranges))]
+    # task keys unique per build: two builds on one scheduler never share a result
+    run_id = f"{os.path.realpath(out_dir)}-{os.getpid()}-{os.urandom(4).hex()}"
     before = {p: os.path.exists(p) and os.path.exists(p + ".json") for p in paths}
     futures = [client.submit(build_shard, ds.root, template, assign_path, i0, i1, p,
-                             key=f"shard-{os.path.basename(out_dir)}-{i}", retries=retries, pure=False)
+                             key=f"shard-{run_id}-{i}", retries=retries, pure=False)
                for i, ((i0, i1), p) in enumerate(zip(ranges, paths))]
     if progress:
         from dask.distributed import progress as dask_progress

@@ -143,6 +143,17 @@ def commit_point():
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def check_writable(folder, what="the folder"):
+    """Create `folder` if needed and make sure files can be written in it, before
+    any long computation; WriteError naming it and the way out otherwise."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(temp_path(os.path.join(folder, ".write-check")), "wb") as f:
+            os.remove(f.name)
+    except OSError as e:
+        raise explain_write_error(e, f"{what} {folder}") from e
+
+
 class LockedError(RuntimeError):
     """Another process holds the lock of an artifact; the message names it."""
 

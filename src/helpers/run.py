@@ -26,7 +26,7 @@ import sys
 import time
 
 from . import quiet, screen
-from .files import LockedError, format_bytes, locked, parse_duration, parse_size, read_json, write_json
+from .files import LockedError, check_writable, format_bytes, locked, parse_duration, parse_size, read_json, write_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NOTEBOOKS = os.path.join(ROOT, "notebooks")
@@ -432,7 +432,7 @@ def _unfinished_run(runs_dir, preset, params, force):
         state_path = os.path.join(folder, "run.json")
         if os.path.exists(state_path):
             state = read_json(state_path)
-            if state["status"] != "complete" and state["params"] == params and \
+            if not state["status"].startswith("complete") and state["params"] == params and \
                     state["force"] == force:
                 return folder, state
             return None, None
@@ -473,6 +473,8 @@ def run(preset=None, params_file=None, force=False, runs_dir=None, data_root=Non
             raise ValueError(f"{params['dataset']['base']}: {n_base:,} base rows, but this run's "
                              f"indexes need at least {need:,} to train (k-means needs a point per "
                              f"centroid); give more vectors or a preset with a smaller nlist")
+    for folder, what in ((data_dir, "the data folder"), (runs_dir, "the runs folder")):
+        check_writable(folder, what)  # a read-only folder is said now, not after an hour
     resources = check_resources(planned, data_dir, notebooks_dir)  # before anything is written
     print(f"disk: this run writes up to {format_bytes(resources['disk_needed'])} in {data_dir} "
           f"({format_bytes(resources['disk_free'])} free)")
@@ -539,6 +541,9 @@ def _run_in(folder, state, held, runs_dir, preset, params, force, estimated, dat
                     "partial_notebook": out})
                 raise RunError(f"{name} failed: {type(e).__name__}: {e}\nthe partly executed "
                                f"notebook is kept at {out}") from None
+            refused = _refused_builds(out)
+            if refused:
+                state.setdefault("refused", {})[name] = refused
             state["seconds"][name] = round(time.perf_counter() - t0, 1)
             state.setdefault("peak_rss_bytes", {})[name] = peak.peak
             state["done"].append(name)
@@ -549,6 +554,9 @@ def _run_in(folder, state, held, runs_dir, preset, params, force, estimated, dat
                 _export_html(out)
         finished = set(state["done"]) | set(state.get("skipped", {}))
         state["status"] = "complete" if finished >= set(ORDER) else f"stopped after {until}"
+        if state.get("refused"):
+            n = sum(len(v) for v in state["refused"].values())
+            state["status"] += f", {n} build(s) refused (see run.json: refused)"
     finally:
         write_json(os.path.join(folder, "run.json"), state)
         from .summary import write_summary
@@ -560,6 +568,18 @@ def _run_in(folder, state, held, runs_dir, preset, params, force, estimated, dat
                 raise  # no earlier error in flight: this one is the news
             print(f"the run summary could not be written: {type(e).__name__}: {e}")
     return folder
+
+
+def _refused_builds(notebook_path):
+    """The builds a notebook refused (build_all prints them), one line each."""
+    import nbformat
+
+    from .build import REFUSED
+
+    nb = nbformat.read(notebook_path, as_version=4)
+    return [line[len(REFUSED):].strip() for cell in nb.cells for out in cell.get("outputs", [])
+            if out.get("output_type") == "stream"
+            for line in out.get("text", "").splitlines() if line.startswith(REFUSED + " ")]
 
 
 def _export_html(notebook_path):
@@ -609,7 +629,7 @@ def main(argv=None):
     try:
         folder = run(a.preset, a.params, a.force, a.runs_dir, a.data_dir, data=data or None,
                      until=a.until, limits=limits, time_limit=a.time_budget)
-    except (RunError, ValueError, FileNotFoundError, LockedError) as e:
+    except (RunError, ValueError, OSError, LockedError) as e:
         print(f"\nRUN FAILED: {e}", file=sys.stderr)
         return 1
     print(f"\nrun {'complete' if not a.until else 'stopped after ' + a.until}: {folder}/summary.html")
