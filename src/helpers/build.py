@@ -336,9 +336,9 @@ def _build_index(ds, factory, path, n_train, add_batch, threads, build_budget, c
         if n_train < memory.min_train_size(node):
             import warnings
 
-            warnings.warn(f"{n_train:,} training vectors for nlist={memory.inner_index(node)['nlist']}: "
-                          f"faiss wants at least {memory.min_train_size(node):,} (39 per centroid); "
-                          f"centroids will be poor")
+            warnings.warn(f"{n_train:,} training vectors for {factory}: faiss wants at least "
+                          f"{memory.min_train_size(node):,} (39 per centroid of its largest "
+                          f"k-means); centroids will be poor")
         check_disk_space(out_dir, pred["disk"], f"the index {path}")
 
         report = dict(key, add_batch=add_batch, threads=threads, preassigned=preassigned,

@@ -536,11 +536,9 @@ def check_training(node, n_train):
 
 def min_train_size(node):
     """Fewest training vectors without faiss's 'please provide at least
-    39 x k points' warning."""
-    inner = inner_index(node)
-    if inner["kind"] == "ivf":
-        return KMEANS_MIN_PER_CENTROID * inner["nlist"]
-    return 0
+    39 x k points' warning, for the largest k-means in the index: the IVF's
+    nlist centroids or a PQ's 2^nbits per sub-quantizer (9,984 for 8 bits)."""
+    return KMEANS_MIN_PER_CENTROID * _centroids(node)
 
 
 def fits(prediction, ram_budget, disk_budget=math.inf, build_budget=None):

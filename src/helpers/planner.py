@@ -106,9 +106,11 @@ def estimate_build_seconds(factory, n, d, metric="L2", n_train=None, sample=None
 
 
 # An HNSW insertion's cost grows with the graph faster than log n once the graph
-# outgrows the CPU caches: HNSW32,SQ8 (efConstruction 40, d = 1024) added 16k
-# vectors/s at 100k rows and 7.8k/s at 1M on this machine kind, a cost per
-# vector growing as n ** 0.31.
+# outgrows the CPU caches. The exponent is fitted on two timed samples of
+# HNSW32,SQ8 (efConstruction 40, d = 1024): 16k vectors/s at 100k rows, 7.8k/s at
+# 1M, a cost per vector growing as n ** 0.31. The 1m preset's build measured less
+# (3,650/s on average, ~2.3k/s near 1M rows; benchmarks/hnsw_add_rate.py), so
+# projections with it are optimistic past 1M: read them as lower bounds.
 HNSW_COST_EXPONENT = math.log(16 / 7.8) / math.log(10)
 
 
