@@ -80,8 +80,20 @@ def test_02_memory_budget(tmp_path):
                                   progress=False)
     nb = run("02_memory_budget.ipynb", tmp_path, target_n=1_000_000, d=64, data_dir=str(ds.root),
              check_factories=["IVF32,SQ8", "HNSW8,SQ8"], time_sample_rows=500,
-             ram_limit="256M", build_limit="0.25G", results_dir=str(tmp_path / "r"))
+             ram_limit="256M", build_limit="0.25G", results_dir=str(tmp_path / "r"),
+             target_recall=0.8, screen_rows=4000, screen_spaces=["IVF16", "PCAR32,IVF32", "PCAR128,IVF16"],
+             screen_codes=["PQ16x4fs", "RaBitQfs"], screen_hnsw=[["HNSW16,SQ8", 40]],
+             screen_nprobe=[2, 4, 8], screen_k_factors=[4, 16], screen_ef_search=[16, 32])
     text = outputs_text(nb)
+    verdicts = {v["family"]: v["verdict"] for v in
+                __import__("helpers.summary").summary.recorded(tmp_path / "r")["02_memory_budget"]["screening"]}
+    assert len(verdicts) == 3 * 2 + 1 and list(verdicts.values()).count("finalist") == 2
+    # PCA to 128 dimensions of 64-d vectors: faiss's reason, the run goes on
+    assert verdicts["PCAR128,IVF16,PQ16x4fs,Refine(SQ8)"].startswith("faiss cannot build it")
+    assert all(v == "finalist" or v.startswith(("slower", "recall@10 interval", "faiss", "needs",
+                                                "its build"))
+               for v in verdicts.values()), verdicts
+    assert "finalist" in text
     assert "RAM budget 256.0 MiB" in text
     # at 1M x 64 the model puts HNSW32,Flat's build over 256 MiB and IVF1024,SQ8's under
     from helpers import summary
