@@ -25,7 +25,7 @@ def test_budget_explorer_n_changes_sizes():
 
 
 def test_recall_explorer_moves_the_operating_point(small_ds, tmp_path):
-    from helpers import build, evaluate, groundtruth
+    from helpers import build, evaluate, groundtruth, plots
     from helpers.vectors import read_rows
 
     reports = build.build_all(small_ds, ["IVF32,SQ8", "HNSW16,SQ8"], tmp_path, n_train=2000,
@@ -43,7 +43,7 @@ def test_recall_explorer_moves_the_operating_point(small_ds, tmp_path):
     low = (ex.last["recall@10"], ex.readout.value, ex.fig.data[-1].x)
     ex.ef_search.value = 256
     assert ex.last["recall@10"] > low[0] and ex.readout.value != low[1]
-    assert ex.fig.data[-1].x == (ex.last["recall@10"],) != low[2]
+    assert ex.fig.data[-1].x == (plots.recall_x(ex.last["recall@10"]),) != low[2]
     assert "efSearch=256" in ex.readout.value
     ex.selector.value = "IVF32,SQ8"
     assert ex.ef_search.disabled and not ex.nprobe.disabled
@@ -58,3 +58,20 @@ def test_recall_explorer_moves_the_operating_point(small_ds, tmp_path):
     ex.selector.value = "HNSW16,SQ8"
     ex.selector.value = "IVF32,SQ8"  # still refused, but the slider stays usable to fix it
     assert not ex.nprobe.disabled and ex.ef_search.disabled
+
+
+def test_recall_explorer_moves_the_refine_depth_and_opens_at_a_setting(small_ds, tmp_path):
+    from helpers import build, groundtruth
+    from helpers.vectors import read_rows
+
+    f = "IVF32,PQ8x4fs,Refine(SQ8)"
+    build.build_all(small_ds, [f], tmp_path, n_train=2000, progress=False)
+    paths = build.built_indexes(tmp_path, small_ds)
+    xq = read_rows(small_ds.queries, 0, small_ds.queries.n)
+    gt_D, gt_I = groundtruth.ground_truth(small_ds, 10, progress=False)
+    ex = widgets.RecallExplorer(paths, xq, gt_D, gt_I, [], small_ds.metric, single_queries=5)
+    ex.open_at(f, "nprobe=8,k_factor_rf=1")
+    assert not ex.k_factor.disabled and ex.last["setting"] == "nprobe=8,k_factor_rf=1"
+    shallow = ex.last["recall@10"]
+    ex.k_factor.value = 16  # re-ranking 16 x k candidates with SQ8 lifts recall
+    assert ex.last["setting"] == "nprobe=8,k_factor_rf=16" and ex.last["recall@10"] > shallow

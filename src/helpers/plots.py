@@ -83,36 +83,61 @@ def memory_vs_n(factories, d, metric, ram_budget, ns=None):
 def _hover(r):
     from .files import format_bytes
 
+    lat = (f"<br>p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms" if r.get("p50_ms") is not None
+           else "<br>(one timed batch: dominated by another setting)")
     return (f"{r['index']}<br>{r['setting'] or 'defaults'}<br>memory {format_bytes(r['index_bytes'])}"
-            f"<br>p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, {r['threads']} threads")
+            f"{lat}, {r['threads']} threads")
+
+
+SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "star", "cross", "triangle-down",
+           "pentagon", "hexagon"]
+RECALL_TICKS = [0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999]
+
+
+def family_style(i):
+    """Colour and marker of the i-th family: distinct pairs for 240 families
+    (24 colours of plotly's Dark24 x 10 marker shapes, both cycling)."""
+    import plotly.colors
+
+    palette = plotly.colors.qualitative.Dark24
+    return palette[i % len(palette)], SYMBOLS[(i // len(palette) + i) % len(SYMBOLS)]
+
+
+def recall_x(recall):
+    """Where recall_qps draws a recall on its x axis."""
+    return max(1.0 - recall, 1e-4)  # 1 - recall on a log axis; a perfect recall at its edge
 
 
 def recall_qps(rows, recall_key="recall@10"):
-    """ann-benchmarks' chart: recall on x, queries/s on a log y axis.
+    """ann-benchmarks' chart, with the high-recall end opened up: recall on x as
+    1 - recall on a reversed log axis (0.9, 0.95, 0.99 equally apart), median
+    queries/s on a log y axis.
 
-    rows: evaluate.sweep rows. Each index gets its Pareto frontier as a line
-    and every setting as a faint point; hover shows parameters and memory.
+    rows: evaluate.sweep rows. Each index gets a colour and a marker of its own,
+    its Pareto frontier as a line and every setting as a faint point; hover
+    shows parameters, memory and latency.
     """
     from .evaluate import pareto_frontier
 
-    import plotly.colors
-
-    palette = plotly.colors.qualitative.Plotly
     fig = go.Figure()
     for i, name in enumerate(dict.fromkeys(r["index"] for r in rows)):
-        color = palette[i % len(palette)]  # a family's points share its line's colour
+        color, symbol = family_style(i)
         mine = [r for r in rows if r["index"] == name]
         front = pareto_frontier(mine, recall_key)
-        fig.add_trace(go.Scatter(x=[r[recall_key] for r in front], y=[r["qps_median"] for r in front],
-                                 mode="lines+markers", name=name, legendgroup=name,
-                                 line_color=color, marker_color=color,
-                                 hovertext=[_hover(r) for r in front], hoverinfo="text+x+y"))
-        fig.add_trace(go.Scatter(x=[r[recall_key] for r in mine], y=[r["qps_median"] for r in mine],
-                                 mode="markers", opacity=0.3, name=name, legendgroup=name,
-                                 marker_color=color, showlegend=False,
-                                 hovertext=[_hover(r) for r in mine], hoverinfo="text+x+y"))
+        style = dict(legendgroup=name, line_color=color, marker=dict(color=color, symbol=symbol, size=8))
+        fig.add_trace(go.Scatter(x=[recall_x(r[recall_key]) for r in front],
+                                 y=[r["qps_median"] for r in front], mode="lines+markers", name=name,
+                                 hovertext=[_hover(r) for r in front], hoverinfo="text+y", **style))
+        fig.add_trace(go.Scatter(x=[recall_x(r[recall_key]) for r in mine],
+                                 y=[r["qps_median"] for r in mine], mode="markers", opacity=0.3,
+                                 name=name, showlegend=False, hovertext=[_hover(r) for r in mine],
+                                 hoverinfo="text+y", **style))
     fig.update_layout(title=f"{recall_key} vs queries per second (up and right is better)",
-                      xaxis_title=recall_key, yaxis_title="queries / s (batch)", yaxis_type="log")
+                      xaxis=dict(title=recall_key, type="log", autorange="reversed",
+                                 tickvals=[1 - t for t in RECALL_TICKS],
+                                 ticktext=[str(t) for t in RECALL_TICKS]),
+                      yaxis_title="queries / s (median batch)", yaxis_type="log", height=600,
+                      legend=dict(orientation="h", yanchor="top", y=-0.15))
     return fig
 
 

@@ -78,6 +78,9 @@ class RecallExplorer:
                                   continuous_update=False)
         self.ef_search = W.IntSlider(value=64, min=1, max=max_ef, description="efSearch",
                                      continuous_update=False)
+        # the re-ranking depth: k_factor_rf x k candidates re-scored by a refine stage
+        self.k_factor = W.IntSlider(value=1, min=1, max=512, description="k_factor_rf",
+                                    continuous_update=False)
         self.readout = W.HTML()
         self.fig = go.FigureWidget(plots.recall_qps(rows, self.recall_key))
         self.fig.add_scatter(x=[], y=[], mode="markers", name="current",
@@ -87,10 +90,11 @@ class RecallExplorer:
         self.hist = go.FigureWidget(go.Figure(go.Histogram(x=[], xbins=bins)))
         self.hist.update_layout(title=f"per-query {self.recall_key}", xaxis_title=self.recall_key,
                                 yaxis_title="queries", height=300, xaxis_range=[-0.05, 1.05])
-        for w in (self.selector, self.nprobe, self.ef_search):
+        for w in (self.selector, self.nprobe, self.ef_search, self.k_factor):
             w.observe(self.update, names="value")
-        self.widget = W.VBox([W.HBox([self.selector, self.nprobe, self.ef_search]), self.readout,
-                              self.fig, self.hist])
+        self.widget = W.VBox([W.HBox([self.selector, self.nprobe, self.ef_search, self.k_factor]),
+                              self.readout, self.fig, self.hist])
+        self._holding = False
         self.last = None
         self.update()
 
@@ -127,11 +131,32 @@ class RecallExplorer:
             parts.append(f"efSearch={self.ef_search.value}")
         if "quantizer_efSearch" in ranges:
             parts.append(f"quantizer_efSearch={self.ef_search.value}")
+        self.k_factor.disabled = "k_factor_rf" not in ranges
+        if "k_factor_rf" in ranges:
+            parts.append(f"k_factor_rf={self.k_factor.value}")
         return ",".join(parts)
+
+    def open_at(self, name, setting):
+        """Select index `name` with the sliders at `setting` ("nprobe=128,k_factor_rf=64"),
+        searched once."""
+        values = dict(kv.split("=") for kv in setting.split(",") if kv)
+        self._holding = True
+        try:
+            self.selector.value = name
+            for key, slider in (("nprobe", self.nprobe), ("efSearch", self.ef_search),
+                                ("k_factor_rf", self.k_factor)):
+                if key in values:
+                    slider.value = int(values[key])
+        finally:
+            self._holding = False
+        self.update()
 
     def update(self, change=None):
         from .evaluate import evaluate, set_parameters
+        from .plots import recall_x
 
+        if self._holding:
+            return
         name = self.selector.value
         index = self.index()
         try:
@@ -152,8 +177,10 @@ class RecallExplorer:
             note = ""
         self.readout.value = (
             f"<b>{name}</b> with {setting}{note}: {self.recall_key} "
-            f"<b>{row[self.recall_key]:.3f}</b>, {row['qps_median']:,.0f} queries/s, single query p50 "
+            f"<b>{row[self.recall_key]:.3f}</b>, {row['qps_median']:,.0f} queries/s (one batch, so "
+            f"it differs from the sweep's median of several by a few %), single query p50 "
             f"{row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms ({row['threads']} threads)")
         with self.fig.batch_update():
-            self.fig.data[-1].x, self.fig.data[-1].y = [row[self.recall_key]], [row["qps_median"]]
+            self.fig.data[-1].x = [recall_x(row[self.recall_key])]
+            self.fig.data[-1].y = [row["qps_median"]]
         self.hist.data[0].x = per_query
