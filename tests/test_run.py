@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from helpers import notebook_html
 from helpers import run as runner
 from helpers.files import read_json
 
@@ -58,9 +59,15 @@ def test_tiny_preset_end_to_end(first_run):
     assert "Recommendation" in html and "Pareto frontier" in html and "IVF16,SQ8" in html
     assert open(os.path.join(folder, "builds.csv")).readline().startswith("notebook,factory,reused")
     assert len(open(os.path.join(folder, "pareto.csv")).readlines()) > 2
-    for name in runner.ORDER:  # executed notebooks and their HTML, with the charts kept
-        assert os.path.exists(os.path.join(folder, name + ".ipynb"))
-    assert "Plotly.newPlot" in open(os.path.join(folder, "06_recall_vs_latency.html")).read()
+    for name in runner.ORDER:  # executed notebooks, light, and their HTML, drawn offline
+        assert os.path.getsize(os.path.join(folder, name + ".ipynb")) < 2 * 2**20  # no plotly.js
+        page = open(os.path.join(folder, name + ".html")).read()
+        # the widget manager (require.js and its html-manager) is the one script fetched
+        assert all("require.js" in src or "html-manager" in src
+                   for src in notebook_html.external_scripts(page)), name
+        assert "mathjax" not in page.lower()
+    page = open(os.path.join(folder, "06_recall_vs_latency.html")).read()
+    assert "Plotly.newPlot" in page and page.count("plotly.js v") == 1  # inlined once
 
 
 def test_time_estimate_counts_only_what_is_left(first_run, capsys):

@@ -25,7 +25,7 @@ import os
 import sys
 import time
 
-from . import quiet, screen
+from . import notebook_html, quiet, screen
 from .files import LockedError, check_writable, format_bytes, locked, parse_duration, parse_size, read_json, write_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -114,6 +114,23 @@ PRESETS = {
         "time_limit": "2h",  # the issue's target on 2 cores, everything included
     },
 }
+
+
+def _ipc_kernel_manager():
+    """A KernelManager whose kernels talk over local IPC sockets, not TCP: nothing
+    listens on the network, and the kernel has no "running over TCP without
+    encryption" warning to print once per notebook."""
+    import tempfile
+
+    from jupyter_client.manager import KernelManager
+
+    class IPCKernelManager(KernelManager):
+        def __init__(self, **kw):
+            kw.setdefault("transport", "ipc")
+            kw.setdefault("ip", os.path.join(tempfile.gettempdir(), f"faiss-workbook-{os.getpid()}"))
+            super().__init__(**kw)
+
+    return IPCKernelManager
 
 
 class RunError(RuntimeError):
@@ -528,7 +545,8 @@ def _run_in(folder, state, held, runs_dir, preset, params, force, estimated, dat
                 with PeakRSS() as peak:
                     pm.execute_notebook(os.path.join(notebooks_dir, name + ".ipynb"), out,
                                         parameters=per_notebook[name], cwd=notebooks_dir,
-                                        kernel_name="python3", progress_bar=progress)
+                                        kernel_name="python3", progress_bar=progress,
+                                        kernel_manager_class=_ipc_kernel_manager())
             except pm.PapermillExecutionError as e:
                 state.update(status="failed", failed={
                     "notebook": name, "cell": e.exec_count, "error": f"{e.ename}: {e.evalue}",
@@ -551,7 +569,7 @@ def _run_in(folder, state, held, runs_dir, preset, params, force, estimated, dat
             print(f"[{i}/{len(order)}] {name} done in {state['seconds'][name]:.1f} s "
                   f"(run so far {time.perf_counter() - t_run:.0f} s)", flush=True)
             if export_html:
-                _export_html(out)
+                notebook_html.to_html(out)
         finished = set(state["done"]) | set(state.get("skipped", {}))
         state["status"] = "complete" if finished >= set(ORDER) else f"stopped after {until}"
         if state.get("refused"):
@@ -580,16 +598,6 @@ def _refused_builds(notebook_path):
     return [line[len(REFUSED):].strip() for cell in nb.cells for out in cell.get("outputs", [])
             if out.get("output_type") == "stream"
             for line in out.get("text", "").splitlines() if line.startswith(REFUSED + " ")]
-
-
-def _export_html(notebook_path):
-    """The executed notebook as standalone HTML (plotly.js embedded by the notebooks' renderer)."""
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    html, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook_path, as_version=4))
-    with open(notebook_path[:-len(".ipynb")] + ".html", "w") as f:
-        f.write(html)
 
 
 def main(argv=None):
