@@ -479,17 +479,21 @@ def predict(factory, n, d, metric="L2", n_train=None, add_batch=ADD_BATCH, threa
 
 
 TRAIN_PER_CENTROID = 64
+LARGE_NLIST = 16384  # from here k-means samples faiss's minimum per centroid
 
 
 def default_train_size(node, n):
     """Training-sample rows the build helper uses by default: 64 points per
-    IVF centroid (faiss wants 39 to 256) and at least 65,536 for encoders,
-    within n. More points per centroid barely move recall but cost RAM:
-    at d=1024, 256 per centroid for nlist=65536 would be a 69 GB sample."""
+    IVF centroid (faiss wants 39 to 256), 39 from LARGE_NLIST up (a k-means
+    iteration costs n_train x nlist x d: 39 x 16384 rows in a 256-d PCA space
+    is ~5 TFLOP an iteration, minutes on 2 cores), and at least 65,536 for
+    encoders, within n. More points per centroid barely move recall but cost
+    RAM: at d=1024, 256 per centroid for nlist=65536 would be a 69 GB sample."""
     inner = inner_index(node)
     want = ENCODER_TRAIN_MAX
     if inner["kind"] == "ivf":
-        want = max(want, TRAIN_PER_CENTROID * inner["nlist"])
+        per = TRAIN_PER_CENTROID if inner["nlist"] < LARGE_NLIST else KMEANS_MIN_PER_CENTROID
+        want = max(want, per * inner["nlist"])
     return min(n, want)
 
 

@@ -35,7 +35,6 @@ SEARCH = {
     "nprobe": [16, 32, 64, 128, 256],
     "k_factor_rf": [16, 64, 256],  # 4-bit codes at d = 1024 need deep re-ranking for 0.95
     "ef_search": [32, 64, 128, 256],
-    "train_per_centroid": 39,   # k-means sample: faiss's minimum, the time budget's choice
 }
 TARGET_RECALL = 0.95
 FINALISTS = 2
@@ -112,9 +111,9 @@ def build_candidate(prefix, factory, ef_construction, search, cache, batch=65536
     xt_ids = train_sample_ids(prefix.n, min(prefix.n, 65536))
     info = {}
     if space_name:
-        node = memory.parse(factory, ds.d, ds.metric)
-        nlist = memory.inner_index(node)["nlist"]
-        space, assign, info = _space(prefix, space_name, min(prefix.n, search["train_per_centroid"] * nlist), cache)
+        # the k-means sample the full-scale build will use (memory.default_train_size)
+        n_train = memory.default_train_size(memory.parse(factory, ds.d, ds.metric), prefix.n)
+        space, assign, info = _space(prefix, space_name, n_train, cache)
         info = dict(info)
         index = indexes.load_space(indexes.work_index(factory, ds.d, ds.metric), space)
     else:
@@ -266,11 +265,11 @@ def verdicts(built, rows, target_n, d, metric, ram_budget=None, time_budget=None
     return out
 
 
-def search_of(spaces, codes, refine, hnsw, nprobe, k_factors, ef_search, train_per_centroid=39):
+def search_of(spaces, codes, refine, hnsw, nprobe, k_factors, ef_search):
     """A search description (as SEARCH) from a notebook's plain parameters."""
     return {"spaces": list(spaces), "codes": list(codes), "refine": refine,
             "hnsw": [list(h) for h in hnsw], "nprobe": list(nprobe), "k_factor_rf": list(k_factors),
-            "ef_search": list(ef_search), "train_per_centroid": train_per_centroid}
+            "ef_search": list(ef_search)}
 
 
 def notebook_params(search=SEARCH, rows=1_000_000):
