@@ -57,6 +57,9 @@ def test_tiny_preset_end_to_end(first_run):
     assert set(summary["results"]) == set(runner.ORDER)
     html = open(os.path.join(folder, "summary.html")).read()
     assert "Recommendation" in html and "Pareto frontier" in html and "IVF16,SQ8" in html
+    # headings in words with units, numbers for people, and the scale the run was made at
+    assert "single query, median (ms)" in html and "<th>p50_ms</th>" not in html
+    assert "Made at 3,000 vectors × 64" in html and "NaN" not in html and "None" not in html
     assert open(os.path.join(folder, "builds.csv")).readline().startswith("notebook,factory,reused")
     assert len(open(os.path.join(folder, "pareto.csv")).readlines()) > 2
     for name in runner.ORDER:  # executed notebooks, light, and their HTML, drawn offline

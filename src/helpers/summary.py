@@ -46,30 +46,20 @@ def _build_rows(results):
 
 
 def _html_table(rows, columns=None, raw=()):
-    """rows (dicts) as an HTML table; values are escaped except in the `raw` columns."""
+    """rows (dicts) as an HTML table with headings in words and values as people
+    read them (helpers.keys); values are escaped except in the `raw` columns."""
     import html
 
-    from .files import format_bytes
+    from . import keys
 
     if not rows:
         return "<p><i>none</i></p>"
     columns = columns or list(dict.fromkeys(k for r in rows for k in r))
-
-    def cell(k, v):
-        if k in raw:
-            return v
-        if isinstance(v, (int, float)) and k.endswith("bytes") and v is not None:
-            return format_bytes(v)
-        if isinstance(v, float) and (k.endswith("_s") or k == "seconds"):
-            return f"{v:,.1f}"
-        if isinstance(v, float):
-            return f"{v:,.3f}" if abs(v) < 100 else f"{v:,.0f}"
-        return html.escape("" if v is None else str(v))
-
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{cell(c, r.get(c))}</td>" for c in columns) + "</tr>"
-                   for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    head = "".join(f"<th>{html.escape(keys.header(c))}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(
+        f"<td>{r.get(c) if c in raw else html.escape(keys.cell(c, r.get(c)))}</td>"
+        for c in columns) + "</tr>" for r in rows)
+    return f"<div class='t'><table><tr>{head}</tr>{body}</table></div>"
 
 
 def write_summary(run_dir):
@@ -87,8 +77,12 @@ def write_summary(run_dir):
     write_csv(os.path.join(run_dir, "builds.csv"), builds)
     write_csv(os.path.join(run_dir, "pareto.csv"), pareto)
 
+    data = results.get("01_data_generation") or {}
+    scale = (f"{data['n']:,} vectors × {data['d']}, {data['metric']}, {data['n_queries']:,} queries"
+             if data else "scale not recorded")
     parts = [f"<h1>Workbook run: preset {html.escape(state['preset'])}, {state['status']}</h1>",
-             f"<p>started {state['started']}; completed: {', '.join(state['done']) or 'nothing'}</p>"]
+             f"<p>Made at {html.escape(scale)}. Started {state['started']}; completed: "
+             f"{', '.join(state['done']) or 'nothing'}</p>"]
     failed = state.get("failed")
     if failed:
         parts.append(f"<p style='color:#b00'><b>{failed['notebook']} failed</b> in cell "
@@ -118,11 +112,12 @@ def write_summary(run_dir):
     if rec:
         parts.append(f"<h2>Recommendation</h2><p>{html.escape(rec['recommendation'])}</p>")
         parts.append("<h2>Pareto frontier</h2>" + _html_table(pareto, [
-            "index", "setting", "recall@1", "recall@10", "recall@100", "recall@10_ci", "qps_median", "qps_min", "qps_max", "batches", "p50_ms",
-            "p99_ms", "threads", "index_bytes"]))
+            "index", "setting", "recall@10", "recall@10_ci", "recall@1", "recall@100", "qps_median",
+            "qps_min", "qps_max", "batches", "p50_ms", "p99_ms", "threads", "index_bytes"]))
     style = ("<style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
-             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;"
-             "text-align:right}</style>")
+             ".t{overflow-x:auto}table{border-collapse:collapse;font-size:13px}"
+             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+             "th{background:#f4f4f4}</style>")
     with open(os.path.join(run_dir, "summary.html"), "w") as f:
         f.write(f"<!doctype html><html><head><meta charset='utf-8'>{style}</head><body>"
                 + "".join(parts) + "</body></html>")
