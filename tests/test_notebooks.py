@@ -1,6 +1,7 @@
 """The notebooks themselves, executed by papermill in a real kernel at tiny scale."""
 
 import ast
+import json
 import os
 
 import nbformat
@@ -183,9 +184,7 @@ def test_05_build_ivfsq(tmp_path, nb_ds):
 
 
 def test_06_recall_vs_latency(tmp_path, nb_ds):
-    from nbconvert import HTMLExporter
-
-    from helpers import build, summary
+    from helpers import build, notebook_html, summary
 
     build.build_all(nb_ds, ["IVF16,SQ8", "HNSW16,SQ8", "IVF16_HNSW32,PQ16x4fs,RFlat"],
                     tmp_path / "ix", n_train=2000, progress=False)
@@ -205,5 +204,10 @@ def test_06_recall_vs_latency(tmp_path, nb_ds):
     widget_outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                       if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert widget_outputs and nb.metadata.get("widgets")  # widget state stored in the notebook
-    html, _ = HTMLExporter().from_notebook_node(nb)
-    assert html.count("Plotly.newPlot") >= 3  # the charts survive the export, plotly.js embedded
+    assert "k_factor_rf" in json.dumps(nb.metadata["widgets"])  # the refine-depth slider
+    page = open(notebook_html.to_html(str(tmp_path / "06_recall_vs_latency.ipynb"))).read()
+    # the charts survive the export, drawn by one inlined plotly.js, with no network but the
+    # widget manager
+    assert page.count("Plotly.newPlot") >= 3 and page.count("plotly.js v") == 1
+    assert all("require.js" in src or "html-manager" in src
+               for src in notebook_html.external_scripts(page))

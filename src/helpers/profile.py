@@ -58,8 +58,8 @@ def for_data(n, d, coarse_budget_s=900, rate=None):
         "01_data_generation": {"progress": False},
         # past 1M rows of d >= 256 what to build is screened on the first 1M rows, as at 10M x 1024
         "02_memory_budget": {"check_factories": [] if large else [f"IVF{nlist},SQ8"],
-                             **(screen.notebook_params(screen.SEARCH) if screened else
-                                {"screen_rows": 0})},
+                             **(dict(screen.notebook_params(screen.SEARCH), screen_time_budget="40min",
+                                     build_time_budget="30min") if screened else {"screen_rows": 0})},
         "03_build_ivfpq": {
             "large_nlist": 4 * nlist,
             "factories": [f"IVF{{nlist}},PQ{m16}", f"IVF{{nlist}},PQ{m8}x4fs",

@@ -71,7 +71,7 @@ PRESETS = {
         "all": {"nlist": 4096, "nprobe": 32, "max_nprobe": 256},
         "01_data_generation": {"n": 1_000_000, "n_queries": 1000, "n_train": 0, "progress": False},
         "02_memory_budget": {"check_factories": [], **screen.notebook_params(screen.SEARCH, 1_000_000),
-                             "screen_time_budget": "40min"},
+                             "screen_time_budget": "40min", "build_time_budget": "10min"},
         "03_build_ivfpq": {"hnsw_quantizer_factory": "", "rerank_k_factors": [1, 4, 16],
                            "cap_nprobe": 512,
                            # PQ64 alone is PQ64,Refine(SQ8) at k_factor_rf=1 (same codes, the
@@ -83,7 +83,7 @@ PRESETS = {
                           "ef_construction_values": [40]},
         "05_build_ivfsq": {"factories": ["IVF{nlist},SQ8", "IVF{nlist},SQ4"], "cap_nprobe": 512},
         "06_recall_vs_latency": {"k_factors": [1, 16, 64, 128]},
-        "time_limit": "20min",
+        "time_limit": "90min",  # the screening (40 min budget) and two finalists included
         "skip": {"07_beyond_one_machine": "a second, sharded copy of IVF4096,SQ8 beside the one "
                                           "05 built adds disk and an hour of CPU on one machine "
                                           "without teaching more than the small presets do"},
@@ -371,7 +371,8 @@ def check_resources(per_notebook, data_dir, notebooks_dir=NOTEBOOKS):
         raise ValueError(f"this run needs {format_bytes(need)} of disk in {data_dir} (dataset, "
                          f"coarse assignments, indexes) but {probe} has {format_bytes(free)} free; "
                          f"free some space or pass --data-dir on a larger disk")
-    if refused and len(refused) == len(builds):
+    screened = "screened" in per_notebook["03_build_ivfpq"]["factories"]  # checked when built
+    if refused and len(refused) == len(builds) and not screened:
         raise ValueError(f"none of the run's indexes can be built in {format_bytes(available)} of "
                          f"memory (the build budget): " + "; ".join(f"{f}: {r}" for f, r in refused))
     return {"disk_needed": need, "disk_free": free, "refused": refused}
@@ -418,6 +419,28 @@ def estimate_seconds(per_notebook, data_dir, notebooks_dir=NOTEBOOKS):
             out[f"build {f}" + (f" efC{efc}" if efc and f.startswith("HNSW") else "")] = \
                 planner.estimate_build_seconds(f, n, d, metric, b["pred"]["n_train"], sample, rate,
                                                efc, preassigned)["total_s"]
+    out.update(_screening_bounds(per_notebook, data_dir))
+    return out
+
+
+def _screening_bounds(per_notebook, data_dir):
+    """The screening and its finalists' builds, bounded by their own budgets (what
+    the finalists are is measured, so their budgets stand in for an estimate):
+    the screening starts no candidate after screen_time_budget, and a finalist's
+    build at target N is projected within build_time_budget. A finished
+    screening (its verdicts saved) counts nothing."""
+    from .screen import screen_dir
+
+    p = per_notebook["02_memory_budget"]
+    if not p.get("screen_rows") or "screened" not in per_notebook["03_build_ivfpq"]["factories"]:
+        return {}
+    if not (p.get("screen_time_budget") and p.get("build_time_budget")):
+        raise ValueError("a run that screens and builds its finalists needs screen_time_budget and "
+                         "build_time_budget (notebook 02) to bound its time; set both")
+    out = {"finalists' builds (their budget)":
+           p["finalists"] * parse_duration(p["build_time_budget"])}
+    if not os.path.exists(os.path.join(screen_dir(data_dir), "verdicts.json")):
+        out["screening (its budget)"] = parse_duration(p["screen_time_budget"])
     return out
 
 
