@@ -266,6 +266,7 @@ def take_rows(vf, ids):
             return f[vf.key][uniq][inv].astype(np.float32, copy=False)
     rows = np.empty((uniq.size, vf.row_bytes), dtype=np.uint8)
     run = 1024
+    singles = []  # positions of isolated rows, read one by one
     with open(vf.path, "rb") as f:
         fd = f.fileno()
         block_of = uniq // run
@@ -279,8 +280,9 @@ def take_rows(vf, ids):
                 buf = _pread(fd, vf, r0, r1).reshape(r1 - r0, vf.row_bytes)
                 rows[sel] = buf[uniq[sel] - r0]
             else:
-                for j in sel:
-                    rows[j] = _pread(fd, vf, int(uniq[j]), int(uniq[j]) + 1)
+                singles.append(sel)
+        if singles:
+            _pread_rows(fd, vf, uniq, np.concatenate(singles), rows)
     if vf.prefix:
         _check_row_headers(vf, rows, int(uniq[0]) if uniq.size else 0)
         rows = rows[:, vf.prefix:]
@@ -288,6 +290,23 @@ def take_rows(vf, ids):
     if uniq.size != ids.size or (ids[1:] < ids[:-1]).any():
         x = x[inv]  # the order and repeats asked for (a copy; skipped for sorted ids)
     return x.astype(np.float32, copy=False)
+
+
+READ_THREADS = 16  # positioned reads in flight at once: a disk serves many faster than one
+
+
+def _pread_rows(fd, vf, uniq, positions, rows):
+    """rows[j] = row uniq[j] for each j in positions, read by READ_THREADS threads
+    (os.pread releases the GIL, so cold reads overlap instead of queueing)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def read(chunk):
+        for j in chunk:
+            rows[j] = _pread(fd, vf, int(uniq[j]), int(uniq[j]) + 1)
+
+    chunks = np.array_split(positions, min(READ_THREADS, len(positions)))
+    with ThreadPoolExecutor(len(chunks)) as pool:
+        list(pool.map(read, chunks))  # list(): a failed read raises here
 
 
 def _pread(fd, vf, r0, r1):
