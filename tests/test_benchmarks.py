@@ -58,3 +58,12 @@ def test_bench_sweep_and_hnsw_add_rate(small_ds, tmp_path):
 def test_answer_reads_the_committed_results(folder):
     out = _run("answer.py", os.path.join(BENCH, "results", folder))
     assert "| index |" in out
+
+
+def test_finalists_chart_draws_the_committed_sweep(tmp_path):
+    import shutil
+
+    shutil.copy(os.path.join(BENCH, "results", "full", "sweep.csv"), tmp_path / "sweep.csv")
+    out = _run("finalists_chart.py", tmp_path)
+    page = open(out.strip()).read()
+    assert "Plotly.newPlot" in page and "IVF4096,PQ128x4fs,Refine(SQ8)" in page

@@ -1,0 +1,64 @@
+"""The recall-vs-QPS chart of a committed run's sweep, as HTML and PNG.
+
+    python benchmarks/finalists_chart.py benchmarks/results/full --png benchmarks/results/full/finalists.png
+
+Reads sweep.csv (notebook 06's rows), draws helpers.plots.recall_qps (each
+index's frontier, the high-recall end opened up) and writes it as HTML with
+plotly.js inlined; with --png, headless Chromium (/usr/bin/chromium) renders
+that page to a PNG.
+"""
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import tempfile
+
+from helpers import plots
+
+
+def rows_of(path):
+    """sweep.csv rows with numbers as numbers and intervals as lists."""
+    out = []
+    for r in csv.DictReader(open(path)):
+        row = {}
+        for k, v in r.items():
+            if v == "":
+                row[k] = None
+            elif v.startswith("["):
+                row[k] = json.loads(v)
+            else:
+                try:
+                    row[k] = float(v)
+                except ValueError:
+                    row[k] = v
+        if row.get("qps_median") is None:  # runs recorded before median timings: one batch
+            row["qps_median"] = row.get("qps")
+        out.append(row)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("results", help="a folder with sweep.csv")
+    ap.add_argument("--png", help="write a PNG here (needs /usr/bin/chromium)")
+    ap.add_argument("--title", default="recall@10 vs queries per second at 10M x 1024")
+    a = ap.parse_args()
+    rows = rows_of(os.path.join(a.results, "sweep.csv"))
+    fig = plots.recall_qps(rows)
+    fig.update_layout(title=a.title, width=1200, height=700)
+    html = os.path.join(a.results, "finalists.html") if not a.png else tempfile.mktemp(suffix=".html")
+    fig.write_html(html, include_plotlyjs=True)
+    if a.png:
+        subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                        "--disable-background-networking", f"--screenshot={os.path.abspath(a.png)}",
+                        "--window-size=1250,760", f"file://{html}"], check=True,
+                       capture_output=True, timeout=120)
+        print(a.png)
+    else:
+        print(html)
+
+
+if __name__ == "__main__":
+    main()
