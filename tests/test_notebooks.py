@@ -84,7 +84,7 @@ def test_02_memory_budget(tmp_path):
              ram_limit="256M", build_limit="0.25G", results_dir=str(tmp_path / "r"),
              target_recall=0.8, screen_rows=4000, screen_spaces=["IVF16", "PCAR32,IVF32", "PCAR128,IVF16"],
              screen_codes=["PQ16x4fs", "RaBitQfs"], screen_hnsw=[["HNSW16,SQ8", 40]],
-             screen_nprobe=[2, 4, 8], screen_k_factors=[4, 16], screen_ef_search=[16, 32])
+             screen_nprobe_divisors=[8, 4, 2], screen_k_factors=[4, 16], screen_ef_search=[16, 32])
     text = outputs_text(nb)
     verdicts = {v["family"]: v["verdict"] for v in
                 __import__("helpers.summary").summary.recorded(tmp_path / "r")["02_memory_budget"]["screening"]}

@@ -78,8 +78,10 @@ def train_space(coarse, xt, metric):
         for vt in indexes.transforms(space):
             vt.train(xt)
         xs = indexes.apply_transforms(space, xt)
+        # 10 iterations at the first level, as faiss's IVF training runs; faiss.Kmeans's
+        # default 25 on each (small) second-level problem
         centroids, _ = two_level_clustering(xs, int(np.sqrt(ivf.nlist)), ivf.nlist,
-                                            spherical=metric == "IP", clustering_niter=10, niter=10)
+                                            spherical=metric == "IP", clustering_niter=10)
         ivf.quantizer.add(np.ascontiguousarray(centroids, dtype="float32"))
         space.train(xt)  # marks the chain and the IVF trained; k-means is skipped
     return space

@@ -45,7 +45,7 @@ PRESETS = {
                              "time_sample_rows": 500, "target_recall": 0.9, "screen_rows": 3000,
                              "screen_spaces": ["IVF16", "PCAR32,IVF32"],
                              "screen_codes": ["PQ16x4fs", "RaBitQfs"],
-                             "screen_hnsw": [["HNSW16,SQ8", 40]], "screen_nprobe": [2, 4, 8],
+                             "screen_hnsw": [["HNSW16,SQ8", 40]], "screen_nprobe_divisors": [8, 4, 2],
                              "screen_k_factors": [4, 16], "screen_ef_search": [16, 32]},
         "03_build_ivfpq": {"large_nlist": 64, "factories": [
             "IVF{nlist},PQ8", "IVF{nlist},PQ32x4fs", "IVF{nlist},PQ16,Refine(SQ8)",

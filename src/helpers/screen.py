@@ -32,7 +32,9 @@ SEARCH = {
     "codes": ["PQ64x4fs", "RaBitQfs", "PQ128x4fs", "RaBitQ4", "PQ256x4fs", "RaBitQ"],
     "refine": "Refine(SQ8)",
     "hnsw": [["PCAR256,HNSW32,Refine(SQ8)", 100]],
-    "nprobe": [16, 32, 64, 128, 256],
+    # nprobe as a share of nlist (nlist // each): the same share of the rows scanned
+    # whatever nlist, so a larger nlist is tried at the depths where it can compete
+    "nprobe_divisors": [256, 128, 64, 32, 16],
     "k_factor_rf": [16, 64, 256],  # 4-bit codes at d = 1024 need deep re-ranking for 0.95
     "ef_search": [32, 64, 128, 256],
 }
@@ -48,26 +50,40 @@ def candidates(search=SEARCH):
     return ivf + [(f, efc) for f, efc in search["hnsw"]]
 
 
-def settings_for(index, search=SEARCH):
-    """The sweep's grid for one index: nprobe (below nlist) or efSearch, times the
-    refine depths when there is a refine stage."""
-    ranges = evaluate.parameter_ranges(index)
-    kfs = [f"k_factor_rf={k}" for k in search["k_factor_rf"]] if "k_factor_rf" in ranges else [""]
-    ivf = faiss.try_extract_index_ivf(index)
-    main = ([f"nprobe={p}" for p in search["nprobe"] if p < ivf.nlist] if ivf is not None
-            else [f"efSearch={e}" for e in search["ef_search"]])
-    return [",".join(p for p in (m, kf) if p) for m in main for kf in kfs]
+def settings_for(factory, d, metric, search=SEARCH):
+    """The sweep's grid for `factory`: nprobe (nlist // each of nprobe_divisors) or
+    efSearch, times the refine depths when there is a refine stage."""
+    node = memory.parse(factory, d, metric)
+    inner = memory.inner_index(node)
+    kfs = ([f"k_factor_rf={k}" for k in search["k_factor_rf"]] if node["kind"] == "refine"
+           else [""])
+    main = ([f"nprobe={max(1, inner['nlist'] // div)}" for div in search["nprobe_divisors"]]
+            if inner["kind"] == "ivf" else [f"efSearch={e}" for e in search["ef_search"]])
+    return [",".join(p for p in (m, kf) if p) for m in dict.fromkeys(main) for kf in kfs]
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Prefix:
-    """The first `n` rows of a dataset, as the builds here read them."""
+    """The first `n` rows of dataset `ds`, seen as a dataset of their own (what
+    helpers.coarse needs: base, n, d, metric and a fingerprint of its own)."""
     ds: object
     n: int
 
     @property
     def base(self):
         return dataclasses.replace(self.ds.base, n=self.n)
+
+    @property
+    def fingerprint(self):
+        return f"{self.ds.fingerprint}:first-{self.n}"
+
+    @property
+    def metric(self):
+        return self.ds.metric
+
+    @property
+    def d(self):
+        return self.ds.d
 
 
 def _ground_truth(prefix, xq, out_dir, k=100):
@@ -87,24 +103,21 @@ def _ground_truth(prefix, xq, out_dir, k=100):
     return D, I
 
 
-def _space(prefix, space, n_train, cache):
-    """(trained space, assignment of the prefix's rows, seconds) for `space`, once."""
-    if space not in cache:
-        t0 = time.perf_counter()
-        xt = take_rows(prefix.base, train_sample_ids(prefix.n, n_train))
-        trained = coarse.train_space(space, xt, prefix.ds.metric)
-        train_s = time.perf_counter() - t0
-        del xt
-        t0 = time.perf_counter()
-        assign = np.concatenate([coarse.assign_rows(trained, read_rows(prefix.base, i, min(i + 65536, prefix.n)))
-                                 for i in range(0, prefix.n, 65536)])
-        cache[space] = (trained, assign, {"kmeans_s": train_s, "assign_s": time.perf_counter() - t0,
-                                          "kmeans": coarse.quantizer_key(prefix.ds, space, n_train)["kmeans"],
-                                          "n_train": n_train})
-    return cache[space]
+def _space(prefix, space, n_train, out_dir):
+    """(trained space, assignment of the prefix's rows, times) for `space`: computed
+    once through helpers.coarse (kept in out_dir/coarse, locked, resumable), its
+    k-means and assignment seconds kept beside it for the next calls."""
+    times_path = os.path.join(out_dir, "coarse", coarse._file_name(space) + ".times.json")
+    trained, assign, info = coarse.coarse_assignment(prefix, space, n_train,
+                                                     os.path.join(out_dir, "coarse"), progress=False)
+    if not info["reused"] or not os.path.exists(times_path):
+        write_json(times_path, {"kmeans_s": info["train_s"], "assign_s": info["assign_s"],
+                                "kmeans": coarse.quantizer_key(prefix, space, n_train)["kmeans"],
+                                "n_train": n_train})
+    return trained, assign, read_json(times_path)
 
 
-def build_candidate(prefix, factory, ef_construction, search, cache, batch=65536):
+def build_candidate(prefix, factory, ef_construction, out_dir, batch=65536):
     """Build `factory` over the prefix (sharing its coarse space). Returns
     (index, info dict with train/add seconds and the space's k-means costs)."""
     ds, space_name = prefix.ds, indexes.split_factory(factory)[0]
@@ -113,7 +126,7 @@ def build_candidate(prefix, factory, ef_construction, search, cache, batch=65536
     if space_name:
         # the k-means sample the full-scale build will use (memory.default_train_size)
         n_train = memory.default_train_size(memory.parse(factory, ds.d, ds.metric), prefix.n)
-        space, assign, info = _space(prefix, space_name, n_train, cache)
+        space, assign, info = _space(prefix, space_name, n_train, out_dir)
         info = dict(info)
         index = indexes.load_space(indexes.work_index(factory, ds.d, ds.metric), space)
     else:
@@ -133,6 +146,14 @@ def build_candidate(prefix, factory, ef_construction, search, cache, batch=65536
         index = indexes.final_index(index, factory, ds.d, ds.metric)
     info["add_s"] = time.perf_counter() - t0
     return index, info
+
+
+def _settings_or_error(factory, ds, search):
+    """settings_for `factory`, or faiss's reason it cannot be built (a string)."""
+    try:
+        return settings_for(factory, ds.d, ds.metric, search)
+    except (RuntimeError, ValueError, memory.FactoryError) as e:
+        return str(e).strip().splitlines()[-1]
 
 
 def _name(factory, efc):
@@ -155,18 +176,18 @@ def screen(ds, rows, out_dir, search=SEARCH, target_n=None, ram_budget=None, tim
     prefix = Prefix(ds, min(rows, ds.n))
     xq = read_rows(ds.queries, 0, ds.queries.n)
     gt_D, gt_I = _ground_truth(prefix, xq, out_dir)
-    t_start, cache, all_rows, built = time.perf_counter(), {}, [], {}
+    t_start, all_rows, built = time.perf_counter(), [], {}
     for factory, efc in candidates(search):
         name = _name(factory, efc)
         path = os.path.join(out_dir, coarse._file_name(name) + ".json")
         key = {"dataset": ds.fingerprint, "rows": prefix.n, "factory": factory, "efC": efc,
-               "grid": [search["nprobe"], search["k_factor_rf"], search["ef_search"]]}
+               "settings": _settings_or_error(factory, ds, search)}
         if os.path.exists(path) and read_json(path).get("key") == key:
             saved = read_json(path)
         elif time_budget and time.perf_counter() - t_start > time_budget:
             saved = {"key": key, "error": "not screened: the screening's time budget was spent"}
         else:
-            saved = _screen_one(prefix, factory, efc, search, cache, xq, gt_D, gt_I, repeats,
+            saved = _screen_one(prefix, factory, efc, out_dir, xq, gt_D, gt_I, repeats,
                                 single_queries, key, progress, target_recall)
             write_json(path, saved)
         built[name] = saved
@@ -196,18 +217,20 @@ def expand(factories, screen_dir):
     return list(dict.fromkeys(out))
 
 
-def _screen_one(prefix, factory, efc, search, cache, xq, gt_D, gt_I, repeats, single_queries,
+def _screen_one(prefix, factory, efc, out_dir, xq, gt_D, gt_I, repeats, single_queries,
                 key, progress, target_recall):
     name = _name(factory, efc)
     if progress:
         print(f"screening {name} on {prefix.n:,} rows ...", flush=True)
     try:
-        index, info = build_candidate(prefix, factory, efc, search, cache)
+        if isinstance(key["settings"], str):  # the factory string itself was refused
+            raise ValueError(key["settings"])
+        index, info = build_candidate(prefix, factory, efc, out_dir)
     except (RuntimeError, ValueError, memory.FactoryError) as e:
         return {"key": key, "error": "faiss cannot build it: " + str(e).strip().splitlines()[-1]}
     nbytes = len(faiss.serialize_index(index))
     rows = evaluate.sweep({name: (index, nbytes)}, xq, gt_D, gt_I, None, prefix.ds.metric,
-                          settings={name: settings_for(index, search)}, repeats=repeats,
+                          settings={name: key["settings"]}, repeats=repeats,
                           single_queries=single_queries, progress=False,
                           full_timing_from=target_recall)
     del index
@@ -265,10 +288,11 @@ def verdicts(built, rows, target_n, d, metric, ram_budget=None, time_budget=None
     return out
 
 
-def search_of(spaces, codes, refine, hnsw, nprobe, k_factors, ef_search):
+def search_of(spaces, codes, refine, hnsw, nprobe_divisors, k_factors, ef_search):
     """A search description (as SEARCH) from a notebook's plain parameters."""
     return {"spaces": list(spaces), "codes": list(codes), "refine": refine,
-            "hnsw": [list(h) for h in hnsw], "nprobe": list(nprobe), "k_factor_rf": list(k_factors),
+            "hnsw": [list(h) for h in hnsw], "nprobe_divisors": list(nprobe_divisors),
+            "k_factor_rf": list(k_factors),
             "ef_search": list(ef_search)}
 
 
@@ -276,7 +300,8 @@ def notebook_params(search=SEARCH, rows=1_000_000):
     """Notebook 02's screening parameters for `search` on `rows` rows (presets, profiles)."""
     return {"screen_rows": rows, "screen_spaces": search["spaces"], "screen_codes": search["codes"],
             "screen_refine": search["refine"], "screen_hnsw": search["hnsw"],
-            "screen_nprobe": search["nprobe"], "screen_k_factors": search["k_factor_rf"],
+            "screen_nprobe_divisors": search["nprobe_divisors"],
+            "screen_k_factors": search["k_factor_rf"],
             "screen_ef_search": search["ef_search"]}
 
 
