@@ -14,13 +14,10 @@ pytest.importorskip("dask.distributed")
 
 @pytest.fixture(scope="module")
 def cluster_client():
-    from dask.distributed import Client, LocalCluster
-
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
-    client = Client(cluster)
+    client = distributed.connect(n_workers=2)
     yield client
     client.close()
-    cluster.close()
+    client.cluster.close()
 
 
 def search(index, ds, k=10, nprobe=8):
@@ -58,7 +55,8 @@ def test_distributed_build_resumes_after_a_worker_is_killed_mid_shard(small_ds, 
     trigger = tmp_path / "kill-one-worker"
     trigger.write_text("")
     # the first worker to commit anything is SIGKILLed at that instant (files.commit_point)
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address="127.0.0.1:0",
                            env={"FAISS_WORKBOOK_CRASH_ONCE": str(trigger)})
     with Client(cluster) as client:
         r = distributed.build_sharded(client, small_ds, "IVF64,PQ8", str(tmp_path / "s"), shards=4)

@@ -121,7 +121,7 @@ def test_planner_and_recommendation_share_the_budget_rules_for_a_small_budget():
     small = next(r for r in rows if r["factory"] == "IVF256,PQ48x4fs")
     assert small["n_train"] < 60_000 and small["build_peak"] <= budget
     # what the planner lets through, the recommendation accepts (index RAM within budget)
-    row = {"index": "IVF256,PQ48x4fs", "setting": "nprobe=8", "recall@10": 0.9, "qps": 1000.0,
+    row = {"index": "IVF256,PQ48x4fs", "setting": "nprobe=8", "recall@10": 0.9, "qps_median": 1000.0,
            "index_bytes": small["index_ram"], "threads": 2, "p50_ms": 1.0, "p99_ms": 2.0}
     assert evaluate.recommend([row], 0.5, budget)[0] is row
     assert evaluate.recommend([row], 0.5, small["index_ram"] - 1)[0] is None
@@ -133,7 +133,8 @@ def test_run_stage_estimates_count_shared_coarse_work_once():
     assert planner.coarse_seconds(1_000_000, 64, "IVF1024", rate) == \
         planner.kmeans_seconds(64 * 1024, 1024, 64, rate) + 1_000_000 * 1024 * 64 / rate
     n, d = 10_000_000, 32
-    kmeans = planner.kmeans_seconds(memory.TRAIN_PER_CENTROID * 16384, 16384, d, rate)
+    n_train = memory.default_train_size(memory.parse("IVF16384,SQ8", d), n)  # 39 per centroid here
+    kmeans = planner.kmeans_seconds(n_train, 16384, d, rate)
     alone = planner.estimate_build_seconds("IVF16384,SQ8", n, d, rate=rate)
     shared = planner.estimate_build_seconds("IVF16384,SQ8", n, d, rate=rate, preassigned=True)
     # a preassigned build trains only its codec: the k-means is coarse_seconds' share

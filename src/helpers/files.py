@@ -8,6 +8,7 @@ replaces good data.
 import contextlib
 import errno
 import fcntl
+import glob
 import hashlib
 import json
 import os
@@ -192,6 +193,11 @@ def locked(path, wait=True, what=None):
                                   f"or use another folder") from None
             print(f"waiting for {holder}, which is writing {what or path} ...", flush=True)
             fcntl.flock(fd, fcntl.LOCK_EX)
+        # temporary files of this artifact left by a killed writer: no one else writes it now
+        own = glob.escape(os.fspath(path))
+        for stale in glob.glob(f"{own}{PARTIAL_SUFFIX}-*") + glob.glob(f"{own}.*{PARTIAL_SUFFIX}-*"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(stale)
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                                   "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode(), 0)

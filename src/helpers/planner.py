@@ -151,16 +151,26 @@ def data_seconds(n, d, n_queries, gt_k, metric="L2", generate=True, sample_rows=
 
 
 def coarse_seconds(n, d, coarse, rate=None, sample=None):
-    """Estimated seconds to train a shared coarse quantizer ("IVF4096",
-    "IVF65536_HNSW32") on its sample (64 points per centroid at most) and
-    assign all n rows to it, as coarse_costs models them."""
-    nlist = int(re.match(r"IVF(\d+)", coarse).group(1))
+    """Estimated seconds to train a shared coarse space ("IVF4096",
+    "PCAR256,IVF16384_HNSW32") on the build's sample (memory.default_train_size)
+    and assign all n rows to it: its transform, then k-means (two-level:
+    about 2 sqrt(nlist) centroids per point) and the assignment in the
+    space's dimension."""
+    from . import coarse as coarse_module
+
+    space = new_index(coarse + ",Flat", d)  # alive while its IVF is read
+    ivf = faiss.extract_index_ivf(space)
+    nlist, d_space = ivf.nlist, ivf.d
     rate = rate or gemm_rate(d)
-    train_s = kmeans_seconds(min(n, memory.TRAIN_PER_CENTROID * nlist), nlist, d, rate)
+    n_train = memory.default_train_size(memory.parse(coarse + ",Flat", d), n)
+    k = 2 * math.isqrt(nlist) if coarse_module.uses_two_level(coarse, d) else nlist
+    out = kmeans_seconds(n_train, k, d_space, rate)
+    if d_space != d:  # the transform, applied to every row once
+        out += n * d * d_space / rate
     if "_HNSW" in coarse:
-        sample = synthetic_sample(d, 2000) if sample is None else sample
-        return train_s + n / hnsw_assign_rate(d, nlist, sample)
-    return train_s + n * nlist * d / rate
+        sample = synthetic_sample(d_space, 2000) if sample is None or d_space != d else sample
+        return out + n / hnsw_assign_rate(d_space, nlist, sample)
+    return out + n * nlist * d_space / rate
 
 
 def kmeans_seconds(n_points, k, d, rate):
