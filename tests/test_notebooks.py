@@ -205,6 +205,10 @@ def test_06_recall_vs_latency(tmp_path, nb_ds):
                       if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert widget_outputs and nb.metadata.get("widgets")  # widget state stored in the notebook
     assert "k_factor_rf" in json.dumps(nb.metadata["widgets"])  # the refine-depth slider
+    # the second goal through the exact final stage: measured rows, and a verdict on them
+    assert res["high_recall_rows"] and all("exact_depth=" in r["setting"] for r in res["high_recall_rows"])
+    high = res["high_recall"]
+    assert high is None or (high["recall@10_ci"][0] >= 0.99 and high["p50_ms"] > 0)
     page = open(notebook_html.to_html(str(tmp_path / "06_recall_vs_latency.ipynb"))).read()
     # the charts survive the export, drawn by one inlined plotly.js, with no network but the
     # widget manager
