@@ -1,6 +1,6 @@
 """Memory model vs measurement for every index family, at >= 200k x 1024.
 
-Each family is built in a fresh process (python -m helpers.measure) from a
+Each family is built in a fresh process (python -m helpers measure) from a
 disk-resident dataset; the script prints predicted beside measured figures
 with the error in %. Goals: <= 1% on index bytes (file size), <= 10% on build
 peak.

@@ -8,7 +8,7 @@ queries per setting, and prints
 recall@1/@10/@100, QPS and latency, with the add rate the build report
 recorded. --grid sweeps every combination of the values given.
 
-    # the 10M HNSW32,SQ8, built with python -m helpers.build
+    # the 10M HNSW32,SQ8, built with python -m helpers build
     python benchmarks/bench_sweep.py /work/bigdata/full \
         /work/bigdata/full/indexes/HNSW32_SQ8_efC40.faiss \
         --settings efSearch=32 efSearch=64 efSearch=128 efSearch=256 efSearch=512

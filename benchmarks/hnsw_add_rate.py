@@ -3,7 +3,7 @@
     python benchmarks/hnsw_add_rate.py benchmarks/results/1m/summary.json \
         benchmarks/results/full/hnsw32_sq8_build.json --html /tmp/hnsw_add_rate.html
 
-Each argument is a build report (`<index>.faiss.json`, as `python -m helpers.build`
+Each argument is a build report (`<index>.faiss.json`, as `python -m helpers build`
 writes it) or a run's summary.json (its notebook 04 builds). For each, prints the
 rows added, the measured add seconds, the planner's estimate for the same rows
 (planner.estimate_build_seconds timed here on a 2,000-row synthetic sample, then

@@ -238,7 +238,7 @@ def test_hnsw_pq_for_inner_product_ranks_by_inner_product(small_ds, tmp_path):
 
 
 def test_command_line_builds_resumes_and_reuses_one_index(small_ds, tmp_path):
-    cmd = [sys.executable, "-m", "helpers.build", str(small_ds.root), "HNSW8,SQ8",
+    cmd = [sys.executable, "-m", "helpers", "build", str(small_ds.root), "HNSW8,SQ8",
            "--out", str(tmp_path / "h.faiss"), "--ef-construction", "16"]
     first = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     again = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout

@@ -131,7 +131,7 @@ def test_atomic_writes_of_two_processes_never_collide(tmp_path):
 
 def test_a_second_run_on_one_run_folder_is_refused(tmp_path):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "helpers.run", "--preset", "tiny", "--data-dir", str(tmp_path / "d"),
+    cmd = [sys.executable, "-m", "helpers", "run", "--preset", "tiny", "--data-dir", str(tmp_path / "d"),
            "--runs-dir", str(tmp_path / "runs"), "--until", "02_memory_budget"]
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     for line in first.stdout:  # the first holds its run folder once it starts a notebook

@@ -4,7 +4,6 @@ import json
 import subprocess
 
 import faiss
-import numpy as np
 import pytest
 
 from helpers import build, dataset, memory, synthetic
@@ -119,7 +118,7 @@ def test_rss_within_15_percent(measured_ds, python, factory):
     """RSS measured in a fresh process (helpers.measure): VmHWM peaks and RSS
     deltas with the baseline subtracted. 1 MiB of slack covers page and
     allocator granularity, which dominates only for the smallest indexes."""
-    out = subprocess.run([python, "-m", "helpers.measure", measured_ds.root, factory,
+    out = subprocess.run([python, "-m", "helpers", "measure", measured_ds.root, factory,
                           "--add-batch", "25000", "--threads", "2", "--n-train", "8192"],
                          capture_output=True, text=True, check=True)
     r = json.loads(out.stdout)

@@ -1,5 +1,5 @@
-"""Users' own vectors through the command line: python -m helpers.run --base ...,
-then python -m helpers.build --config recommended.json (real papermill kernels)."""
+"""Users' own vectors through the command line: python -m helpers run --base ...,
+then python -m helpers build --config recommended.json (real papermill kernels)."""
 
 import json
 import os
@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from helpers import build, dataset, evaluate, indexes, groundtruth, profile
+from helpers import build, cli, dataset, evaluate, groundtruth, indexes, profile
 from helpers import run as runner
 from helpers.vectors import read_rows, write_vectors
 from test_ingest import write_parquet
@@ -24,8 +24,8 @@ def clustered(n, seed, d=D):
     return (centres[rng.integers(0, 40, n)] + 0.4 * rng.standard_normal((n, d))).astype(np.float32)
 
 
-def cli(tmp_path, *args):
-    return runner.main([*args, "--runs-dir", str(tmp_path / "runs"), "--data-dir", str(tmp_path / "data")])
+def run_cli(tmp_path, *args):
+    return cli.run_command([*args, "--runs-dir", str(tmp_path / "runs"), "--data-dir", str(tmp_path / "data")])
 
 
 def run_state(tmp_path):
@@ -38,7 +38,7 @@ def test_own_vectors_run_every_notebook_and_the_recommendation_builds_at_full_sc
     x = clustered(4000, 1) * np.random.default_rng(2).uniform(0.5, 2, (4000, 1)).astype(np.float32)
     write_vectors(tmp_path / "emb.npy", x)
     write_vectors(tmp_path / "q.npy", clustered(200, 3))
-    assert cli(tmp_path, "--base", str(tmp_path / "emb.npy"), "--queries", str(tmp_path / "q.npy"),
+    assert run_cli(tmp_path, "--base", str(tmp_path / "emb.npy"), "--queries", str(tmp_path / "q.npy"),
                "--metric", "cosine") == 0
     folder, state = run_state(tmp_path)
     assert state["status"] == "complete" and state["done"] == runner.ORDER
@@ -55,7 +55,7 @@ def test_own_vectors_run_every_notebook_and_the_recommendation_builds_at_full_sc
     rec = json.loads(rec_path.read_text())
     assert rec["metric"] == "cosine" and rec["predicted_at_target"]["n"] == 4000
     out = tmp_path / "prod" / "index.faiss"
-    assert build.main(["--config", str(rec_path), "--base", str(tmp_path / "emb.npy"),
+    assert cli.build_command(["--config", str(rec_path), "--base", str(tmp_path / "emb.npy"),
                        "--out", str(out)]) == 0
     index = build.load_index(str(out))
     evaluate.set_parameters(index, rec["search"])
@@ -100,7 +100,7 @@ def test_every_format_imports_through_the_command_line(kind, tmp_path):
     path = write_as(kind, tmp_path / "src", x)
     extra = ["--column", "vec"] if kind == "parquet" else []
     metric = ["--metric", "l2" if kind == "bvecs" else "ip"] if kind != "hdf5" else []
-    assert cli(tmp_path, "--base", str(path), *metric, "--n-queries", "100",
+    assert run_cli(tmp_path, "--base", str(path), *metric, "--n-queries", "100",
                "--until", "01_data_generation", *extra) == 0
     folder, state = run_state(tmp_path)
     assert state["done"] == ["01_data_generation"] and state["status"].startswith("stopped")
@@ -123,7 +123,7 @@ def test_every_format_imports_through_the_command_line(kind, tmp_path):
 ])
 def test_bad_own_input_fails_before_any_notebook_with_the_reason(rows, args, match, tmp_path, capsys):
     write_vectors(tmp_path / "emb.npy", clustered(rows, 5))
-    assert cli(tmp_path, "--base", str(tmp_path / "emb.npy"), "--n-queries", "100", *args) == 1
+    assert run_cli(tmp_path, "--base", str(tmp_path / "emb.npy"), "--n-queries", "100", *args) == 1
     assert re.search(match, capsys.readouterr().err)
     assert not (tmp_path / "runs").exists() or not os.listdir(tmp_path / "runs")
 
@@ -131,7 +131,7 @@ def test_bad_own_input_fails_before_any_notebook_with_the_reason(rows, args, mat
 def test_queries_of_another_dimension_stop_the_import_naming_both(tmp_path, capsys):
     write_vectors(tmp_path / "emb.npy", clustered(3000, 5))
     write_vectors(tmp_path / "q.npy", clustered(50, 6, d=32))
-    assert cli(tmp_path, "--base", str(tmp_path / "emb.npy"), "--queries", str(tmp_path / "q.npy"),
+    assert run_cli(tmp_path, "--base", str(tmp_path / "emb.npy"), "--queries", str(tmp_path / "q.npy"),
                "--until", "01_data_generation") == 1
     err = capsys.readouterr().err
     assert "queries in" in err and "have d=32 but the base vectors" in err and "d=64" in err

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from helpers import notebook_html
+from helpers import cli, notebook_html
 from helpers import run as runner
 from helpers.files import read_json
 
@@ -117,11 +117,11 @@ def test_failing_notebook_is_reported_and_the_rerun_continues(first_run, tmp_pat
     bad.write_text("03_build_ivfpq:\n  factories: ['IVF{nlist},PQ7']\n")
     args = ["--preset", "tiny", "--params", str(bad), "--runs-dir", str(tmp_path / "runs"),
             "--data-dir", str(root / "data")]
-    assert runner.main(args) == 1
+    assert cli.run_command(args) == 1
     assert "m must divide d=64" in capsys.readouterr().err and not (tmp_path / "runs").exists()
     # a notebook failing while it runs: re-ranking an index the notebook did not build
     bad.write_text("03_build_ivfpq:\n  rerank_factory: 'IVF{nlist},Flat'\n")
-    assert runner.main(args) == 1
+    assert cli.run_command(args) == 1
     err = capsys.readouterr().err
     assert "03_build_ivfpq failed in cell [" in err and "KeyError" in err and "IVF16,Flat" in err
     folder = os.path.join(tmp_path / "runs", os.listdir(tmp_path / "runs")[0])
@@ -131,7 +131,7 @@ def test_failing_notebook_is_reported_and_the_rerun_continues(first_run, tmp_pat
     assert os.path.exists(state["failed"]["partial_notebook"])
     html = open(os.path.join(folder, "summary.html")).read()
     assert "03_build_ivfpq failed" in html and "01_data_generation, 02_memory_budget" in html
-    assert runner.main(args) == 1  # same command again: continues the same run folder
+    assert cli.run_command(args) == 1  # same command again: continues the same run folder
     out = capsys.readouterr().out
     assert "continuing the unfinished run" in out and "01_data_generation: done in an earlier attempt" in out
     assert os.listdir(tmp_path / "runs") == [os.path.basename(folder)]
@@ -149,7 +149,7 @@ def test_pipeline_killed_at_random_moments_resumes_to_the_same_results(first_run
     import numpy as np
 
     root, _ = first_run
-    cmd = [sys.executable, "-m", "helpers.run", "--preset", "tiny", "--runs-dir",
+    cmd = [sys.executable, "-m", "helpers", "run", "--preset", "tiny", "--runs-dir",
            str(tmp_path / "runs"), "--data-dir", str(tmp_path / "data")]
     rng = np.random.default_rng(11)
     kills = 0
@@ -178,7 +178,7 @@ def test_run_that_cannot_fit_on_disk_is_refused_before_writing(tmp_path, capsys)
     big.write_text("preset: tiny\nall:\n  d: 1024\n  add_batch: 1000000\n"
                    "01_data_generation:\n  n: 50000000\n")  # 205 GB of vectors
     args = ["--params", str(big), "--runs-dir", str(tmp_path / "runs"), "--data-dir", str(tmp_path / "data")]
-    assert runner.main(args) == 1
+    assert cli.run_command(args) == 1
     err = capsys.readouterr().err
     assert "this run needs" in err and "free some space or pass --data-dir" in err
     assert not (tmp_path / "runs").exists() and not (tmp_path / "data").exists()
@@ -187,13 +187,13 @@ def test_run_that_cannot_fit_on_disk_is_refused_before_writing(tmp_path, capsys)
 def test_run_over_its_time_budget_is_refused_before_writing(tmp_path, capsys):
     args = ["--preset", "tiny", "--time-budget", "0.01s", "--runs-dir", str(tmp_path / "runs"),
             "--data-dir", str(tmp_path / "data")]
-    assert runner.main(args) == 1
+    assert cli.run_command(args) == 1
     err = capsys.readouterr().err
     assert "over its time budget of 0 s" in err and "--time-budget 1h" in err
     for stage in ("generate", "ground truth", "coarse IVF16", "build IVF16,PQ8"):
         assert stage in err
     assert not (tmp_path / "runs").exists() and not (tmp_path / "data").exists()
-    assert runner.main(args[:2] + ["--time-budget", "soon"] + args[4:]) == 1
+    assert cli.run_command(args[:2] + ["--time-budget", "soon"] + args[4:]) == 1
     assert "duration 'soon' not understood" in capsys.readouterr().err
 
 

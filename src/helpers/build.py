@@ -3,8 +3,6 @@
 import contextlib
 import math
 import os
-import re
-import sys
 import time
 
 import faiss
@@ -14,7 +12,7 @@ from . import quiet
 from .indexes import (add_preassigned, components, final_index, load_space, new_index,
                       preassignable, storage, work_index, write_index, write_index_file,
                       write_ondisk)
-from .files import (LockedError, atomic_path, check_disk_space, commit_point, file_sha256,
+from .files import (atomic_path, check_disk_space, commit_point, file_sha256,
                     format_bytes, is_partial, locked, read_json, write_json)
 
 
@@ -548,63 +546,3 @@ def built_indexes(index_dir, ds):
         name = r["factory"] + (f" efC={r['ef_construction']}" if r.get("ef_construction") else "")
         out[name] = (path, r["predicted"]["index_ram"])
     return out
-
-
-def main(argv=None):
-    """One index, built (or resumed, or reused) by build_index; prints its summary line.
-
-    python -m helpers.build DATA_DIR FACTORY [--out PATH] [...]   a dataset folder's index
-    python -m helpers.build --config recommended.json --base PATH --out index.faiss
-                                            notebook 06's recommendation, on all of PATH
-    """
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m helpers.build", description=main.__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("data_dir", nargs="?", help="a dataset folder (notebook 01, or helpers.ingest)")
-    ap.add_argument("factory", nargs="?", help='a faiss factory string, e.g. "HNSW32,SQ8"')
-    ap.add_argument("--config", help="a recommended.json written by notebook 06 (with --base)")
-    ap.add_argument("--base", help="with --config: your vectors, any format helpers.run --base takes")
-    ap.add_argument("--column", default="embedding", help="parquet: the vector column")
-    ap.add_argument("--out", help="index path (default: DATA_DIR/indexes/<factory>.faiss, as the "
-                                  "notebooks name it; required with --config)")
-    ap.add_argument("--ef-construction", type=int, default=None)
-    ap.add_argument("--n-train", type=int, default=None)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--force", action="store_true",
-                    help="rebuild an index that exists but was built from other inputs")
-    ap.add_argument("--accept-scale", action="store_true",
-                    help="with --config: build even far beyond the rows it was explored on")
-    a = ap.parse_args(argv)
-    try:
-        r = _main(ap, a)
-    except (ValueError, OSError, LockedError) as e:  # bad input, full disk, busy: one line
-        print(f"BUILD FAILED: {e}", file=sys.stderr)
-        return 1
-    print(r["summary"])
-    return 0
-
-
-def _main(ap, a):
-    from .dataset import load_dataset
-
-    if a.config:
-        if not (a.base and a.out) or a.factory:
-            ap.error("--config takes --base and --out, and no DATA_DIR FACTORY")
-        from .export import build_from_config
-
-        r = build_from_config(a.config, a.base, a.out, a.column, a.data_dir, a.threads,
-                              accept_scale=a.accept_scale, overwrite=a.force)
-    else:
-        if not (a.data_dir and a.factory):
-            ap.error("give DATA_DIR FACTORY, or --config with --base and --out")
-        ds = load_dataset(a.data_dir)
-        name = a.factory + (f"_efC{a.ef_construction}" if a.ef_construction else "")
-        out = a.out or index_path(os.path.join(a.data_dir, "indexes"), name)
-        r = build_index(ds, a.factory, out, n_train=a.n_train, threads=a.threads,
-                        ef_construction=a.ef_construction, overwrite=a.force)
-    return r
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,7 +2,7 @@
 
 Notebook 06 writes the configuration it recommends (recommendation); then
 
-    python -m helpers.build --config recommended.json --base PATH --out index.faiss
+    python -m helpers build --config recommended.json --base PATH --out index.faiss
 
 imports PATH with the recommendation's metric, builds the index with the same
 streamed, resumable builder (build.build_index) and the same training-sample
@@ -70,7 +70,7 @@ def scale_warning(rec, n):
             f"{format_bytes(pred['index_ram'])} and build peak {format_bytes(pred['build_peak'])}, "
             f"but recall and speed there were not measured: families that win at small N (HNSW "
             f"with little efConstruction, small nlist) can lose at 10M. Run the workbook on your "
-            f"vectors at scale (python -m helpers.run --base YOUR_FILE screens the families on 1M "
+            f"vectors at scale (python -m helpers run --base YOUR_FILE screens the families on 1M "
             f"rows past 1M), or pass --accept-scale to build it anyway")
 
 

@@ -289,3 +289,11 @@ def write_ondisk(index, sources, out_path):
         if old != data_path:
             os.remove(old)
     return data_path
+
+
+def ivfdata_path(index_path):
+    """The .ivfdata file of the on-disk index at index_path (write_ondisk names it)."""
+    found = glob.glob(glob.escape(os.path.abspath(index_path)) + ".*.ivfdata")
+    if len(found) != 1:
+        raise FileNotFoundError(f"{index_path} should have one .ivfdata beside it, found {len(found)}")
+    return found[0]

@@ -1,11 +1,10 @@
 """Measure a build's real memory and file size, to check the memory model.
 
-Run as ``python -m helpers.measure DATASET FACTORY [--n-train N] [--add-batch B]``
+Run as ``python -m helpers measure DATASET FACTORY [--n-train N] [--add-batch B]``
 in a fresh process (so allocator state from earlier work does not blur the
 figures); prints one JSON object with measured and predicted bytes.
 """
 
-import argparse
 import json
 import os
 import sys
@@ -76,7 +75,7 @@ def loaded_rss_fresh(path, mmap=False, dataset_dir=None, setting=""):
     """loaded_rss() in a fresh Python process (nothing else resident)."""
     import subprocess
 
-    cmd = [sys.executable, "-m", "helpers.measure", "--load", str(path), "--setting", setting]
+    cmd = [sys.executable, "-m", "helpers", "measure", "--load", str(path), "--setting", setting]
     cmd += ["--mmap"] if mmap else []
     cmd += ["--dataset", str(dataset_dir)] if dataset_dir else []
     out = subprocess.run(cmd, capture_output=True, text=True)
@@ -100,42 +99,11 @@ def compare_loads(path, dataset_dir, setting="", ondisk=False, overwrite=False):
     return {label: loaded_rss_fresh(p, mmap, dataset_dir, setting) for label, p, mmap in runs}
 
 
-def main(argv=None):
-    if argv is None:
-        argv = sys.argv[1:]
-    if argv[:1] == ["--load"]:
-        ap = argparse.ArgumentParser(description="resident memory of a loaded index")
-        ap.add_argument("--load", required=True)
-        ap.add_argument("--mmap", action="store_true")
-        ap.add_argument("--dataset", default=None)
-        ap.add_argument("--setting", default="")
-        a = ap.parse_args(argv)
-        json.dump(loaded_rss(a.load, a.mmap, a.dataset, a.setting), sys.stdout)
-        print()
-        return
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("dataset")
-    ap.add_argument("factory")
-    ap.add_argument("--n-train", type=int, default=None)
-    ap.add_argument("--add-batch", type=int, default=None)
-    ap.add_argument("--threads", type=int, default=None)
-    a = ap.parse_args(argv)
-    from .dataset import load_dataset
-
-    out = measure(load_dataset(a.dataset), a.factory, a.n_train, a.add_batch, a.threads)
-    json.dump(out, sys.stdout)
-    print()
-
-
-if __name__ == "__main__":
-    main()
-
-
 def measure_fresh(dataset_dir, factory, n_train=None, add_batch=None, threads=None):
     """Run measure() in a fresh Python process and return its result dict."""
     import subprocess
 
-    cmd = [sys.executable, "-m", "helpers.measure", str(dataset_dir), factory]
+    cmd = [sys.executable, "-m", "helpers", "measure", str(dataset_dir), factory]
     if add_batch:
         cmd += ["--add-batch", str(add_batch)]
     if n_train:

@@ -8,7 +8,6 @@ extrapolated from the measured matrix-multiply rate.
 """
 
 import math
-import re
 import time
 
 import faiss

@@ -1,9 +1,9 @@
 """Re-execute the whole workbook with papermill at a chosen scale.
 
-    python -m helpers.run --preset small            # the README's main job
-    python -m helpers.run --preset tiny --force     # redo data, ground truth, indexes
-    python -m helpers.run --params my.yaml          # a preset plus your overrides
-    python -m helpers.run --base my.npy --metric cosine   # your own vectors
+    python -m helpers run --preset small            # the README's main job
+    python -m helpers run --preset tiny --force     # redo data, ground truth, indexes
+    python -m helpers run --params my.yaml          # a preset plus your overrides
+    python -m helpers run --base my.npy --metric cosine   # your own vectors
 
 Notebooks 01 -> 07 run in order into runs/<time>-<preset>/, each executed copy
 beside the notebook's key results, and a summary (summary.html, summary.json,
@@ -15,18 +15,16 @@ instead of generating them (helpers.ingest), into data/own-<file name>/, and
 unless a preset is named the parameters follow their size (helpers.profile).
 """
 
-import argparse
 import ast
 import contextlib
 import datetime
 import glob
 import math
 import os
-import sys
 import time
 
 from . import notebook_html, quiet, screen
-from .files import LockedError, check_writable, format_bytes, locked, parse_duration, parse_size, read_json, write_json
+from .files import check_writable, format_bytes, locked, parse_duration, parse_size, read_json, write_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NOTEBOOKS = os.path.join(ROOT, "notebooks")
@@ -621,51 +619,3 @@ def _refused_builds(notebook_path):
     return [line[len(REFUSED):].strip() for cell in nb.cells for out in cell.get("outputs", [])
             if out.get("output_type") == "stream"
             for line in out.get("text", "").splitlines() if line.startswith(REFUSED + " ")]
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m helpers.run", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                    help="scale to run at (default: small, or the one the --params file names)")
-    ap.add_argument("--params", help="YAML or JSON file overriding the preset's parameters")
-    ap.add_argument("--force", action="store_true",
-                    help="regenerate the dataset, ground truth and indexes even if they exist")
-    ap.add_argument("--runs-dir", default=None, help="where run folders go (default: runs/)")
-    ap.add_argument("--data-dir", default=None,
-                    help=f"where <preset>/ with the dataset and indexes goes (default: ${DATA_DIR_ENV} "
-                         f"or data/); the full preset needs about 70 GB")
-    own = ap.add_argument_group("your own vectors (instead of generated data)")
-    own.add_argument("--base", help="your vectors: .npy, .fvecs, .bvecs, .hdf5 (ann-benchmarks), "
-                                    "a .parquet file, or a folder of .npy or .parquet files")
-    own.add_argument("--queries", help="query vectors (default: --n-queries random rows of --base, "
-                                       "left out of the indexed base; an .hdf5 file's own test set)")
-    own.add_argument("--metric", help="l2, ip or cosine (default: an .hdf5 file's own, else ip)")
-    own.add_argument("--column", help="parquet: the vector column (default: embedding)")
-    own.add_argument("--n-queries", type=int, help="rows held out as queries (default: 1000)")
-    own.add_argument("--max-rows", type=int,
-                     help="explore on a random subset of this many rows (default: all)")
-    ap.add_argument("--ram-budget", help='memory the index may use when serving, e.g. "16G" '
-                                         '(default: the memory available now)')
-    ap.add_argument("--build-budget", help='memory a build may use, e.g. "20G" (default: the memory '
-                                           'available now); also caps training samples')
-    ap.add_argument("--until", choices=ORDER, help="stop after this notebook (default: run all)")
-    ap.add_argument("--time-budget", help='refuse the run if its builds are estimated to take longer, '
-                                          'e.g. "2h", "90min" (default: the preset\'s: 2h for full)')
-    a = ap.parse_args(argv)
-    data = {k: getattr(a, k) for k in DATASET_KEYS if getattr(a, k) is not None}
-    if data and "base" not in data:
-        ap.error("--queries, --metric, --column, --n-queries and --max-rows go with --base")
-    limits = {k: v for k, v in (("ram_limit", a.ram_budget), ("build_limit", a.build_budget)) if v}
-    try:
-        folder = run(a.preset, a.params, a.force, a.runs_dir, a.data_dir, data=data or None,
-                     until=a.until, limits=limits, time_limit=a.time_budget)
-    except (RunError, ValueError, OSError, LockedError) as e:
-        print(f"\nRUN FAILED: {e}", file=sys.stderr)
-        return 1
-    print(f"\nrun {'complete' if not a.until else 'stopped after ' + a.until}: {folder}/summary.html")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

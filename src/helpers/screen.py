@@ -9,11 +9,10 @@ memory model) fits the budget; every family left out is given the measured
 reason. Each candidate's rows are saved as it finishes, so an interrupted
 screening resumes after the last one.
 
-    python -m helpers.screen DATA_DIR --rows 1000000 --out DIR [--time-budget 40min]
+    python -m helpers screen DATA_DIR --rows 1000000 --out DIR [--time-budget 40min]
 """
 
 import dataclasses
-import json
 import os
 import time
 
@@ -308,32 +307,3 @@ def notebook_params(search=SEARCH, rows=1_000_000):
 def screen_dir(data_dir):
     """Where a dataset's screening lives (the finalists that "screened" stands for)."""
     return os.path.join(data_dir, "screen")
-
-
-def main(argv=None):
-    import argparse
-
-    from .dataset import load_dataset
-    from .files import parse_duration, parse_size
-
-    ap = argparse.ArgumentParser(description="screen index families on the first rows of a dataset")
-    ap.add_argument("data_dir")
-    ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--out", required=True, help="folder for the screening's results")
-    ap.add_argument("--target-n", type=int, help="rows the finalists will be built on (default: all)")
-    ap.add_argument("--ram-budget", default="20G")
-    ap.add_argument("--time-budget", help='stop starting new candidates after this long, e.g. "40min"')
-    a = ap.parse_args(argv)
-    ds = load_dataset(a.data_dir)
-    rows, verdict = screen(ds, a.rows, a.out, target_n=a.target_n, ram_budget=parse_size(a.ram_budget),
-                           time_budget=parse_duration(a.time_budget) if a.time_budget else None)
-    from .files import write_csv
-
-    write_csv(os.path.join(a.out, "screening.csv"), [
-        {k: (json.dumps(v) if isinstance(v, list) else v) for k, v in r.items()} for r in rows])
-    for v in verdict:
-        print(f"{v['family']:45s} {v['verdict']}")
-
-
-if __name__ == "__main__":
-    main()
