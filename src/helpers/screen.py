@@ -166,8 +166,9 @@ def screen(ds, rows, out_dir, search=SEARCH, target_n=None, ram_budget=None, tim
 
     Every candidate is built and swept once (its rows saved in out_dir, reused
     on the next call for the same dataset and rows); a candidate faiss cannot
-    build is recorded with faiss's reason; once `time_budget` seconds are
-    spent the rest are recorded as not screened. build_time_budget: seconds
+    build is recorded with faiss's reason; once `time_budget` seconds of
+    screening are spent (earlier, resumed calls included) the rest are
+    recorded as not screened. build_time_budget: seconds
     one finalist's build at target_n may take (projected). Returns (sweep
     rows, one verdict per candidate: see verdicts), the verdicts also saved
     as out_dir/verdicts.json."""
@@ -175,7 +176,7 @@ def screen(ds, rows, out_dir, search=SEARCH, target_n=None, ram_budget=None, tim
     prefix = Prefix(ds, min(rows, ds.n))
     xq = read_rows(ds.queries, 0, ds.queries.n)
     gt_D, gt_I = _ground_truth(prefix, xq, out_dir)
-    t_start, all_rows, built = time.perf_counter(), [], {}
+    spent, all_rows, built = 0.0, [], {}  # seconds of screening, earlier calls' included
     for factory, efc in candidates(search):
         name = _name(factory, efc)
         path = os.path.join(out_dir, coarse._file_name(name) + ".json")
@@ -183,11 +184,16 @@ def screen(ds, rows, out_dir, search=SEARCH, target_n=None, ram_budget=None, tim
                "settings": _settings_or_error(factory, ds, search)}
         if os.path.exists(path) and read_json(path).get("key") == key:
             saved = read_json(path)
-        elif time_budget and time.perf_counter() - t_start > time_budget:
+            spent += saved.get("seconds", sum(saved.get("info", {}).get(k, 0) for k in
+                                              ("kmeans_s", "assign_s", "train_s", "add_s")))
+        elif time_budget and spent > time_budget:
             saved = {"key": key, "error": "not screened: the screening's time budget was spent"}
         else:
+            t0 = time.perf_counter()
             saved = _screen_one(prefix, factory, efc, out_dir, xq, gt_D, gt_I, repeats,
                                 single_queries, key, progress, target_recall)
+            saved["seconds"] = time.perf_counter() - t0
+            spent += saved["seconds"]
             write_json(path, saved)
         built[name] = saved
         all_rows += saved.get("rows", [])
