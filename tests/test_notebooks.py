@@ -191,7 +191,8 @@ def test_06_recall_vs_latency(tmp_path, nb_ds):
     nb = run("06_recall_vs_latency.ipynb", tmp_path, data_dir=str(nb_ds.root),
              index_dir=str(tmp_path / "ix"), gt_k=20, target_recall=0.9, repeats=1,
              single_queries=10, slider_nprobe=4, slider_ef_search=32,
-             results_dir=str(tmp_path / "results"))
+             sensitivity_factory="IVF16,PQ8x4fs,Refine(SQ8)", sensitivity_setting="nprobe=4,k_factor_rf=8",
+             sensitivity_n=3000, sensitivity_d=32, results_dir=str(tmp_path / "results"))
     text = outputs_text(nb)
     assert "3 indexes built from this dataset" in text and "Pareto frontier" in text
     res = summary.recorded(tmp_path / "results")["06_recall_vs_latency"]
@@ -207,6 +208,8 @@ def test_06_recall_vs_latency(tmp_path, nb_ds):
     assert "k_factor_rf" in json.dumps(nb.metadata["widgets"])  # the refine-depth slider
     # the second goal through the exact final stage: measured rows, and a verdict on them
     assert res["high_recall_rows"] and all("exact_depth=" in r["setting"] for r in res["high_recall_rows"])
+    sens = {(r["noise"], r["intrinsic_dim"]): r["recall@10"] for r in res["sensitivity"]}
+    assert len(sens) == 6 and sens[(0.3, 16)] > sens[(0.9, 64)]  # harder data, lower recall
     high = res["high_recall"]
     assert high is None or (high["recall@10_ci"][0] >= 0.99 and high["p50_ms"] > 0)
     page = open(notebook_html.to_html(str(tmp_path / "06_recall_vs_latency.ipynb"))).read()

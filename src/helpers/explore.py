@@ -58,3 +58,33 @@ def pca_spectrum(x):
 def dims_for_variance(spectrum, fraction=0.9):
     """Number of principal axes that hold `fraction` of the variance."""
     return int(np.searchsorted(np.cumsum(spectrum), fraction) + 1)
+
+
+def sensitivity(factory, setting, noises, intrinsic_dims, d=128, n=20_000, n_queries=200, k=10,
+                seed=0):
+    """recall@k of one family at one setting as the synthetic data changes: one
+    small in-RAM dataset per (noise, intrinsic_dim), generated, indexed with
+    `factory` (inner product) and searched at `setting`. Returns rows with
+    noise, intrinsic_dim and recall@k: which conclusions depend on the data."""
+    import faiss
+
+    from . import synthetic
+    from .evaluate import knn_recall, set_parameters
+    from .indexes import new_index
+
+    rows = []
+    for noise in noises:
+        for r in intrinsic_dims:
+            p = synthetic.GeneratorParams(d=d, intrinsic_dim=min(r, d), n_clusters=256, noise=noise,
+                                          seed=seed)
+            xb = synthetic.draw(p, synthetic.BASE, 0, n)
+            xq = synthetic.draw(p, synthetic.QUERIES, 0, n_queries)
+            _, gt = faiss.knn(xq, xb, k, metric=faiss.METRIC_INNER_PRODUCT)
+            index = new_index(factory, d, "IP")
+            index.train(xb)
+            index.add(xb)
+            set_parameters(index, setting)
+            found = index.search(xq, k)[1]
+            rows.append({"noise": noise, "intrinsic_dim": r,
+                         f"recall@{k}": float(knn_recall(found, gt, k).mean())})
+    return rows

@@ -108,3 +108,11 @@ def screening(verdicts):
                         if v.get("kmeans") else ""),
         })
     return pd.DataFrame(rows)
+
+
+def sensitivity(rows, recall_key="recall@10"):
+    """explore.sensitivity rows as a grid: noise down, intrinsic dimension across."""
+    grid = pd.DataFrame(rows).pivot(index="noise", columns="intrinsic_dim", values=recall_key)
+    grid.columns = [f"{recall_key}, intrinsic dim {c}" for c in grid.columns]
+    grid.index.name = "noise (noise norm / signal norm)"
+    return grid.round(3)
