@@ -191,7 +191,7 @@ def test_06_recall_vs_latency(tmp_path, nb_ds):
     nb = run("06_recall_vs_latency.ipynb", tmp_path, data_dir=str(nb_ds.root),
              index_dir=str(tmp_path / "ix"), gt_k=20, target_recall=0.9, repeats=1,
              single_queries=10, slider_nprobe=4, slider_ef_search=32,
-             sensitivity_factory="IVF16,PQ8x4fs,Refine(SQ8)", sensitivity_setting="nprobe=4,k_factor_rf=8",
+             sensitivity_factory="IVF16,PQ8x4fs,Refine(SQ8)", sensitivity_setting={"nprobe": 4, "k_factor_rf": 8},
              sensitivity_n=3000, sensitivity_d=32, results_dir=str(tmp_path / "results"))
     text = outputs_text(nb)
     assert "3 indexes built from this dataset" in text and "Pareto frontier" in text

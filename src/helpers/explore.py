@@ -64,7 +64,8 @@ def sensitivity(factory, setting, noises, intrinsic_dims, d=128, n=20_000, n_que
                 seed=0):
     """recall@k of one family at one setting as the synthetic data changes: one
     small in-RAM dataset per (noise, intrinsic_dim), generated, indexed with
-    `factory` (inner product) and searched at `setting`. Returns rows with
+    `factory` (inner product) and searched at `setting` ({"nprobe": 8, ...}).
+    Returns rows with
     noise, intrinsic_dim and recall@k: which conclusions depend on the data."""
     import faiss
 
@@ -83,7 +84,7 @@ def sensitivity(factory, setting, noises, intrinsic_dims, d=128, n=20_000, n_que
             index = new_index(factory, d, "IP")
             index.train(xb)
             index.add(xb)
-            set_parameters(index, setting)
+            set_parameters(index, ",".join(f"{name}={v}" for name, v in setting.items()))
             found = index.search(xq, k)[1]
             rows.append({"noise": noise, "intrinsic_dim": r,
                          f"recall@{k}": float(knn_recall(found, gt, k).mean())})

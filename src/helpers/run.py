@@ -15,7 +15,6 @@ instead of generating them (helpers.ingest), into data/own-<file name>/, and
 unless a preset is named the parameters follow their size (helpers.profile).
 """
 
-import ast
 import contextlib
 import datetime
 import glob
@@ -23,7 +22,7 @@ import math
 import os
 import time
 
-from . import notebook_html, quiet, screen
+from . import config, notebook_html, quiet, screen
 from .files import check_writable, format_bytes, locked, parse_duration, parse_size, read_json, write_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -57,7 +56,7 @@ PRESETS = {
         "05_build_ivfsq": {},
         "06_recall_vs_latency": {"repeats": 1, "single_queries": 10, "target_recall": 0.9,
                                  "sensitivity_factory": "IVF16,PQ8x4fs,Refine(SQ8)",
-                                 "sensitivity_setting": "nprobe=4,k_factor_rf=8",
+                                 "sensitivity_setting": {"nprobe": 4, "k_factor_rf": 8},
                                  "sensitivity_n": 3000, "sensitivity_d": 32,
                                  "slider_nprobe": 8, "slider_ef_search": 32},
         "07_beyond_one_machine": {"shards": 4, "workers": 2, "repeats": 1, "single_queries": 10},
@@ -256,15 +255,11 @@ def _own_data(data, preset):
 
 
 def notebook_parameters(params, data_dir, results_dir, force, notebooks_dir=NOTEBOOKS):
-    """{notebook: parameters to pass}, checked against each notebook's parameters cell.
-
-    Raises ValueError naming any parameter a notebook does not declare.
-    """
-    import papermill as pm
-
+    """{notebook: parameters to pass}, checked against the parameters each notebook
+    declares (helpers.config). Raises ValueError naming any it does not declare."""
     out = {}
     for name in ORDER:
-        declared = pm.inspect_notebook(os.path.join(notebooks_dir, name + ".ipynb"))
+        declared = config.DECLARED[name]
         unknown = set(params[name]) - set(declared)
         if unknown:
             raise ValueError(f"{name} has no parameter(s) {sorted(unknown)}; it takes "
@@ -277,16 +272,9 @@ def notebook_parameters(params, data_dir, results_dir, force, notebooks_dir=NOTE
 
 
 def effective_parameters(per_notebook, notebooks_dir=NOTEBOOKS):
-    """{notebook: every parameter it will run with}: its parameters cell's defaults
+    """{notebook: every parameter it will run with}: its defaults (helpers.config)
     updated by what the runner passes (per_notebook, from notebook_parameters)."""
-    import papermill as pm
-
-    out = {}
-    for name, passed in per_notebook.items():
-        declared = pm.inspect_notebook(os.path.join(notebooks_dir, name + ".ipynb"))
-        out[name] = {k: ast.literal_eval(v["default"]) for k, v in declared.items()}
-        out[name].update(passed)
-    return out
+    return {name: {**config.defaults(name), **passed} for name, passed in per_notebook.items()}
 
 
 def _factories(per_notebook):
