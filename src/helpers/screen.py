@@ -42,11 +42,11 @@ FINALISTS = 2
 
 
 def candidates(search=SEARCH):
-    """[(factory, efConstruction or None)] in screening order: for each code every
-    space (so a short time budget still compares spaces), then the HNSW graphs."""
+    """[(factory, efConstruction or None)] in screening order: the HNSW graphs, then
+    for each code every space (so a short time budget still compares spaces)."""
     ivf = [(f"{space},{code},{search['refine']}".rstrip(","), None)
            for code in search["codes"] for space in search["spaces"]]
-    return ivf + [(f, efc) for f, efc in search["hnsw"]]
+    return [(f, efc) for f, efc in search["hnsw"]] + ivf
 
 
 def settings_for(factory, d, metric, search=SEARCH):
