@@ -480,16 +480,20 @@ def load_index(path, mmap=False):
 
 
 def to_ondisk(path, out_path, overwrite=False):
-    """Rewrite the IVF index at `path` with its inverted lists in a separate file
-    (`out_path` + '.ivfdata', faiss.contrib.ondisk), memory-mapped when loaded.
+    """Rewrite the IVF index at `path` with its inverted lists in a separate
+    .ivfdata file beside `out_path` (indexes.write_ondisk: a new file per write,
+    the old pair kept until the new one is complete), memory-mapped when loaded.
 
     The lists are copied from a mapped read, so neither index enters RAM. The
     index file stores the absolute path of its .ivfdata: keep them together.
-    `out_path` is written last, atomically; a leftover .ivfdata without it is
-    an unfinished conversion and is redone. An existing `out_path` newer than
-    `path` is reused. Returns the loaded on-disk index.
+    An existing `out_path` newer than `path` is reused. Under the lock of
+    out_path. Returns the loaded on-disk index.
     """
+    with locked(out_path, what=f"the on-disk index {out_path}"):
+        return _to_ondisk(path, out_path, overwrite)
 
+
+def _to_ondisk(path, out_path, overwrite):
     if os.path.exists(out_path) and not overwrite:
         if os.path.getmtime(out_path) >= os.path.getmtime(path):
             return load_index(out_path)

@@ -144,7 +144,11 @@ def measure_command(argv=None):
     a = ap.parse_args(argv)
     from .dataset import load_dataset
 
-    out = measure.measure(load_dataset(a.dataset), a.factory, a.n_train, a.add_batch, a.threads)
+    try:
+        out = measure.measure(load_dataset(a.dataset), a.factory, a.n_train, a.add_batch, a.threads)
+    except (ValueError, OSError, LockedError) as e:
+        print(f"MEASURE FAILED: {e}", file=sys.stderr)
+        return 1
     json.dump(out, sys.stdout)
     print()
 
@@ -162,6 +166,17 @@ def screen_command(argv=None):
     ap.add_argument("--ram-budget", default="20G")
     ap.add_argument("--time-budget", help='stop starting new candidates after this long, e.g. "40min"')
     a = ap.parse_args(argv)
+    try:
+        rows, verdict = _screen(a, screen, load_dataset, parse_duration, parse_size)
+    except (ValueError, OSError, LockedError) as e:
+        print(f"SCREENING FAILED: {e}", file=sys.stderr)
+        return 1
+    for v in verdict:
+        print(f"{v['family']:45s} {v['verdict']}")
+    return 0
+
+
+def _screen(a, screen, load_dataset, parse_duration, parse_size):
     ds = load_dataset(a.data_dir)
     rows, verdict = screen.screen(ds, a.rows, a.out, target_n=a.target_n,
                                   ram_budget=parse_size(a.ram_budget),
@@ -170,8 +185,7 @@ def screen_command(argv=None):
 
     write_csv(os.path.join(a.out, "screening.csv"), [
         {k: (json.dumps(v) if isinstance(v, list) else v) for k, v in r.items()} for r in rows])
-    for v in verdict:
-        print(f"{v['family']:45s} {v['verdict']}")
+    return rows, verdict
 
 
 COMMANDS = {"run": run_command, "build": build_command, "screen": screen_command,

@@ -25,7 +25,7 @@ import faiss
 import numpy as np
 
 from . import build, coarse, indexes
-from .files import atomic_path, check_disk_space, file_sha256, read_json, write_json
+from .files import atomic_path, check_disk_space, file_sha256, locked, read_json, write_json
 
 SHARD_FORMAT = "faiss-workbook-shard/1"
 
@@ -72,6 +72,8 @@ def train_template(ds, factory, out_dir, n_train=None, coarse_dir=None, progress
     key = {"dataset": ds.fingerprint, "factory": factory, "n_train": n_train, "metric": ds.metric}
     if not (os.path.exists(path) and os.path.exists(path + ".json") and read_json(path + ".json") == key):
         index, _ = build._train(ds, factory, n_train, None, quantizer)
+        if os.path.exists(path + ".json"):
+            os.remove(path + ".json")  # a template without its key is never reused
         indexes.write_index(index, path)
         write_json(path + ".json", key)  # after the index: the pair is valid only together
     return path, assign_path
@@ -139,7 +141,8 @@ def merge_shards(template_path, shard_paths, out_path):
     if rows[0][0] != 0 or any(a[1] != b[0] for a, b in zip(rows, rows[1:])):
         raise ShardError(f"the shards' row ranges {rows} do not cover the dataset once, in order")
     template = faiss.read_index(template_path)
-    indexes.write_ondisk(template, shard_paths, out_path)
+    with locked(out_path, what=f"the merged index {out_path}"):
+        indexes.write_ondisk(template, shard_paths, out_path)
     return int(template.ntotal)
 
 

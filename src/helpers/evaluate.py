@@ -116,6 +116,12 @@ def recall_interval(per_query, level=0.95, resamples=2000, seed=0):
     return [float(lo), float(hi)]
 
 
+def fully_timed(row):
+    """Whether a row was timed in full (sweep times the settings it prunes once),
+    so its QPS may decide between settings: one lucky batch never does."""
+    return row.get("timed", "in full") == "in full"
+
+
 def goal_met(row, target_recall, target_qps=0.0, recall_key="recall@10"):
     """A goal is met only when the recall interval's lower end and the median QPS
     both clear it (not one lucky batch, not a recall inside the noise)."""
@@ -234,8 +240,9 @@ def sweep(indexes, xq, gt_D, gt_I, base=None, metric="L2", k=10, settings=None,
     k_factors). Every setting is searched once (recall, its interval, one
     timed batch after a warm-up); the settings on the index's own recall-QPS
     frontier are then timed in full (`repeats` batches, `single_queries`
-    single queries) and the dominated ones keep their one batch ("batches": 1,
-    no latency), so repeats cost time only where a choice is made;
+    single queries, "timed": "in full") and the dominated ones keep their one
+    batch ("timed": "one batch", no latency), so repeats cost time only where a
+    choice is made; only rows timed in full are ever recommended;
     full_timing_from: only frontier settings whose recall interval reaches it
     (and the index's most accurate one) are timed in full. Rows hold
     index, setting, each parameter as its own column, recall figures, the
@@ -262,13 +269,14 @@ def sweep(indexes, xq, gt_D, gt_I, base=None, metric="L2", k=10, settings=None,
             row, _ = evaluate(index, xq, gt_D, gt_I, base, metric, k, 1, 0)
             params = dict(kv.split("=") for kv in s.split(",")) if s else {}
             mine.append({"index": name, "setting": s, **{p: int(v) for p, v in params.items()},
-                         **row, "index_bytes": nbytes, "loaded": loaded})
-        top = max(mine, key=lambda r: r[f"recall@{k}"])
-        for r in pareto_frontier(mine, f"recall@{k}", "qps_median"):
+                         **row, "index_bytes": nbytes, "loaded": loaded, "timed": "one batch"})
+        front = pareto_frontier(mine, f"recall@{k}", "qps_median")
+        top = max(front, key=lambda r: r[f"recall@{k}"])
+        for r in front:
             if r[f"recall@{k}_ci"][1] < full_timing_from and r is not top:
                 continue
             set_parameters(index, r["setting"])
-            r.update(time_search(index, xq, k, repeats, single_queries)[1])
+            r.update(time_search(index, xq, k, repeats, single_queries)[1], timed="in full")
         rows += mine
         bar.update()
     bar.close()
@@ -297,7 +305,7 @@ def recommend(rows, target_recall, ram_budget, recall_key="recall@10"):
     from .files import format_bytes
 
     fits = [r for r in rows if r["index_bytes"] <= ram_budget]
-    good = [r for r in fits if goal_met(r, target_recall, recall_key=recall_key)]
+    good = [r for r in fits if goal_met(r, target_recall, recall_key=recall_key) and fully_timed(r)]
     if not good:
         if not fits:
             return None, f"no index fits in {format_bytes(ram_budget)} of RAM"

@@ -64,13 +64,13 @@ def sweep(name, index, xq, gt_I, base, metric="L2", settings=(), depths=(2, 5), 
                 search(index, xq, base, k, depth, metric)
                 qps.append(len(xq) / (time.perf_counter() - t0))
             per_query = knn_recall(I, gt_I, k)
-            rows.append({"index": name, "setting": f"{s},exact_depth={depth}",
+            rows.append({"index": name, "setting": ",".join(p for p in (s, f"exact_depth={depth}") if p),
                          f"recall@{k}": float(per_query.mean()),
                          f"recall@{k}_ci": recall_interval(per_query),
                          "qps_median": float(np.median(qps)), "qps_min": float(min(qps)),
                          "qps_max": float(max(qps)), "batches": repeats, "qps_cold": cold,
                          "threads": faiss.omp_get_max_threads(), "index_bytes": index_bytes,
-                         "loaded": "mapped, warmed; float32 rows read from disk"})
+                         "loaded": "as given; float32 rows read from disk"})
     return rows
 
 
@@ -79,7 +79,7 @@ def latency(index, xq, base, setting, k=10, metric="L2", n=500):
     `setting` (as sweep names it), one thread, rows warm."""
     from .build import omp_threads
 
-    values = dict(kv.split("=") for kv in setting.split(","))
+    values = dict(kv.split("=") for kv in setting.split(",") if kv)
     depth = int(values.pop("exact_depth"))
     set_parameters(index, ",".join(f"{a}={b}" for a, b in values.items()))
     lat = []

@@ -157,11 +157,10 @@ def to_fast_scan(index):
             child = faiss.downcast_index(getattr(top, attr))
             new = to_fast_scan(child)
             if top.own_fields:
-                child.this.own(True)   # Python frees the twin once dropped
-                new.this.disown()      # the parent owns the fast-scan index
-            else:
-                top.referenced_objects = [new]
+                child.this.own(True)  # the twin was the parent's: Python frees it once dropped
+            new.this.disown()  # the parent owns the fast-scan index from now on
             setattr(top, attr, new)
+            top.own_fields = True
             return index  # the caller's proxy, which may own the object; `top` does not
     return _converted(top)
 

@@ -109,11 +109,14 @@ def _space(prefix, space, n_train, out_dir):
     times_path = os.path.join(out_dir, "coarse", coarse._file_name(space) + ".times.json")
     trained, assign, info = coarse.coarse_assignment(prefix, space, n_train,
                                                      os.path.join(out_dir, "coarse"), progress=False)
-    if not info["reused"] or not os.path.exists(times_path):
-        write_json(times_path, {"kmeans_s": info["train_s"], "assign_s": info["assign_s"],
-                                "kmeans": coarse.quantizer_key(prefix, space, n_train)["kmeans"],
-                                "n_train": n_train})
-    return trained, assign, read_json(times_path)
+    # a resumed pass reports only its own part: add to what earlier calls measured
+    times = read_json(times_path) if os.path.exists(times_path) else {"kmeans_s": 0.0, "assign_s": 0.0}
+    if info["train_s"] or info["assign_s"]:
+        times = {"kmeans_s": times["kmeans_s"] + info["train_s"],
+                 "assign_s": times["assign_s"] + info["assign_s"],
+                 "kmeans": coarse.quantizer_key(prefix, space, n_train)["kmeans"], "n_train": n_train}
+        write_json(times_path, times)
+    return trained, assign, times
 
 
 def build_candidate(prefix, factory, ef_construction, out_dir, batch=65536):
@@ -130,7 +133,8 @@ def build_candidate(prefix, factory, ef_construction, out_dir, batch=65536):
         index = indexes.load_space(indexes.work_index(factory, ds.d, ds.metric), space)
     else:
         index = indexes.new_index(factory, ds.d, ds.metric)
-        set_ef_construction(index, ef_construction)
+        if ef_construction:
+            set_ef_construction(index, ef_construction)
     t0 = time.perf_counter()
     index.train(take_rows(prefix.base, xt_ids))
     info["train_s"] = time.perf_counter() - t0
@@ -217,8 +221,15 @@ def expand(factories, screen_dir):
     (IVF families: the graphs are built by notebook 04)."""
     out = []
     for f in factories:
-        out += ([x for x in finalist_factories(screen_dir) if indexes.split_factory(x)[0]]
-                if f == "screened" else [f])
+        if f != "screened":
+            out.append(f)
+            continue
+        found = [x for x in finalist_factories(screen_dir) if indexes.split_factory(x)[0]]
+        if not found:
+            raise ValueError(f"the screening in {screen_dir} kept no IVF finalist (see its "
+                             f"verdicts.json): widen its search or its budgets, or name the "
+                             f"factories instead of \"screened\"")
+        out += found
     return list(dict.fromkeys(out))
 
 
@@ -266,9 +277,11 @@ def verdicts(built, rows, target_n, d, metric, ram_budget=None, time_budget=None
         factory = name.split(" efC=")[0]
         v = {"family": name, "verdict": saved.get("error"), **saved.get("info", {})}
         if not v["verdict"]:
-            v["build_s_at_target"] = projected_build_s(saved["info"], rows, target_n, "efC=" in name)
+            v["build_s_at_target"] = projected_build_s(saved["info"], rows, target_n,
+                                                       indexes.split_factory(factory)[0] is None)
             v["ram_at_target"] = memory.predict(factory, target_n, d, metric)["index_ram"]
-            good = [r for r in saved["rows"] if evaluate.goal_met(r, target_recall)]
+            good = [r for r in saved["rows"] if evaluate.goal_met(r, target_recall)
+                    and r.get("batches", 0) > 1]  # one batch never decides
             top = max(saved["rows"], key=lambda r: r["recall@10"])
             best = max(good, key=lambda r: r["qps_median"]) if good else None
             v.update(best_setting=(best or top)["setting"], recall=(best or top)["recall@10"],
