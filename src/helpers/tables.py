@@ -23,8 +23,6 @@ def frame(rows, columns):
     out = {}
     for col in columns:
         name, unit, label = (col, "", col) if isinstance(col, str) else (tuple(col) + (col[0],))[:3]
-        if rows and all(name not in r for r in rows):  # a renamed key would show an empty column
-            raise KeyError(f"no row has a {name!r} column; the rows have {sorted(rows[0])}")
         values = [r.get(name) for r in rows]
         if unit in UNITS and UNITS[unit] != 1:
             values = [None if v is None else v / UNITS[unit] for v in values]
