@@ -218,3 +218,18 @@ def test_06_recall_vs_latency(tmp_path, nb_ds):
     assert page.count("Plotly.newPlot") >= 3 and page.count("plotly.js v") == 1
     assert all("require.js" in src or "html-manager" in src
                for src in notebook_html.external_scripts(page))
+
+
+@pytest.mark.parametrize("d", [1, 16])
+def test_01_imports_vectors_of_any_dimension(tmp_path, d):
+    """The generator's settings (intrinsic_dim 64) must not stop an import of d < 64."""
+    import numpy as np
+
+    from helpers.vectors import write_vectors
+
+    x = np.random.default_rng(d).standard_normal((3000, d)).astype("float32")
+    write_vectors(tmp_path / "emb.npy", x)
+    nb = run("01_data_generation.ipynb", tmp_path, data_dir=str(tmp_path / "data"),
+             base_path=str(tmp_path / "emb.npy"), metric="l2", n_queries=100, gt_k=20, progress=False)
+    text = outputs_text(nb)
+    assert f"base (2900, {d}) float32" in text and "ground truth (100, 20)" in text
