@@ -199,7 +199,7 @@ def set_parameters(index, setting):
 
 
 def evaluate(index, xq, gt_D, gt_I, base=None, metric="L2", k=10, repeats=MIN_BATCHES,
-             single_queries=500):
+             single_queries=500, deep=True):
     """Recall, QPS and latency of `index` as currently parameterised.
 
     xq: float32 (nq, d); gt_D, gt_I: exact top neighbours (nq, >=k). The timed
@@ -209,7 +209,8 @@ def evaluate(index, xq, gt_D, gt_I, base=None, metric="L2", k=10, repeats=MIN_BA
     search is deeper than the row's efSearch below 100: the depth it ran at is
     recorded as "recall@100_ef". With `base` (the
     VectorFile of the database) the ann-benchmarks distance recall@k is added.
-    Returns (row dict, per-query k-recall@k float64 (nq,)).
+    deep=False skips the k=100 search. Returns (row dict, per-query k-recall@k
+    float64 (nq,)).
     """
     check_against_ground_truth(xq, gt_I, k)
     (D, I), row = time_search(index, xq, k, repeats, single_queries)
@@ -220,13 +221,22 @@ def evaluate(index, xq, gt_D, gt_I, base=None, metric="L2", k=10, repeats=MIN_BA
     if base is not None:
         De = exact_distances(xq, base, I, metric)
         row[f"dist_recall@{k}"] = float(distance_recall(De, gt_D, k, metric).mean())
-    if gt_I.shape[1] >= 100 and k < 100:
-        _, I100 = index.search(xq, 100)
-        row["recall@100"] = float(knn_recall(I100, gt_I, 100).mean())
-        ef = _hnsw_ef_search(index)
-        if ef is not None:
-            row["recall@100_ef"] = max(ef, 100)
+    if deep:
+        row.update(recall_at_100(index, xq, gt_I, k))
     return row, per_query
+
+
+def recall_at_100(index, xq, gt_I, k=10):
+    """{"recall@100"} from one (untimed) k=100 search when the ground truth is deep
+    enough, with the depth faiss's HNSW searched at ("recall@100_ef"); {} else."""
+    if gt_I.shape[1] < 100 or k >= 100:
+        return {}
+    _, I100 = index.search(xq, 100)
+    out = {"recall@100": float(knn_recall(I100, gt_I, 100).mean())}
+    ef = _hnsw_ef_search(index)
+    if ef is not None:
+        out["recall@100_ef"] = max(ef, 100)
+    return out
 
 
 def sweep(indexes, xq, gt_D, gt_I, base=None, metric="L2", k=10, settings=None,
@@ -266,7 +276,7 @@ def sweep(indexes, xq, gt_D, gt_I, base=None, metric="L2", k=10, settings=None,
         for s in settings.get(name) or default_settings(index, k, max_nprobe=max_nprobe,
                                                         k_factors=k_factors):
             set_parameters(index, s)
-            row, _ = evaluate(index, xq, gt_D, gt_I, base, metric, k, 1, 0)
+            row, _ = evaluate(index, xq, gt_D, gt_I, base, metric, k, 1, 0, deep=False)
             params = dict(kv.split("=") for kv in s.split(",")) if s else {}
             mine.append({"index": name, "setting": s, **{p: int(v) for p, v in params.items()},
                          **row, "index_bytes": nbytes, "loaded": loaded, "timed": "one batch"})
@@ -276,7 +286,8 @@ def sweep(indexes, xq, gt_D, gt_I, base=None, metric="L2", k=10, settings=None,
             if r[f"recall@{k}_ci"][1] < full_timing_from and r is not top:
                 continue
             set_parameters(index, r["setting"])
-            r.update(time_search(index, xq, k, repeats, single_queries)[1], timed="in full")
+            r.update(time_search(index, xq, k, repeats, single_queries)[1], timed="in full",
+                     **recall_at_100(index, xq, gt_I, k))
         rows += mine
         bar.update()
     bar.close()
