@@ -63,12 +63,15 @@ def test_tiny_preset_end_to_end(first_run):
     assert open(os.path.join(folder, "builds.csv")).readline().startswith("notebook,factory,reused")
     assert len(open(os.path.join(folder, "pareto.csv")).readlines()) > 2
     for name in runner.ORDER:  # executed notebooks, light, and their HTML, drawn offline
-        assert os.path.getsize(os.path.join(folder, name + ".ipynb")) < 2 * 2**20  # no plotly.js
+        notebook = open(os.path.join(folder, name + ".ipynb")).read()
+        assert "plotly.js v" not in notebook  # figures as plotly's mime type, no library copy
+        if name != "06_recall_vs_latency":  # 06's explorer FigureWidgets store plotly's bundle
+            assert len(notebook) < 2 * 2**20, name
         page = open(os.path.join(folder, name + ".html")).read()
         # the widget manager (require.js and its html-manager) is the one script fetched
         assert all("require.js" in src or "html-manager" in src
                    for src in notebook_html.external_scripts(page)), name
-        assert "mathjax" not in page.lower()
+        assert not any("mathjax" in src.lower() for src in notebook_html.external_scripts(page))
     page = open(os.path.join(folder, "06_recall_vs_latency.html")).read()
     assert "Plotly.newPlot" in page and page.count("plotly.js v") == 1  # inlined once
 

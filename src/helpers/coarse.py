@@ -113,7 +113,7 @@ def train_quantizer(ds, coarse, n_train, coarse_dir, seed=0, progress=True):
     qpath, _ = paths(coarse_dir, coarse)
     key = quantizer_key(ds, coarse, n_train, seed)
     if os.path.exists(qpath + ".json") and read_json(qpath + ".json") == key and os.path.exists(qpath):
-        return load_index(qpath), 0.0
+        return _search_depth(load_index(qpath)), 0.0
     t0 = time.perf_counter()
     xt = take_rows(ds.base, train_sample_ids(ds.n, n_train, seed))
     check_finite(xt, 0, f"the training sample of {ds.base.path}")
@@ -121,7 +121,7 @@ def train_quantizer(ds, coarse, n_train, coarse_dir, seed=0, progress=True):
         print(f"training the {coarse} coarse space on {n_train:,} rows ...", flush=True)
     # faiss trains "<space>,Flat" exactly as it would inside any IVF index of the
     # same prefix (k-means settings, spherical for IP), unless two-level
-    quantizer = train_space(coarse, xt, ds.metric)
+    quantizer = _search_depth(train_space(coarse, xt, ds.metric))
     del xt
     # the key is written first: a quantizer file without a matching key is retrained
     if os.path.exists(qpath + ".json"):
@@ -131,14 +131,19 @@ def train_quantizer(ds, coarse, n_train, coarse_dir, seed=0, progress=True):
     return quantizer, time.perf_counter() - t0
 
 
-def assign_rows(space, x):
-    """List id (int64 (n,)) of each row of x (float32 (n, d)) in the trained coarse
-    space: its nearest centroid after the space's transforms. HNSW quantizers
-    search at least QUANTIZER_EF_SEARCH deep."""
+def _search_depth(space):
+    """`space` with its HNSW quantizer searching at least QUANTIZER_EF_SEARCH deep,
+    whether just trained or read back (the indexes built on it copy the setting)."""
     q = faiss.downcast_index(faiss.extract_index_ivf(space).quantizer)
     if isinstance(q, faiss.IndexHNSW):
         q.hnsw.efSearch = max(q.hnsw.efSearch, QUANTIZER_EF_SEARCH)
-    return indexes.assign(space, x)
+    return space
+
+
+def assign_rows(space, x):
+    """List id (int64 (n,)) of each row of x (float32 (n, d)) in the trained coarse
+    space: its nearest centroid after the space's transforms."""
+    return indexes.assign(_search_depth(space), x)
 
 
 def coarse_assignment(ds, coarse, n_train, coarse_dir, block_rows=ASSIGN_BLOCK, seed=0,

@@ -27,6 +27,7 @@ from .files import (
     combine_digests,
     commit_point,
     explain_write_error,
+    LockedError,
     locked,
     partial_path,
     quick_fingerprint,
@@ -420,10 +421,12 @@ def _check_unchanged(root, manifest_path, manifest, entry, vf):
               f"checksum ...", flush=True)
         _verify_file(vf, entry)
         entry["quick"] = now
-        try:
-            write_json(manifest_path, manifest)
-        except OSError:
-            pass  # a read-only copy: verified again next time
+        try:  # recorded only if no writer holds the dataset, and only over the same manifest
+            with locked(manifest_path, wait=False):
+                if _read_manifest(manifest_path).get("fingerprint") == manifest["fingerprint"]:
+                    write_json(manifest_path, manifest)
+        except (OSError, LockedError):
+            pass  # a read-only copy, or a writer at work: verified again next time
         return
     raise DatasetError(
         f"{vf.path} changed since the dataset in {root} was recorded (size or content "

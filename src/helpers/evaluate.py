@@ -331,7 +331,7 @@ def recommend(rows, target_recall, ram_budget, recall_key="recall@10"):
     return r, (f"For {recall_key} >= {target_recall} within {format_bytes(ram_budget)} of RAM, "
                f"use {r['index']} with {r['setting'] or 'its defaults'}: {recall_key} "
                f"{r[recall_key]:.3f} (95% interval {lo:.3f}-{hi:.3f}), "
-               f"{r['qps_median']:,.0f} queries/s median of {r['batches']} batches on "
+               f"{r['qps_median']:,.0f} queries/s median of {r.get('batches', 1)} batches on "
                f"{r['threads']} threads{lat}, index {format_bytes(r['index_bytes'])}.")
 
 

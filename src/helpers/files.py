@@ -145,11 +145,14 @@ def commit_point():
 
 
 def check_writable(folder, what="the folder"):
-    """Create `folder` if needed and make sure files can be written in it, before
-    any long computation; WriteError naming it and the way out otherwise."""
+    """Make sure files can be written in `folder` (or, while it does not exist, in
+    its nearest existing parent) before any long computation, creating nothing;
+    WriteError naming it and the way out otherwise."""
+    probe = os.path.abspath(folder)
+    while not os.path.exists(probe):  # nothing is created here: the nearest existing folder
+        probe = os.path.dirname(probe)
     try:
-        os.makedirs(folder, exist_ok=True)
-        with open(temp_path(os.path.join(folder, ".write-check")), "wb") as f:
+        with open(temp_path(os.path.join(probe, ".write-check")), "wb") as f:
             os.remove(f.name)
     except OSError as e:
         raise explain_write_error(e, f"{what} {folder}") from e

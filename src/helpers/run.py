@@ -43,7 +43,11 @@ PRESETS = {
                              "screen_spaces": ["IVF16", "PCAR32,IVF32"],
                              "screen_codes": ["PQ16x4fs", "RaBitQfs"],
                              "screen_hnsw": [["HNSW16,SQ8", 40]], "screen_nprobe_divisors": [8, 4, 2],
-                             "screen_k_factors": [4, 16], "screen_ef_search": [16, 32]},
+                             "screen_k_factors": [4, 16], "screen_ef_search": [16, 32],
+                             "screen_time_budget": "5min", "build_time_budget": "5min",
+                             # every family that reaches the target: a set that timing noise
+                             # cannot change, so a resumed run rebuilds the same indexes
+                             "finalists": 10},
         "03_build_ivfpq": {"large_nlist": 64, "factories": [
             "IVF{nlist},PQ8", "IVF{nlist},PQ32x4fs", "IVF{nlist},PQ16,Refine(SQ8)",
             "IVF{nlist},PQ32x4fs,RFlat", "screened"],
@@ -427,10 +431,20 @@ def _screening_bounds(per_notebook, data_dir):
     if not (p.get("screen_time_budget") and p.get("build_time_budget")):
         raise ValueError("a run that screens and builds its finalists needs screen_time_budget and "
                          "build_time_budget (notebook 02) to bound its time; set both")
-    out = {"finalists' builds (their budget)":
-           p["finalists"] * parse_duration(p["build_time_budget"])}
+    from .build import index_path
+    from .indexes import split_factory
+    from .screen import finalist_factories
+
+    out, budget = {}, parse_duration(p["build_time_budget"])
     if not os.path.exists(os.path.join(screen_dir(data_dir), "verdicts.json")):
         out["screening (its budget)"] = parse_duration(p["screen_time_budget"])
+        left = p["finalists"]
+    else:  # the finalists are known: those already built cost nothing
+        index_dir = per_notebook["03_build_ivfpq"]["index_dir"]
+        left = sum(not os.path.exists(index_path(index_dir, f))
+                   for f in finalist_factories(screen_dir(data_dir)) if split_factory(f)[0])
+    if left:
+        out["finalists' builds (their budget)"] = left * budget
     return out
 
 
@@ -516,6 +530,9 @@ def run(preset=None, params_file=None, force=False, runs_dir=None, data_root=Non
         if folder:  # a run folder has one runner at a time: another one here is refused
             held.enter_context(locked(os.path.join(folder, "run.json"), wait=False,
                                       what=f"the run folder {folder}"))
+            state = read_json(os.path.join(folder, "run.json"))  # as its last runner left it
+            if state["status"].startswith("complete"):
+                folder, state = None, None  # it finished meanwhile: this run gets its own
         return _run_in(folder, state, held, runs_dir, preset, params, force, estimated, data_dir,
                        notebooks_dir, order, progress, export_html, until)
 
