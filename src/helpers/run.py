@@ -44,7 +44,7 @@ PRESETS = {
                              "screen_codes": ["PQ16x4fs", "RaBitQfs"],
                              "screen_hnsw": [["HNSW16,SQ8", 40]], "screen_nprobe_divisors": [8, 4, 2],
                              "screen_k_factors": [4, 16], "screen_ef_search": [16, 32],
-                             "screen_time_budget": "5min", "build_time_budget": "5min",
+                             "screen_time_budget": "2min", "build_time_budget": "1min",
                              # every family that reaches the target: a set that timing noise
                              # cannot change, so a resumed run rebuilds the same indexes
                              "finalists": 10},
