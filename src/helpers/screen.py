@@ -159,6 +159,20 @@ def _settings_or_error(factory, ds, search):
         return str(e).strip().splitlines()[-1]
 
 
+def _serialized_size(index):
+    """Bytes faiss.write_index would write, counted without a copy of the index."""
+    size = [0]
+
+    def count(buf):
+        size[0] += len(buf)
+        return len(buf)
+
+    writer = faiss.PyCallbackIOWriter(count)
+    faiss.write_index(index, writer)
+    del writer
+    return size[0]
+
+
 def _name(factory, efc):
     return f"{factory} efC={efc}" if efc else factory
 
@@ -244,7 +258,7 @@ def _screen_one(prefix, factory, efc, out_dir, xq, gt_D, gt_I, repeats, single_q
         index, info = build_candidate(prefix, factory, efc, out_dir)
     except (RuntimeError, ValueError, memory.FactoryError) as e:
         return {"key": key, "error": "faiss cannot build it: " + str(e).strip().splitlines()[-1]}
-    nbytes = len(faiss.serialize_index(index))
+    nbytes = _serialized_size(index)
     rows = evaluate.sweep({name: (index, nbytes)}, xq, gt_D, gt_I, None, prefix.ds.metric,
                           settings={name: key["settings"]}, repeats=repeats,
                           single_queries=single_queries, progress=False,
