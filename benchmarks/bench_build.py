@@ -14,7 +14,7 @@ import tempfile
 
 import faiss
 
-from helpers import build, dataset, memory, synthetic
+from helpers import build, dataset, heuristics, indexes, synthetic, vectors
 from helpers.vectors import read_rows, take_rows
 from timing import ratio, repeat
 
@@ -24,7 +24,7 @@ def main():
     ap.add_argument("--n", type=int, default=200_000)
     ap.add_argument("--d", type=int, default=1024)
     ap.add_argument("--factory", default="IVF1024,SQ8")
-    ap.add_argument("--add-batch", type=int, default=memory.ADD_BATCH)
+    ap.add_argument("--add-batch", type=int, default=heuristics.ADD_BATCH)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--dir", default=None)
     ap.add_argument("--repeats", type=int, default=5)
@@ -44,8 +44,8 @@ def main():
     helper_add = sorted(r["add_s"] for r in reports[1:])
     r = reports[-1]
     xb = read_rows(ds.base, 0, ds.n)  # the reference holds everything in RAM
-    xt = take_rows(ds.base, build.train_sample_ids(ds.n, r["n_train"]))
-    trained = build.new_index(a.factory, ds.d, ds.metric)
+    xt = take_rows(ds.base, vectors.train_sample_ids(ds.n, r["n_train"]))
+    trained = indexes.new_index(a.factory, ds.d, ds.metric)
     trained.train(xt)
 
     def in_ram():

@@ -25,7 +25,7 @@ import os
 import faiss
 import pandas as pd
 
-from helpers import build, dataset, evaluate, groundtruth
+from helpers import dataset, evaluate, groundtruth, index_files
 from helpers.files import read_json
 from helpers.vectors import read_rows
 
@@ -55,7 +55,7 @@ def main():
     index = a.index
     if a.in_ram:
         evaluate.warm_page_cache(a.index)
-        index = build.load_index(a.index, mmap=False)
+        index = index_files.load_index(a.index, mmap=False)
     rows = evaluate.sweep({name: (index, os.path.getsize(a.index))}, xq, gt_D, gt_I,
                           metric=ds.metric, settings={name: settings}, repeats=a.repeats,
                           single_queries=a.single_queries)

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from helpers import build, dataset, files, groundtruth, memory, synthetic, vectors
+from helpers import build, dataset, factory_tree, files, groundtruth, synthetic, vectors
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def users_ds(tmp_path):
     ("HNSW0", "HNSW0 is invalid"), ("HNSW1,SQ8", "HNSW1 is invalid"), ("IVF0,Flat", "IVF0 is invalid"),
 ])
 def test_factories_faiss_accepts_but_that_make_no_index(users_ds, tmp_path, factory, message):
-    with pytest.raises(memory.FactoryError, match=message):
+    with pytest.raises(factory_tree.FactoryError, match=message):
         build.build_index(users_ds, factory, tmp_path / "i.faiss", progress=False)
     assert not (tmp_path / "i.faiss").exists()
 

@@ -8,7 +8,7 @@ import faiss
 import numpy as np
 import pytest
 
-from helpers import build, files, indexes, groundtruth, memory, planner
+from helpers import build, factory_tree, files, groundtruth, index_files, indexes, keyed_files, memory, planner
 from helpers.vectors import read_rows
 from conftest import listing
 
@@ -60,7 +60,7 @@ def test_build_killed_after_a_checkpoint_resumes_to_the_same_index(small_ds, tmp
     """SIGKILL (helpers.files.CRASH_ENV) right after the first commit that leaves a
     checkpoint of 2,000+ rows; the rerun resumes from it and equals an uninterrupted build."""
     threads = 1 if factory.startswith("HNSW") else 0
-    with build.omp_threads(threads or None):
+    with indexes.omp_threads(threads or None):
         full = build.build_index(small_ds, factory, tmp_path / "full.faiss", n_train=2000,
                                  add_batch=1000, progress=False)["index"]
     for n in range(1, 40):
@@ -73,7 +73,7 @@ def test_build_killed_after_a_checkpoint_resumes_to_the_same_index(small_ds, tmp
         if state.exists() and json.loads(state.read_text())["rows_added"] >= 2000:
             break
     assert not path.exists()  # no half-written index under the final name
-    with build.omp_threads(threads or None):
+    with indexes.omp_threads(threads or None):
         r = build.build_index(small_ds, factory, path, n_train=2000, add_batch=1000, progress=False)
     assert r["resumed_from"] == "checkpoint" and r["rows_added_this_run"] <= small_ds.n - 2000
     xq = read_rows(small_ds.queries, 0, small_ds.queries.n)
@@ -97,12 +97,12 @@ def test_checkpoint_of_other_settings_is_refused(small_ds, tmp_path):
     (tmp_path / "b.faiss.checkpoint.json").write_text(json.dumps(
         {"dataset": "other", "factory": "IVF32,Flat", "rows_added": 0, "file": "b.faiss.checkpoint-0"}))
     (tmp_path / "b.faiss.checkpoint-0").write_bytes(b"x")
-    with pytest.raises(build.BuildError, match="made for other inputs"):
+    with pytest.raises(keyed_files.KeyedFileError, match="made for other inputs"):
         build.build_index(small_ds, "IVF32,Flat", tmp_path / "b.faiss", n_train=2000, progress=False)
-    with pytest.raises(build.BuildError, match="exists and was not built"):
+    with pytest.raises(keyed_files.KeyedFileError, match="exists and was not built"):
         build.build_index(small_ds, "IVF32,SQ8", tmp_path / "a.faiss", progress=False)
     # same factory, other training sample: a different index, so not reused either
-    with pytest.raises(build.BuildError, match="n_train=3,000"):
+    with pytest.raises(keyed_files.KeyedFileError, match="n_train=3,000"):
         build.build_index(small_ds, "IVF32,Flat", tmp_path / "a.faiss", n_train=3000, progress=False)
     assert build.build_index(small_ds, "IVF32,Flat", tmp_path / "a.faiss", n_train=2000,
                              progress=False)["reused"]
@@ -111,7 +111,7 @@ def test_checkpoint_of_other_settings_is_refused(small_ds, tmp_path):
 def test_bad_inputs(small_ds, tmp_path):
     with pytest.raises(ValueError, match="smaller than nlist=4096"):
         build.build_index(small_ds, "IVF4096,Flat", tmp_path / "x.faiss", n_train=1000, progress=False)
-    with pytest.raises(memory.FactoryError, match="m must divide d=64"):
+    with pytest.raises(factory_tree.FactoryError, match="m must divide d=64"):
         build.build_index(small_ds, "IVF32,PQ7", tmp_path / "x.faiss", progress=False)
 
 
@@ -125,7 +125,7 @@ def test_reload_equal_mapped_and_not(small_ds, tmp_path, factory, setting):
     faiss.ParameterSpace().set_index_parameters(r["index"], setting)
     want = r["index"].search(xq, 5)
     for mmap in (False, True):
-        index = build.load_index(str(tmp_path / "i.faiss"), mmap=mmap)
+        index = index_files.load_index(str(tmp_path / "i.faiss"), mmap=mmap)
         faiss.ParameterSpace().set_index_parameters(index, setting)
         got = index.search(xq, 5)
         np.testing.assert_array_equal(got[1], want[1])
@@ -136,8 +136,8 @@ def test_corrupt_file_refused_and_never_replaces_a_good_one(small_ds, tmp_path):
     build.build_index(small_ds, "IVF32,SQ8", tmp_path / "i.faiss", n_train=2000, progress=False)
     data = (tmp_path / "i.faiss").read_bytes()
     (tmp_path / "cut.faiss").write_bytes(data[: len(data) // 2])
-    with pytest.raises(build.BuildError, match="truncated or corrupt"):
-        build.load_index(str(tmp_path / "cut.faiss"))
+    with pytest.raises(index_files.IndexFileError, match="truncated or corrupt"):
+        index_files.load_index(str(tmp_path / "cut.faiss"))
 
     # a rebuild (overwrite=True) killed half-way, after its 3rd commit ...
     script = KILLED_BUILD.replace("progress=False", "progress=False, overwrite=True")
@@ -154,7 +154,7 @@ def test_ondisk_lists_search_like_the_original(small_ds, tmp_path, factory):
     xq = read_rows(small_ds.queries, 0, 20)
     faiss.ParameterSpace().set_index_parameters(r["index"], "nprobe=8")
     want = r["index"].search(xq, 10)
-    ondisk = build.to_ondisk(str(tmp_path / "i.faiss"), str(tmp_path / "d.faiss"))
+    ondisk = index_files.to_ondisk(str(tmp_path / "i.faiss"), str(tmp_path / "d.faiss"))
     faiss.ParameterSpace().set_index_parameters(ondisk, "nprobe=8")
     got = ondisk.search(xq, 10)
     np.testing.assert_array_equal(got[1], want[1])
@@ -164,20 +164,20 @@ def test_ondisk_lists_search_like_the_original(small_ds, tmp_path, factory):
     assert os.path.getsize(tmp_path / "d.faiss") <= os.path.getsize(tmp_path / "i.faiss") - codes + 4096
     (data,) = glob.glob(str(tmp_path / "d.faiss.*.ivfdata"))
     assert os.path.getsize(data) > 0
-    again = build.to_ondisk(str(tmp_path / "i.faiss"), str(tmp_path / "d.faiss"))  # reused
+    again = index_files.to_ondisk(str(tmp_path / "i.faiss"), str(tmp_path / "d.faiss"))  # reused
     assert again.ntotal == small_ds.n
     os.utime(tmp_path / "d.faiss", (0, 0))  # older than its source: stale
-    with pytest.raises(build.BuildError, match="older than"):
-        build.to_ondisk(str(tmp_path / "i.faiss"), str(tmp_path / "d.faiss"))
+    with pytest.raises(index_files.IndexFileError, match="older than"):
+        index_files.to_ondisk(str(tmp_path / "i.faiss"), str(tmp_path / "d.faiss"))
 
 
 def test_ondisk_refuses_non_ivf_and_reuse_returns_the_index(small_ds, tmp_path):
     r = build.build_index(small_ds, "HNSW8,SQ8", tmp_path / "h.faiss", progress=False)
-    with pytest.raises(build.BuildError, match="no IVF index|not Index"):
-        build.to_ondisk(str(tmp_path / "h.faiss"), str(tmp_path / "d.faiss"))
+    with pytest.raises(index_files.IndexFileError, match="no IVF index|not Index"):
+        index_files.to_ondisk(str(tmp_path / "h.faiss"), str(tmp_path / "d.faiss"))
     build.build_index(small_ds, "IVF16,PQ32x4fs", tmp_path / "fs.faiss", n_train=2000, progress=False)
-    with pytest.raises(build.BuildError, match="fast-scan"):
-        build.to_ondisk(str(tmp_path / "fs.faiss"), str(tmp_path / "d.faiss"))
+    with pytest.raises(index_files.IndexFileError, match="fast-scan"):
+        index_files.to_ondisk(str(tmp_path / "fs.faiss"), str(tmp_path / "d.faiss"))
     again = build.build_index(small_ds, "HNSW8,SQ8", tmp_path / "h.faiss", progress=False)
     assert again["reused"] and not r["reused"] and again["index"].ntotal == small_ds.n
 
@@ -185,23 +185,23 @@ def test_ondisk_refuses_non_ivf_and_reuse_returns_the_index(small_ds, tmp_path):
 def test_sq_qtype_exposes_the_argument_order_mistake():
     q = faiss.IndexFlatL2(64)
     wrong = faiss.IndexIVFScalarQuantizer(q, 64, 16, faiss.METRIC_L2)
-    assert build.sq_qtype(wrong) == "QT_4bit" and wrong.code_size == 32
+    assert indexes.sq_qtype(wrong) == "QT_4bit" and wrong.code_size == 32
     right = faiss.IndexIVFScalarQuantizer(q, 64, 16, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_L2)
-    assert build.sq_qtype(right) == "QT_8bit" and right.code_size == 64
-    assert build.sq_qtype(build.new_index("IVF16,SQfp16", 64)) == "QT_fp16"
-    assert build.sq_qtype(build.new_index("IVF16,Flat", 64)) is None
+    assert indexes.sq_qtype(right) == "QT_8bit" and right.code_size == 64
+    assert indexes.sq_qtype(indexes.new_index("IVF16,SQfp16", 64)) == "QT_fp16"
+    assert indexes.sq_qtype(indexes.new_index("IVF16,Flat", 64)) is None
 
 
 @pytest.mark.parametrize("factory", ["IVF32,SQ8", "IVF32,PQ16,Refine(SQ8)", "HNSW16,SQ8"])
 def test_reserve_allocates_what_the_added_vectors_need_and_no_more(small_ds, factory):
     import psutil
 
-    index = build.new_index(factory, small_ds.d, small_ds.metric)
+    index = indexes.new_index(factory, small_ds.d, small_ds.metric)
     n = 1_000_000
-    node = memory.parse(factory, small_ds.d, small_ds.metric)
+    node = factory_tree.parse(factory, small_ds.d, small_ds.metric)
     need = memory.index_bytes(node, n) - memory.index_bytes(node, 0) - n * 12 * factory.startswith("HNSW")
     rss0 = psutil.Process().memory_info().rss
-    build._reserve(index, n, np.full(32, n // 32) if factory.startswith("IVF") else None)
+    indexes.reserve(index, n, np.full(32, n // 32) if factory.startswith("IVF") else None)
     grown = psutil.Process().memory_info().rss - rss0
     # a coarse quantizer (Flat) is left alone: reserving it for n vectors would ask
     # for n x d x 4 bytes (40 GB at 10M x 1024)
@@ -223,14 +223,14 @@ def test_every_index_the_helpers_create_has_the_datasets_metric(metric):
     # faiss's factory builds HNSW over PQ for L2 whatever the metric: the helper rebuilds it
     want = faiss.METRIC_L2 if metric == "L2" else faiss.METRIC_INNER_PRODUCT
     for f in planner.candidates(1_000_000, 64) + ["HNSW16,PQ16", "IVF16,PQ8,RFlat", "PQ16"]:
-        index = build.new_index(f, 64, metric)
+        index = indexes.new_index(f, 64, metric)
         assert [c.metric_type for c in indexes.components(index)] == \
             [want] * len(indexes.components(index)), f
 
 
 def test_hnsw_pq_for_inner_product_ranks_by_inner_product(small_ds, tmp_path):
     r = build.build_index(small_ds, "HNSW16,PQ16", tmp_path / "h.faiss", progress=False)
-    assert r["index"].metric_type == faiss.METRIC_INNER_PRODUCT == build.load_index(
+    assert r["index"].metric_type == faiss.METRIC_INNER_PRODUCT == index_files.load_index(
         str(tmp_path / "h.faiss")).metric_type
     xq = read_rows(small_ds.queries, 0, 20)
     D, I = r["index"].search(xq, 5)
@@ -243,7 +243,7 @@ def test_command_line_builds_resumes_and_reuses_one_index(small_ds, tmp_path):
     first = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     again = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     assert "added 6,000" in first and "reused" in again
-    assert build.load_index(str(tmp_path / "h.faiss")).ntotal == small_ds.n
+    assert index_files.load_index(str(tmp_path / "h.faiss")).ntotal == small_ds.n
 
 
 def test_build_budget_caps_the_training_sample_as_the_model_says(small_ds, tmp_path):
@@ -259,13 +259,13 @@ def test_build_budget_caps_the_training_sample_as_the_model_says(small_ds, tmp_p
 def test_a_full_disk_while_rewriting_an_index_keeps_the_old_one(small_ds, tmp_path, monkeypatch):
     r = build.build_index(small_ds, "IVF32,SQ8", tmp_path / "i.faiss", n_train=2000, progress=False)
     xq = read_rows(small_ds.queries, 0, small_ds.queries.n)
-    build.to_ondisk(str(tmp_path / "i.faiss"), str(tmp_path / "d.faiss"))
+    index_files.to_ondisk(str(tmp_path / "i.faiss"), str(tmp_path / "d.faiss"))
     os.symlink("/dev/full", tmp_path / "full")
     monkeypatch.setattr(files, "temp_path", lambda path: str(tmp_path / "full"))  # a real ENOSPC
     with pytest.raises(files.WriteError, match=r"cannot write .*d.faiss: the disk is full"):
-        build.to_ondisk(str(tmp_path / "i.faiss"), str(tmp_path / "d.faiss"), overwrite=True)
+        index_files.to_ondisk(str(tmp_path / "i.faiss"), str(tmp_path / "d.faiss"), overwrite=True)
     monkeypatch.undo()
-    old = build.load_index(str(tmp_path / "d.faiss"))  # the old index and its .ivfdata still work
+    old = index_files.load_index(str(tmp_path / "d.faiss"))  # the old index and its .ivfdata still work
     for index in (old, r["index"]):
         faiss.ParameterSpace().set_index_parameters(index, "nprobe=8")
     np.testing.assert_array_equal(old.search(xq, 10)[1], r["index"].search(xq, 10)[1])

@@ -2,7 +2,7 @@ import faiss
 import numpy as np
 import pytest
 
-from helpers import build, coarse, indexes, memory
+from helpers import build, coarse, index_files, indexes, memory
 from helpers.vectors import read_rows
 from conftest import listing
 
@@ -29,7 +29,7 @@ def test_shared_assignment_builds_the_same_index_as_add(small_ds, tmp_path, fact
     D2, I2 = shared["index"].search(xq, 10)
     np.testing.assert_array_equal(I1, I2)
     np.testing.assert_array_equal(D1, D2)
-    reloaded = build.load_index(str(tmp_path / "b.faiss"))
+    reloaded = index_files.load_index(str(tmp_path / "b.faiss"))
     faiss.ParameterSpace().set_index_parameters(reloaded, "nprobe=8")
     np.testing.assert_array_equal(reloaded.search(xq, 10)[1], I1)
 

@@ -12,7 +12,7 @@ import faiss
 import numpy as np
 import pytest
 
-from helpers import build, dataset, files, synthetic
+from helpers import build, dataset, files, index_files, synthetic
 from helpers.vectors import read_rows
 
 PARAMS = "synthetic.GeneratorParams(d=32, intrinsic_dim=8, n_clusters=16, seed=3)"
@@ -33,7 +33,7 @@ def _wait_all(procs):
 
 
 def _search(path, xq):
-    index = build.load_index(path)
+    index = index_files.load_index(path)
     faiss.ParameterSpace().set_index_parameters(index, "nprobe=4")
     return index.search(xq, 10)
 

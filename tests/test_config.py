@@ -8,10 +8,9 @@ import pytest
 
 from conftest import NOTEBOOKS
 from helpers import config
-from helpers import run as runner
 
 
-@pytest.mark.parametrize("name", runner.ORDER)
+@pytest.mark.parametrize("name", config.ORDER)
 def test_parameters_cells_equal_the_configuration(name):
     declared = pm.inspect_notebook(os.path.join(NOTEBOOKS, name + ".ipynb"))
     assert list(declared) == config.DECLARED[name]  # every parameter papermill can read, in order

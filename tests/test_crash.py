@@ -20,7 +20,7 @@ import faiss
 import numpy as np
 import pytest
 
-from helpers import build, dataset, files, groundtruth, synthetic
+from helpers import build, dataset, files, groundtruth, index_files, indexes, keyed_files, synthetic
 from helpers.vectors import read_rows
 
 BUILD = """
@@ -72,7 +72,7 @@ def every_commit_point(script, make_args, check, limit=60):
 
 
 def search(index_path, xq, setting):
-    index = build.load_index(str(index_path))
+    index = index_files.load_index(str(index_path))
     faiss.ParameterSpace().set_index_parameters(index, setting)
     return index.search(xq, 10)
 
@@ -136,7 +136,7 @@ def test_build_killed_at_random_moments_never_duplicates_rows(tmp_path):
             shutil.rmtree(path.parent)  # finished too soon to have been killed enough: again
     assert kills >= 3 and path.exists()
     assert run(BUILD, ds.root, path, "IVF64,SQ8", 250) == 0
-    index = build.load_index(str(path))
+    index = index_files.load_index(str(path))
     assert index.ntotal == ds.n
     ref = build.build_index(ds, "IVF64,SQ8", tmp_path / "ref.faiss", n_train=2000, add_batch=250,
                             progress=False, threads=1)["index"]
@@ -193,10 +193,10 @@ def test_flipped_or_truncated_index_is_never_reused(crash_ds, tmp_path):
         bad = bytearray(good)
         bad[pos] ^= 1 << int(rng.integers(0, 8))
         path.write_bytes(bytes(bad))
-        with pytest.raises(build.BuildError, match="does not match the checksum"):
+        with pytest.raises(keyed_files.KeyedFileError, match="does not match the checksum"):
             build.build_index(crash_ds, "IVF16,SQ8", path, n_train=2000, progress=False)
     path.write_bytes(good[:len(good) // 2])
-    with pytest.raises(build.BuildError, match="does not match the checksum"):
+    with pytest.raises(keyed_files.KeyedFileError, match="does not match the checksum"):
         build.build_index(crash_ds, "IVF16,SQ8", path, n_train=2000, progress=False)
     r = build.build_index(crash_ds, "IVF16,SQ8", path, n_train=2000, progress=False, overwrite=True)
     assert not r["reused"] and path.read_bytes() == good
@@ -204,15 +204,15 @@ def test_flipped_or_truncated_index_is_never_reused(crash_ds, tmp_path):
 
 def test_checkpoint_whose_row_count_disagrees_is_refused(crash_ds, tmp_path):
     path = tmp_path / "i.faiss"
-    index = build.new_index("IVF16,SQ8", crash_ds.d, crash_ds.metric)
+    index = indexes.new_index("IVF16,SQ8", crash_ds.d, crash_ds.metric)
     x = read_rows(crash_ds.base, 0, 2000)
     index.train(x)
     index.add(x[:500])
     key = build._key(crash_ds, "IVF16,SQ8", 2000, None)
-    build._Checkpoints(str(path), key).save(index, 500)
+    keyed_files.Checkpoints(str(path), key).save(index, 500)
     state = files.read_json(str(path) + ".checkpoint.json")
     files.write_json(str(path) + ".checkpoint.json", dict(state, rows_added=750))
-    with pytest.raises(build.BuildError, match="holds 500 vectors but .* says 750"):
+    with pytest.raises(keyed_files.KeyedFileError, match="holds 500 vectors but .* says 750"):
         build.build_index(crash_ds, "IVF16,SQ8", path, n_train=2000, progress=False, shared_coarse=False)
 
 
@@ -224,7 +224,7 @@ def test_index_of_another_metric_is_not_reused(tmp_path):
     ip = dataset.import_dataset(tmp_path / "ip", tmp_path / "b.npy", tmp_path / "q.npy", "ip")
     assert l2.fingerprint == ip.fingerprint and ip.metric == "IP"
     build.build_index(l2, "IVF16,Flat", tmp_path / "i.faiss", n_train=2000, progress=False)
-    with pytest.raises(build.BuildError, match="differs in: metric"):
+    with pytest.raises(keyed_files.KeyedFileError, match="differs in: metric"):
         build.build_index(ip, "IVF16,Flat", tmp_path / "i.faiss", n_train=2000, progress=False)
 
 

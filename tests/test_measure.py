@@ -1,4 +1,4 @@
-from helpers import build, dataset, measure, synthetic
+from helpers import build, dataset, index_files, measure, synthetic
 
 
 def test_mapped_and_ondisk_loads_keep_codes_out_of_ram(tmp_path):
@@ -6,7 +6,7 @@ def test_mapped_and_ondisk_loads_keep_codes_out_of_ram(tmp_path):
                                   params=synthetic.GeneratorParams(d=256), progress=False)
     path = str(tmp_path / "i.faiss")
     build.build_index(ds, "IVF64,SQ8", path, progress=False)  # 15 MiB of codes
-    build.to_ondisk(path, str(tmp_path / "o.faiss"))
+    index_files.to_ondisk(path, str(tmp_path / "o.faiss"))
     read = measure.loaded_rss_fresh(path, False, tmp_path / "d", "nprobe=1")
     mapped = measure.loaded_rss_fresh(path, True, tmp_path / "d", "nprobe=1")
     ondisk = measure.loaded_rss_fresh(tmp_path / "o.faiss", False, tmp_path / "d", "nprobe=1")
@@ -18,7 +18,7 @@ def test_mapped_and_ondisk_loads_keep_codes_out_of_ram(tmp_path):
 
 
 def test_mapped_hnsw_and_flat_storage_stay_out_of_ram(tmp_path):
-    """build.load_index(mmap=True) uses IO_FLAG_MMAP_IFC: the flat (or SQ8) codes of
+    """index_files.load_index(mmap=True) uses IO_FLAG_MMAP_IFC: the flat (or SQ8) codes of
     HNSW and Flat indexes are mapped in place, only the graph links are read.
     (Plain IO_FLAG_MMAP maps inverted lists only: it read these files whole.)"""
     ds = dataset.generate_dataset(tmp_path / "d", 60000, n_queries=20, n_train=0,

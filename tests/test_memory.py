@@ -6,7 +6,7 @@ import subprocess
 import faiss
 import pytest
 
-from helpers import build, dataset, memory, synthetic
+from helpers import dataset, factory_tree, indexes, memory, synthetic
 
 FAMILIES = [
     "Flat", "IVF64,Flat", "IVF64,PQ16", "IVF64,PQ16x4fs", "IVF64,PQ16x6",
@@ -25,7 +25,7 @@ def xs():
 @pytest.mark.parametrize("factory", FAMILIES)
 @pytest.mark.parametrize("metric", ["L2", "IP"])
 def test_disk_bytes_within_1_percent(xs, factory, metric):
-    index = build.new_index(factory, 128, metric)
+    index = indexes.new_index(factory, 128, metric)
     index.train(xs[:3000])  # small: PQ training cost grows with the sample
     for i in range(0, len(xs), 3000):
         index.add(xs[i:i + 3000])
@@ -38,7 +38,7 @@ def test_code_sizes_agree_with_factory_tools():
     from faiss.contrib.factory_tools import get_code_size
 
     for f in ["Flat", "PQ16", "SQ8", "SQ4", "SQfp16", "IVF64,PQ16x4fs", "IVF64,SQ8", "IVF64,Flat"]:
-        assert memory.parse(f, 128)["code_size"] == get_code_size(128, f), f
+        assert factory_tree.parse(f, 128)["code_size"] == get_code_size(128, f), f
 
 
 def test_hnsw32_flat_at_10m_x_1024():
@@ -68,11 +68,11 @@ def test_a_small_build_budget_trains_on_fewer_rows_down_to_39_per_centroid():
 
 
 def test_ivfpq_precomputed_table_counted_for_l2_only():
-    l2 = memory.parse("IVF1024,PQ64", 1024, "L2")
-    ip = memory.parse("IVF1024,PQ64", 1024, "IP")
+    l2 = factory_tree.parse("IVF1024,PQ64", 1024, "L2")
+    ip = factory_tree.parse("IVF1024,PQ64", 1024, "IP")
     assert l2["precomputed_table_bytes"] == 1024 * 64 * 256 * 4
     assert ip["precomputed_table_bytes"] == 0
-    big = memory.parse("IVF65536,PQ64", 1024, "L2")  # over faiss's 2 GiB limit: not built
+    big = factory_tree.parse("IVF65536,PQ64", 1024, "L2")  # over faiss's 2 GiB limit: not built
     assert big["precomputed_table_bytes"] == 0
 
 
@@ -82,13 +82,13 @@ def test_ivfpq_precomputed_table_counted_for_l2_only():
     ("Bogus64", "Bogus64"),
 ])
 def test_unparseable_factory_names_the_part(factory, part):
-    with pytest.raises(memory.FactoryError, match="cannot parse factory string.*" + part):
-        memory.parse(factory, 128)
+    with pytest.raises(factory_tree.FactoryError, match="cannot parse factory string.*" + part):
+        factory_tree.parse(factory, 128)
 
 
 def test_pq_m_must_divide_d():
-    with pytest.raises(memory.FactoryError, match=r"m must divide d=1024; valid m for d=1024: \[1, 2, 4, 8, 16, 32, 64, 128, 256\]"):
-        memory.parse("IVF1024,PQ7", 1024)
+    with pytest.raises(factory_tree.FactoryError, match=r"m must divide d=1024; valid m for d=1024: \[1, 2, 4, 8, 16, 32, 64, 128, 256\]"):
+        factory_tree.parse("IVF1024,PQ7", 1024)
 
 
 def test_training_sample_smaller_than_nlist_refused():
@@ -130,7 +130,7 @@ def test_rss_within_15_percent(measured_ds, python, factory):
 
 def test_bytes_per_vector_is_code_plus_id_for_ivf():
     # one byte per dimension (SQ8) or per sub-quantizer (PQ8), plus the 8-byte id
-    assert memory.bytes_per_vector(memory.parse("IVF16,SQ8", 64, "L2"), 10**6) == pytest.approx(72)
-    assert memory.bytes_per_vector(memory.parse("IVF16,PQ8", 64, "L2"), 10**6) == pytest.approx(16)
+    assert memory.bytes_per_vector(factory_tree.parse("IVF16,SQ8", 64, "L2"), 10**6) == pytest.approx(72)
+    assert memory.bytes_per_vector(factory_tree.parse("IVF16,PQ8", 64, "L2"), 10**6) == pytest.approx(16)
     # HNSW adds its links on top of the SQ8 codes, and has no ids
-    assert memory.bytes_per_vector(memory.parse("HNSW16,SQ8", 64, "L2"), 10**6) > 64 + 16 * 2 * 4
+    assert memory.bytes_per_vector(factory_tree.parse("HNSW16,SQ8", 64, "L2"), 10**6) > 64 + 16 * 2 * 4

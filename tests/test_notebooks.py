@@ -81,7 +81,7 @@ def test_02_memory_budget(tmp_path):
                                   progress=False)
     nb = run("02_memory_budget.ipynb", tmp_path, target_n=1_000_000, d=64, data_dir=str(ds.root),
              check_factories=["IVF32,SQ8", "HNSW8,SQ8"], time_sample_rows=500,
-             ram_limit="256M", build_limit="0.25G", results_dir=str(tmp_path / "r"),
+             ram_budget="256M", build_budget="0.25G", results_dir=str(tmp_path / "r"),
              target_recall=0.8, screen_rows=4000, screen_spaces=["IVF16", "PCAR32,IVF32", "PCAR128,IVF16"],
              screen_codes=["PQ16x4fs", "RaBitQfs"], screen_hnsw=[["HNSW16,SQ8", 40]],
              screen_nprobe_divisors=[8, 4, 2], screen_k_factors=[4, 16], screen_ef_search=[16, 32])

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from helpers import build, cli, dataset, evaluate, groundtruth, indexes, profile
+from helpers import build, cli, config, dataset, evaluate, groundtruth, index_files, indexes, profile
 from helpers import run as runner
 from helpers.vectors import read_rows, write_vectors
 from test_ingest import write_parquet
@@ -41,14 +41,14 @@ def test_own_vectors_run_every_notebook_and_the_recommendation_builds_at_full_sc
     assert run_cli(tmp_path, "--base", str(tmp_path / "emb.npy"), "--queries", str(tmp_path / "q.npy"),
                "--metric", "cosine") == 0
     folder, state = run_state(tmp_path)
-    assert state["status"] == "complete" and state["done"] == runner.ORDER
+    assert state["status"] == "complete" and state["done"] == config.ORDER
     assert state["params"]["all"]["nlist"] == profile.nlist_for(4000, D)  # followed the data
     ds = dataset.load_dataset(tmp_path / "data" / "own-emb")
     assert ds.manifest["normalized"] and ds.n == 4000 and ds.queries.n == 200
     built = build.built_indexes(tmp_path / "data" / "own-emb" / "indexes", ds)
     assert len(built) >= 5
     for name, (path, _) in built.items():  # every index searches with the data's metric
-        index = build.load_index(path)
+        index = index_files.load_index(path)
         assert all(part.metric_type == faiss.METRIC_INNER_PRODUCT for part in indexes.components(index)), name
 
     rec_path = folder / "results" / "recommended.json"
@@ -57,7 +57,7 @@ def test_own_vectors_run_every_notebook_and_the_recommendation_builds_at_full_sc
     out = tmp_path / "prod" / "index.faiss"
     assert cli.build_command(["--config", str(rec_path), "--base", str(tmp_path / "emb.npy"),
                        "--out", str(out)]) == 0
-    index = build.load_index(str(out))
+    index = index_files.load_index(str(out))
     evaluate.set_parameters(index, rec["search"])
     _, gt_I = groundtruth.ground_truth(ds, 100, progress=False)
     _, I = index.search(read_rows(ds.queries, 0, ds.queries.n), rec["k"])

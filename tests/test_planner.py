@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 
-from helpers import evaluate, memory, planner, tables
+from helpers import evaluate, factory_tree, memory, planner, tables
 
 
 def test_candidates_parse_and_suit_the_scale():
     cands = planner.candidates(10_000_000, 1024)
     for f in cands:
-        memory.parse(f, 1024)  # every candidate is a valid factory string
+        factory_tree.parse(f, 1024)  # every candidate is a valid factory string
     assert any(f.startswith("IVF16384_HNSW32") for f in cands)
     assert "HNSW32,Flat" in cands
     assert any("PQ64x4fs" in f for f in planner.candidates(1_000_000, 1024))
@@ -67,7 +67,7 @@ def test_extrapolation_rules():
 
 
 def test_bad_factory_in_plan():
-    with pytest.raises(memory.FactoryError, match="PQ8x"):
+    with pytest.raises(factory_tree.FactoryError, match="PQ8x"):
         planner.plan(1000, 64, factories=["IVF16,PQ8x"], time_builds=False)
 
 
@@ -133,7 +133,7 @@ def test_run_stage_estimates_count_shared_coarse_work_once():
     assert planner.coarse_seconds(1_000_000, 64, "IVF1024", rate) == \
         planner.kmeans_seconds(64 * 1024, 1024, 64, rate) + 1_000_000 * 1024 * 64 / rate
     n, d = 10_000_000, 32
-    n_train = memory.default_train_size(memory.parse("IVF16384,SQ8", d), n)  # 39 per centroid here
+    n_train = memory.default_train_size(factory_tree.parse("IVF16384,SQ8", d), n)  # 39 per centroid here
     kmeans = planner.kmeans_seconds(n_train, 16384, d, rate)
     alone = planner.estimate_build_seconds("IVF16384,SQ8", n, d, rate=rate)
     shared = planner.estimate_build_seconds("IVF16384,SQ8", n, d, rate=rate, preassigned=True)

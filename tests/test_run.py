@@ -5,16 +5,16 @@ import os
 
 import pytest
 
-from helpers import cli, notebook_html
+from helpers import cli, config, notebook_html, run_checks
 from helpers import run as runner
 from helpers.files import read_json
 
 
-@pytest.mark.parametrize("preset", sorted(runner.PRESETS))
+@pytest.mark.parametrize("preset", sorted(config.PRESETS))
 def test_every_preset_reaches_declared_parameters(preset, tmp_path):
     _, params = runner.load_params(preset)
     per_nb = runner.notebook_parameters(params, str(tmp_path), str(tmp_path / "r"), False)
-    assert list(per_nb) == runner.ORDER
+    assert list(per_nb) == config.ORDER
     for name, values in per_nb.items():
         assert values["results_dir"] == str(tmp_path / "r")
         assert values["data_dir"] == str(tmp_path)
@@ -38,8 +38,8 @@ def test_parameter_files_are_checked(tmp_path):
     with pytest.raises(ValueError, match="unknown preset"):
         runner.load_params("huge")
     f.write_text("preset: full\ntime_limit: 3h\n")  # a preset's time budget, overridden
-    assert runner.load_params(None, f)[1]["time_limit"] == "3h"
-    assert runner.load_params("full")[1]["time_limit"] == "2h"
+    assert runner.load_params(None, f)[1]["time_budget"] == "3h"
+    assert runner.load_params("full")[1]["time_budget"] == "2h"
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +52,9 @@ def first_run(tmp_path_factory):
 def test_tiny_preset_end_to_end(first_run):
     root, folder = first_run
     state = read_json(os.path.join(folder, "run.json"))
-    assert state["status"] == "complete" and state["done"] == runner.ORDER
+    assert state["status"] == "complete" and state["done"] == config.ORDER
     summary = read_json(os.path.join(folder, "summary.json"))
-    assert set(summary["results"]) == set(runner.ORDER)
+    assert set(summary["results"]) == set(config.ORDER)
     html = open(os.path.join(folder, "summary.html")).read()
     assert "Recommendation" in html and "Pareto frontier" in html and "IVF16,SQ8" in html
     # headings in words with units, numbers for people, and the scale the run was made at
@@ -62,7 +62,7 @@ def test_tiny_preset_end_to_end(first_run):
     assert "Made at 3,000 vectors × 64" in html and "NaN" not in html and "None" not in html
     assert open(os.path.join(folder, "builds.csv")).readline().startswith("notebook,factory,reused")
     assert len(open(os.path.join(folder, "pareto.csv")).readlines()) > 2
-    for name in runner.ORDER:  # executed notebooks, light, and their HTML, drawn offline
+    for name in config.ORDER:  # executed notebooks, light, and their HTML, drawn offline
         notebook = open(os.path.join(folder, name + ".ipynb")).read()
         assert "plotly.js v" not in notebook  # figures as plotly's mime type, no library copy
         if name != "06_recall_vs_latency":  # 06's explorer FigureWidgets store plotly's bundle
@@ -81,11 +81,11 @@ def test_time_estimate_counts_only_what_is_left(first_run, capsys):
     _, params = runner.load_params("tiny")
     data_dir = str(root / "data" / "tiny")
     per_nb = runner.notebook_parameters(params, data_dir, "", False)
-    assert runner.estimate_seconds(per_nb, data_dir) == {}  # data, coarse lists, indexes: all built
-    assert runner.check_time(per_nb, data_dir, "1h") == {}
+    assert run_checks.estimate_seconds(per_nb, data_dir) == {}  # data, coarse lists, indexes: all built
+    assert run_checks.check_time(per_nb, data_dir, "1h") == {}
     assert "nothing left" in capsys.readouterr().out
     elsewhere = str(root / "elsewhere")
-    fresh = runner.estimate_seconds(runner.notebook_parameters(params, elsewhere, "", False), elsewhere)
+    fresh = run_checks.estimate_seconds(runner.notebook_parameters(params, elsewhere, "", False), elsewhere)
     # every stage of a run from nothing, 04's M x efConstruction grid included
     assert {"generate", "ground truth", "coarse IVF16", "build IVF16,PQ8", "build HNSW16,SQ8 efC40",
             "build HNSW8,SQ8 efC16", "build HNSW8,SQ8 efC40", "build IVF16,SQ8"} <= set(fresh)
@@ -129,7 +129,7 @@ def test_failing_notebook_is_reported_and_the_rerun_continues(first_run, tmp_pat
     assert "03_build_ivfpq failed in cell [" in err and "KeyError" in err and "IVF16,Flat" in err
     folder = os.path.join(tmp_path / "runs", os.listdir(tmp_path / "runs")[0])
     state = read_json(os.path.join(folder, "run.json"))
-    assert state["status"] == "failed" and state["done"] == runner.ORDER[:2]
+    assert state["status"] == "failed" and state["done"] == config.ORDER[:2]
     assert state["failed"]["notebook"] == "03_build_ivfpq" and state["failed"]["cell"]
     assert os.path.exists(state["failed"]["partial_notebook"])
     html = open(os.path.join(folder, "summary.html")).read()
@@ -203,7 +203,7 @@ def test_run_over_its_time_budget_is_refused_before_writing(tmp_path, capsys):
 def test_a_run_within_its_time_budget_records_the_estimate(tmp_path):
     folder = runner.run("tiny", runs_dir=tmp_path / "runs", data_root=tmp_path / "data",
                         progress=False, export_html=False, until="01_data_generation",
-                        time_limit="1h")
+                        time_budget="1h")
     state = read_json(os.path.join(folder, "run.json"))
     assert state["status"] == "stopped after 01_data_generation"
     assert {"generate", "ground truth", "build IVF16,SQ8"} <= set(state["estimated_seconds"])

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 
+from . import config
 from .files import LockedError
 
 
@@ -22,7 +23,7 @@ def run_command(argv=None):
 
     ap = argparse.ArgumentParser(prog="python -m helpers run", description=run.__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", choices=sorted(run.PRESETS), default=None,
+    ap.add_argument("--preset", choices=sorted(config.PRESETS), default=None,
                     help="scale to run at (default: small, or the one the --params file names)")
     ap.add_argument("--params", help="YAML or JSON file overriding the preset's parameters")
     ap.add_argument("--force", action="store_true",
@@ -45,17 +46,17 @@ def run_command(argv=None):
                                          '(default: the memory available now)')
     ap.add_argument("--build-budget", help='memory a build may use, e.g. "20G" (default: the memory '
                                            'available now); also caps training samples')
-    ap.add_argument("--until", choices=run.ORDER, help="stop after this notebook (default: run all)")
+    ap.add_argument("--until", choices=config.ORDER, help="stop after this notebook (default: run all)")
     ap.add_argument("--time-budget", help='refuse the run if its builds are estimated to take longer, '
                                           'e.g. "2h", "90min" (default: the preset\'s: 2h for full)')
     a = ap.parse_args(argv)
     data = {k: getattr(a, k) for k in run.DATASET_KEYS if getattr(a, k) is not None}
     if data and "base" not in data:
         ap.error("--queries, --metric, --column, --n-queries and --max-rows go with --base")
-    limits = {k: v for k, v in (("ram_limit", a.ram_budget), ("build_limit", a.build_budget)) if v}
+    limits = {k: v for k, v in (("ram_budget", a.ram_budget), ("build_budget", a.build_budget)) if v}
     try:
         folder = run.run(a.preset, a.params, a.force, a.runs_dir, a.data_dir, data=data or None,
-                         until=a.until, limits=limits, time_limit=a.time_budget)
+                         until=a.until, limits=limits, time_budget=a.time_budget)
     except (run.RunError, ValueError, OSError, LockedError) as e:
         print(f"\nRUN FAILED: {e}", file=sys.stderr)
         return 1
@@ -113,7 +114,7 @@ def _build(ap, a):
         if not (a.data_dir and a.factory):
             ap.error("give DATA_DIR FACTORY, or --config with --base and --out")
         ds = load_dataset(a.data_dir)
-        name = a.factory + (f"_efC{a.ef_construction}" if a.ef_construction else "")
+        name = build.build_name(a.factory, a.ef_construction)
         out = a.out or build.index_path(os.path.join(a.data_dir, "indexes"), name)
         r = build.build_index(ds, a.factory, out, n_train=a.n_train, threads=a.threads,
                         ef_construction=a.ef_construction, overwrite=a.force)

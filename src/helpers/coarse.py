@@ -28,15 +28,14 @@ import time
 
 import faiss
 import numpy as np
+from tqdm.auto import tqdm
 
 from . import indexes
 from .files import atomic_path, locked, read_json, sha256_bytes, write_json
-from .memory import ASSIGN_BLOCK  # rows per assignment block (a 256 MiB read at d = 1024)
+from .heuristics import ASSIGN_BLOCK, QUANTIZER_EF_SEARCH, TWO_LEVEL_SIZE
+from .index_files import load_index, write_index
+from .vectors import check_finite, iter_blocks, take_rows, train_sample_ids
 
-QUANTIZER_EF_SEARCH = 64   # HNSW coarse quantizers search at least this deep while assigning
-# k-means is two-level from this nlist x d (the space's dimension) up: one flat k-means
-# iteration costs 39 nlist^2 d multiply-adds, ~20 min for IVF16384 at d = 1024 here
-TWO_LEVEL_SIZE = 16384 * 1024
 
 
 def coarse_factory(factory):
@@ -47,7 +46,7 @@ def coarse_factory(factory):
     return indexes.split_factory(factory)[0] if indexes.preassignable(factory) else None
 
 
-def _file_name(coarse):
+def file_name(coarse):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", coarse)
 
 
@@ -89,7 +88,7 @@ def train_space(coarse, xt, metric):
 
 def paths(coarse_dir, coarse):
     """(quantizer file, assignment file) of `coarse` ("IVF4096") under coarse_dir."""
-    base = os.path.join(coarse_dir, _file_name(coarse))
+    base = os.path.join(coarse_dir, file_name(coarse))
     return base + ".quantizer.faiss", base + ".assign.npz"
 
 
@@ -106,8 +105,6 @@ def train_quantizer(ds, coarse, n_train, coarse_dir, seed=0, progress=True):
 
     Returns ("<coarse>,Flat" trained and empty, seconds spent training; 0 if reused).
     """
-    from .build import load_index, train_sample_ids
-    from .vectors import check_finite, take_rows
 
     os.makedirs(coarse_dir, exist_ok=True)
     qpath, _ = paths(coarse_dir, coarse)
@@ -126,7 +123,7 @@ def train_quantizer(ds, coarse, n_train, coarse_dir, seed=0, progress=True):
     # the key is written first: a quantizer file without a matching key is retrained
     if os.path.exists(qpath + ".json"):
         os.remove(qpath + ".json")
-    indexes.write_index(quantizer, qpath)
+    write_index(quantizer, qpath)
     write_json(qpath + ".json", key)
     return quantizer, time.perf_counter() - t0
 
@@ -164,10 +161,6 @@ def coarse_assignment(ds, coarse, n_train, coarse_dir, block_rows=ASSIGN_BLOCK, 
 
 def _coarse_assignment(ds, coarse, n_train, coarse_dir, block_rows=ASSIGN_BLOCK, seed=0,
                       progress=True, checkpoint_seconds=30):
-    from tqdm.auto import tqdm
-
-    from .vectors import iter_blocks
-
     if block_rows < 1:
         raise ValueError(f"block_rows must be >= 1, got {block_rows}")
     quantizer, train_s = train_quantizer(ds, coarse, n_train, coarse_dir, seed, progress)

@@ -2,7 +2,7 @@
 
 The notebooks' parameters cells hold the same plain literals (papermill injects
 over them; tests/test_config.py asserts they equal DEFAULTS), so a notebook
-opened by hand runs with these values. Presets (helpers.run) are flat
+opened by hand runs with these values. PRESETS are flat
 overrides of them; the runner reads the defaults here, never the notebooks.
 """
 
@@ -10,7 +10,7 @@ overrides of them; the runner reads the defaults here, never the notebooks.
 PARAMETERS = {
     'add_batch': (16384, 'rows added per batch, streamed from disk'),
     'base_path': ('', 'your vectors (file or folder); "": generate synthetic data'),
-    'build_limit': ('', 'memory a build may use, e.g. "20G"; "": available now'),
+    'build_budget': ('', 'memory a build may use, e.g. "20G"; "": available now'),
     'build_time_budget': ('', 'a finalist\'s build at target_n may take this long (projected); "": any'),
     'cap_nprobe': (0, 'nprobe of the "codes\' error" table; 0: every list'),
     'check_factories': (['IVF64,PQ64', 'IVF64,SQ8', 'HNSW16,SQ8'], 'families built in a fresh process to compare measured memory with the model'),
@@ -20,7 +20,7 @@ PARAMETERS = {
     'compare_storage': ('SQ8', 'storage of the HNSW M x efConstruction grid'),
     'd': (1024, 'dimension of the vectors'),
     'data_dir': ('../data/small', 'the dataset folder (helpers.run sets it)'),
-    'disk_limit': ('', 'disk the index files may use, e.g. "100G"; "": free space under data_dir'),
+    'disk_budget': ('', 'disk the index files may use, e.g. "100G"; "": free space under data_dir'),
     'ef_construction': (40, "HNSW's search depth while inserting"),
     'ef_construction_values': ([40, 120], 'efConstruction values of the HNSW grid'),
     'ef_search': (64, "HNSW's search depth in the grid's measurements"),
@@ -58,7 +58,7 @@ PARAMETERS = {
     'plan_workers': ([8, 32], 'machines of the scale-out plan'),
     'progress': (True, 'progress bars while generating'),
     'queries_path': ('', 'your queries; "": hold out n_queries random rows of base_path'),
-    'ram_limit': ('', 'memory the index may use when serving, e.g. "16G"; "": available now'),
+    'ram_budget': ('', 'memory the index may use when serving, e.g. "16G"; "": available now'),
     'repeats': (5, 'timed batches per frontier setting (median, min, max)'),
     'rerank_factory': ('IVF{nlist},PQ128x4fs', 'index whose candidates are re-ranked from the vectors on disk'),
     'rerank_k_factors': ([1, 2, 4, 8, 16], 'candidates per result re-ranked from disk'),
@@ -107,29 +107,29 @@ DECLARED = {'01_data_generation': ['data_dir', 'n', 'd', 'n_queries', 'n_train',
                         'storage_dtype', 'intrinsic_dim', 'n_clusters', 'cluster_std', 'noise',
                         'seed', 'chunk_rows', 'gt_k', 'base_path', 'queries_path', 'column',
                         'max_rows', 'progress', 'force', 'results_dir'],
- '02_memory_budget': ['target_n', 'd', 'metric', 'ram_limit', 'build_limit', 'disk_limit',
+ '02_memory_budget': ['target_n', 'd', 'metric', 'ram_budget', 'build_budget', 'disk_budget',
                       'threads', 'data_dir', 'check_factories', 'time_builds',
                       'time_sample_rows', 'target_recall', 'screen_rows', 'screen_spaces',
                       'screen_codes', 'screen_refine', 'screen_hnsw', 'screen_nprobe_divisors',
                       'screen_k_factors', 'screen_ef_search', 'screen_time_budget',
                       'build_time_budget', 'finalists', 'results_dir'],
- '03_build_ivfpq': ['data_dir', 'index_dir', 'target_n', 'ram_limit', 'build_limit', 'threads',
+ '03_build_ivfpq': ['data_dir', 'index_dir', 'target_n', 'ram_budget', 'build_budget', 'threads',
                     'n_train', 'add_batch', 'nlist', 'large_nlist', 'k', 'gt_k', 'nprobe',
                     'max_nprobe', 'cap_nprobe', 'repeats', 'single_queries', 'factories',
                     'hnsw_quantizer_factory', 'rerank_factory', 'rerank_k_factors',
                     'ondisk_factory', 'force', 'results_dir'],
- '04_build_hnsw': ['data_dir', 'index_dir', 'target_n', 'ram_limit', 'build_limit', 'threads',
+ '04_build_hnsw': ['data_dir', 'index_dir', 'target_n', 'ram_budget', 'build_budget', 'threads',
                    'add_batch', 'k', 'gt_k', 'factories', 'plan_only', 'ef_construction',
                    'compare_storage', 'm_values', 'ef_construction_values', 'ef_search',
                    'repeats', 'single_queries', 'time_sample_rows', 'force', 'results_dir'],
- '05_build_ivfsq': ['data_dir', 'index_dir', 'target_n', 'ram_limit', 'build_limit', 'threads',
+ '05_build_ivfsq': ['data_dir', 'index_dir', 'target_n', 'ram_budget', 'build_budget', 'threads',
                     'n_train', 'add_batch', 'nlist', 'k', 'gt_k', 'nprobe', 'max_nprobe',
                     'repeats', 'single_queries', 'cap_nprobe', 'ondisk_lists', 'factories',
                     'force', 'results_dir'],
  '06_recall_vs_latency': ['data_dir', 'index_dir', 'k', 'gt_k', 'target_recall',
                           'high_target_recall', 'exact_depths', 'sensitivity_factory',
                           'sensitivity_setting', 'sensitivity_noises', 'sensitivity_dims',
-                          'sensitivity_n', 'sensitivity_d', 'ram_limit', 'build_limit',
+                          'sensitivity_n', 'sensitivity_d', 'ram_budget', 'build_budget',
                           'threads', 'repeats', 'max_nprobe', 'k_factors', 'single_queries',
                           'include', 'slider_nprobe', 'slider_ef_search', 'target_n',
                           'results_dir'],
@@ -144,3 +144,123 @@ def defaults(notebook):
     """{parameter: default} of `notebook` ("03_build_ivfpq")."""
     return {k: PER_NOTEBOOK.get(notebook, {}).get(k, PARAMETERS[k][0] if k in PARAMETERS else None)
             for k in DECLARED[notebook]}
+
+
+# What the 1m and full presets search: the coarse spaces, the codes tried in each
+# (all with a full-dimension SQ8 refine), the HNSW graphs, and the sweep's grid.
+SCREEN_SEARCH = {
+    "spaces": ["IVF4096", "PCAR256,IVF16384", "IVF16384_HNSW32", "PCAR256,IVF65536_HNSW32"],
+    "codes": ["PQ64x4fs", "RaBitQfs", "PQ128x4fs", "RaBitQ4", "PQ256x4fs", "RaBitQ"],
+    "refine": "Refine(SQ8)",
+    # graphs on the PCA-reduced vectors (refined on full ones) and on full SQ8 codes
+    "hnsw": [["PCAR256,HNSW32,Refine(SQ8)", 100], ["PCAR256,HNSW48,Refine(SQ8)", 100],
+             ["HNSW32,SQ8", 100], ["HNSW48,SQ8", 100]],
+    # nprobe as a share of nlist (nlist // each): the same share of the rows scanned
+    # whatever nlist, so a larger nlist is tried at the depths where it can compete
+    "nprobe_divisors": [256, 128, 64, 32, 16],
+    "k_factor_rf": [16, 64, 256],  # 4-bit codes at d = 1024 need deep re-ranking for 0.95
+    "ef_search": [32, 64, 128, 256],
+}
+
+
+def screen_params(search=SCREEN_SEARCH, rows=1_000_000):
+    """Notebook 02's screening parameters for `search` on `rows` rows (presets, profiles)."""
+    return {"screen_rows": rows, "screen_spaces": search["spaces"], "screen_codes": search["codes"],
+            "screen_refine": search["refine"], "screen_hnsw": search["hnsw"],
+            "screen_nprobe_divisors": search["nprobe_divisors"],
+            "screen_k_factors": search["k_factor_rf"],
+            "screen_ef_search": search["ef_search"]}
+
+
+ORDER = ["01_data_generation", "02_memory_budget", "03_build_ivfpq", "04_build_hnsw",
+         "05_build_ivfsq", "06_recall_vs_latency", "07_beyond_one_machine"]
+
+# Per preset: "all" goes to every notebook that declares the parameter; the
+# notebook names carry what only that notebook takes. data_dir, index_dir,
+# results_dir and force are filled in by the runner.
+PRESETS = {
+    "tiny": {
+        "all": {"d": 64, "gt_k": 20, "nlist": 16, "nprobe": 4, "n_train": 1500, "add_batch": 1000},
+        "01_data_generation": {"n": 3000, "n_queries": 50, "n_train": 1000, "intrinsic_dim": 16,
+                               "n_clusters": 32, "chunk_rows": 1024, "progress": False},
+        "02_memory_budget": {"target_n": 1_000_000, "check_factories": ["IVF16,SQ8"],
+                             "time_sample_rows": 500, "target_recall": 0.9, "screen_rows": 3000,
+                             "screen_spaces": ["IVF16", "PCAR32,IVF32"],
+                             "screen_codes": ["PQ16x4fs", "RaBitQfs"],
+                             "screen_hnsw": [["HNSW16,SQ8", 40]], "screen_nprobe_divisors": [8, 4, 2],
+                             "screen_k_factors": [4, 16], "screen_ef_search": [16, 32],
+                             "screen_time_budget": "2min", "build_time_budget": "1min",
+                             # every family that reaches the target: a set that timing noise
+                             # cannot change, so a resumed run rebuilds the same indexes
+                             "finalists": 10},
+        "03_build_ivfpq": {"large_nlist": 64, "factories": [
+            "IVF{nlist},PQ8", "IVF{nlist},PQ32x4fs", "IVF{nlist},PQ16,Refine(SQ8)",
+            "IVF{nlist},PQ32x4fs,RFlat", "screened"],
+            "hnsw_quantizer_factory": "IVF{large_nlist}_HNSW32,PQ32x4fs",
+            "rerank_factory": "IVF{nlist},PQ32x4fs", "rerank_k_factors": [1, 4],
+            "ondisk_factory": "IVF{nlist},PQ8"},
+        "04_build_hnsw": {"factories": ["HNSW16,Flat", "HNSW16,SQ8"], "m_values": [8],
+                          "ef_construction_values": [16, 40], "ef_search": 32,
+                          "time_sample_rows": 500},
+        "05_build_ivfsq": {},
+        "06_recall_vs_latency": {"repeats": 1, "single_queries": 10, "target_recall": 0.9,
+                                 "sensitivity_factory": "IVF16,PQ8x4fs,Refine(SQ8)",
+                                 "sensitivity_setting": {"nprobe": 4, "k_factor_rf": 8},
+                                 "sensitivity_n": 3000, "sensitivity_d": 32,
+                                 "slider_nprobe": 8, "slider_ef_search": 32},
+        "07_beyond_one_machine": {"shards": 4, "workers": 2, "repeats": 1, "single_queries": 10},
+    },
+    "small": {  # the notebooks' own defaults: 20k x 1024
+        "all": {},
+        "01_data_generation": {"progress": False},
+    },
+    "1m": {
+        # at scale the evaluation, not the builds, is what the sweeps cost: one timed batch
+        # and 50 single queries per setting, scans capped at a share of the lists
+        "all": {"nlist": 4096, "nprobe": 32, "max_nprobe": 256},
+        "01_data_generation": {"n": 1_000_000, "n_queries": 1000, "n_train": 0, "progress": False},
+        "02_memory_budget": {"check_factories": [], **screen_params(SCREEN_SEARCH, 1_000_000),
+                             "screen_time_budget": "40min", "build_time_budget": "10min"},
+        "03_build_ivfpq": {"hnsw_quantizer_factory": "", "rerank_k_factors": [1, 4, 16],
+                           "cap_nprobe": 512,
+                           # PQ64 alone is PQ64,Refine(SQ8) at k_factor_rf=1 (same codes, the
+                           # same top k): built once, within the 20-minute target
+                           "factories": ["IVF{nlist},PQ16", "IVF{nlist},PQ128x4fs",
+                                         "IVF{nlist},PQ64,Refine(SQ8)", "screened", "IVF1024,PQ8"],
+                           "ondisk_factory": "IVF1024,PQ8"},
+        "04_build_hnsw": {"factories": ["HNSW32,SQ8"], "m_values": [32],
+                          "ef_construction_values": [40]},
+        "05_build_ivfsq": {"factories": ["IVF{nlist},SQ8", "IVF{nlist},SQ4"], "cap_nprobe": 512},
+        "06_recall_vs_latency": {"k_factors": [1, 16, 64, 128]},
+        "time_budget": "90min",  # the screening (40 min budget) and two finalists included
+        "skip": {"07_beyond_one_machine": "a second, sharded copy of IVF4096,SQ8 beside the one "
+                                          "05 built adds disk and an hour of CPU on one machine "
+                                          "without teaching more than the small presets do"},
+    },
+    "full": {  # the question this workbook answers: 10M x 1024 on 2 cores and 24 GiB
+        # nprobe up to 2048: a finalist with nlist 16384 scans 1/16 of its lists at 0.95 (1M screening)
+        "all": {"nlist": 4096, "nprobe": 32, "max_nprobe": 2048, "ram_budget": "20G"},
+        "01_data_generation": {"n": 10_000_000, "n_queries": 1000, "n_train": 0, "progress": False},
+        # what to build is measured: the search's families on the first 1M rows, the two
+        # fastest at recall@10 0.95 that fit the budgets go on to 10M
+        "02_memory_budget": {"check_factories": [], **screen_params(SCREEN_SEARCH, 1_000_000),
+                             "screen_time_budget": "40min", "build_time_budget": "45min"},
+        "03_build_ivfpq": {"hnsw_quantizer_factory": "", "rerank_k_factors": [1, 4, 16],
+                           "cap_nprobe": 256, "factories": ["screened"],
+                           "rerank_factory": "screened", "ondisk_factory": "screened"},
+        # HNSW32,SQ8 adds 2,750 vectors/s or fewer once past 1M rows here (1m run), so 10M
+        # takes over an hour on top of the rest: planned here, measured apart (README)
+        "04_build_hnsw": {"factories": ["HNSW32,Flat"], "plan_only": ["HNSW32,SQ8"],
+                          "m_values": []},
+        "05_build_ivfsq": {"factories": [], "cap_nprobe": 256, "ondisk_lists": False},
+        # the refine depths and nprobe values the 10M sweep tries: a range, not an answer
+        "06_recall_vs_latency": {"k_factors": [16, 32, 64, 128]},
+        "skip": {"05_build_ivfsq": "IVF-SQ8 serves here as the finalists' refine stage; a standalone "
+                                   "IVF4096,SQ8 needs its own 10M k-means and assignment (~12 min) "
+                                   "and scans 1 KiB codes per vector",
+                 "07_beyond_one_machine": "a second, sharded copy of an index beside the one 03 "
+                                          "built adds disk and an hour of CPU on one machine "
+                                          "without teaching more than the small presets do"},
+        "time_budget": "2h",  # the issue's target on 2 cores, everything included
+    },
+}

@@ -15,7 +15,6 @@ are detected.
 """
 
 import dataclasses
-import math
 import os
 import time
 
@@ -25,30 +24,19 @@ from . import synthetic
 from .files import (
     check_disk_space,
     combine_digests,
-    commit_point,
-    explain_write_error,
     LockedError,
     locked,
     partial_path,
     quick_fingerprint,
-    read_json,
-    sha256_bytes,
     write_json,
 )
-from .vectors import VectorFile, open_vectors, read_rows, take_rows
+from .dataset_files import (MANIFEST, DatasetError, DatasetExistsError, bytes_done,
+                            chunk_digests, commit, make_folder, read_manifest, write_chunked)
+from .vectors import VectorFile, open_vectors, sample_ids, take_rows
 
-MANIFEST = "manifest.json"
 FORMAT = "faiss-workbook-dataset/1"
 METRICS = ("L2", "IP")
 STORAGE_DTYPES = ("float32", "float16")
-
-
-class DatasetError(ValueError):
-    """A dataset folder is missing, incomplete, or does not match its manifest."""
-
-
-class DatasetExistsError(DatasetError):
-    """A different dataset already lives where a new one would be written."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,51 +111,20 @@ def generate_dataset(
     complete.
     An interrupted generation resumes from its last complete chunk.
     """
-    _make_folder(root)
+    make_folder(root)
     with locked(os.path.join(root, MANIFEST), what=f"the dataset in {root}"):
         return _generate_dataset(root=root, n=n, n_queries=n_queries, n_train=n_train,
                                  params=params, metric=metric, dtype=dtype, chunk_rows=chunk_rows,
                                  overwrite=overwrite, progress=progress)
 
 
-def _generate_dataset(
-    root,
-    n,
-    n_queries=1000,
-    n_train=None,
-    params=synthetic.GeneratorParams(),
-    metric="IP",
-    dtype="float32",
-    chunk_rows=16384,
-    overwrite=False,
-    progress=True,
-):
-    metric = check_metric(metric)
-    if dtype not in STORAGE_DTYPES:
-        raise ValueError(f"dtype must be one of {STORAGE_DTYPES}, got {dtype!r}")
+def _generate_dataset(root, n, n_queries, n_train, params, metric, dtype, chunk_rows, overwrite,
+                      progress):
     n_train = min(n, 100_000) if n_train is None else n_train
-    for name, v in (("n", n), ("n_queries", n_queries), ("chunk_rows", chunk_rows)):
-        if v < 1:
-            raise ValueError(f"{name} must be >= 1, got {v}")
-    if not 0 <= n_train <= n:
-        raise ValueError(f"n_train must be in [0, n={n}], got {n_train}")
-
-    spec = {
-        "kind": "synthetic",
-        "n": n,
-        "n_queries": n_queries,
-        "n_train": n_train,
-        "d": params.d,
-        "metric": metric,
-        "dtype": dtype,
-        "chunk_rows": chunk_rows,
-        "seed": params.seed,
-        "generator": dataclasses.asdict(params),
-    }
-    _make_folder(root)
+    spec = _spec(n, n_queries, n_train, params, check_metric(metric), dtype, chunk_rows)
     manifest_path = os.path.join(root, MANIFEST)
     if os.path.exists(manifest_path):
-        old = _read_manifest(manifest_path)
+        old = read_manifest(manifest_path)
         if {k: old.get(k) for k in spec} == spec and not overwrite:
             return dataclasses.replace(load_dataset(root), reused=True)
         if not overwrite:
@@ -177,14 +134,38 @@ def _generate_dataset(
                 f"{', '.join(changed)}). Pass overwrite=True to replace it, "
                 f"or choose another folder."
             )
-
-    itemsize = np.dtype(dtype).itemsize
     sizes = {"base": n, "queries": n_queries, "train": n_train}
-    todo = sum(rows * params.d * itemsize for rows in sizes.values())
-    todo -= sum(_bytes_done(os.path.join(root, f"{k}.npy")) for k in sizes)
+    todo = sum(rows * params.d * np.dtype(dtype).itemsize for rows in sizes.values())
+    todo -= sum(bytes_done(os.path.join(root, f"{k}.npy")) for k in sizes)
     check_disk_space(root, todo, what=f"the dataset in {root}")
+    files = _write_files(root, spec, params, progress)
+    manifest = dict(spec, format=FORMAT, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    manifest["files"] = files
+    manifest["fingerprint"] = combine_digests(
+        [files["base"]["sha256"], files["queries"]["sha256"]])
+    commit(root, manifest)
+    return load_dataset(root)
 
-    files = {}
+
+def _spec(n, n_queries, n_train, params, metric, dtype, chunk_rows):
+    """What a synthetic dataset is made from (its manifest's key), checked."""
+    if dtype not in STORAGE_DTYPES:
+        raise ValueError(f"dtype must be one of {STORAGE_DTYPES}, got {dtype!r}")
+    for name, v in (("n", n), ("n_queries", n_queries), ("chunk_rows", chunk_rows)):
+        if v < 1:
+            raise ValueError(f"{name} must be >= 1, got {v}")
+    if not 0 <= n_train <= n:
+        raise ValueError(f"n_train must be in [0, n={n}], got {n_train}")
+    return {"kind": "synthetic", "n": n, "n_queries": n_queries, "n_train": n_train,
+            "d": params.d, "metric": metric, "dtype": dtype, "chunk_rows": chunk_rows,
+            "seed": params.seed, "generator": dataclasses.asdict(params)}
+
+
+def _write_files(root, spec, params, progress):
+    """Generate base, queries and the training sample as .partial files in root,
+    resumably (dataset_files.write_chunked). Returns their manifest entries."""
+    n, n_queries, n_train = spec["n"], spec["n_queries"], spec["n_train"]
+    dtype, chunk_rows = spec["dtype"], spec["chunk_rows"]
     base_tmp = partial_path(os.path.join(root, "base.npy"))
 
     def base_chunk(i):
@@ -193,9 +174,9 @@ def _generate_dataset(
     def query_chunk(i):
         return synthetic.chunk(params, synthetic.QUERIES, i, chunk_rows, n_queries, dtype)
 
-    files["base"] = _write_chunked(base_tmp, (n, params.d), dtype, base_chunk,
-                                   chunk_rows, spec, "base vectors", progress)
-    files["queries"] = _write_chunked(
+    files = {"base": write_chunked(base_tmp, (n, params.d), dtype, base_chunk,
+                                   chunk_rows, spec, "base vectors", progress)}
+    files["queries"] = write_chunked(
         partial_path(os.path.join(root, "queries.npy")), (n_queries, params.d),
         dtype, query_chunk, chunk_rows, spec, "queries", progress)
     if n_train:
@@ -203,160 +184,22 @@ def _generate_dataset(
         ids = train_ids(n, n_train, params.seed)
 
         def train_chunk(i):
-            sel = ids[i * chunk_rows:(i + 1) * chunk_rows]
-            return _take_stored(base_vf, sel)
+            return _take_stored(base_vf, ids[i * chunk_rows:(i + 1) * chunk_rows])
 
-        files["train"] = _write_chunked(
+        files["train"] = write_chunked(
             partial_path(os.path.join(root, "train.npy")), (n_train, params.d),
             dtype, train_chunk, chunk_rows, spec, "training sample", progress)
-
-    manifest = dict(spec, format=FORMAT, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    manifest["files"] = files
-    manifest["fingerprint"] = combine_digests(
-        [files["base"]["sha256"], files["queries"]["sha256"]])
-    _commit(root, manifest)
-    return load_dataset(root)
-
-
-DATA_FILES = ("base.npy", "queries.npy", "train.npy")  # what a dataset folder's manifest names
-COMMITTING = "manifest.json.committing"  # a dataset's files being renamed into place
-
-
-def _make_folder(root, sources=()):
-    """Create the dataset folder `root`, refusing one that holds vector files the
-    workbook did not write (no manifest, no resumable state of its own) or that
-    holds one of `sources` (the user's files, which an import must not touch)."""
-    if os.path.exists(root) and not os.path.isdir(root):
-        raise DatasetError(f"{root} is a file, not a folder: choose another path for the dataset")
-    real = os.path.realpath(root)
-    for src in sources:
-        if src and os.path.dirname(os.path.realpath(src)) == real:
-            raise DatasetError(f"{src} lives in {root}, where the dataset would be written: choose "
-                               f"another data folder, so that your file is never touched")
-    ours = [MANIFEST, COMMITTING]
-    if os.path.isdir(root) and not any(os.path.exists(os.path.join(root, f)) for f in ours):
-        foreign = [f for f in DATA_FILES if os.path.exists(os.path.join(root, f))]
-        if foreign:
-            raise DatasetError(f"{root} holds {', '.join(foreign)} but no {MANIFEST}: files this "
-                               f"workbook did not write; choose another data folder (they are "
-                               f"left as they are)")
-    try:
-        os.makedirs(root, exist_ok=True)
-    except OSError as e:
-        raise explain_write_error(e, root) from e
-
-
-def _read_manifest(path):
-    import json
-
-    try:
-        return read_json(path)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DatasetError(f"{path} is damaged (not valid JSON: {e}); regenerate the dataset "
-                           f"with overwrite=True, or import the files again") from None
+    return files
 
 
 def train_ids(n, n_train, seed):
     """Sorted ids of the training sample: n_train distinct rows of n (int64)."""
-    rng = np.random.default_rng([seed, synthetic.TRAIN])
-    return np.sort(rng.choice(n, size=n_train, replace=False))
+    return sample_ids(n, n_train, [seed, synthetic.TRAIN])
 
 
 def _take_stored(vf, ids):
     """Rows `ids` in their stored dtype (take_rows returns float32)."""
     return take_rows(vf, ids).astype(vf.dtype, copy=False)
-
-
-def _bytes_done(path):
-    state = _read_state(partial_path(path))
-    if not state:
-        return 0
-    return sum(c["rows"] for c in state["chunks"]) * state["shape"][1] * np.dtype(state["dtype"]).itemsize
-
-
-def _read_state(tmp):
-    state_path = tmp + ".json"
-    if os.path.exists(tmp) and os.path.exists(state_path):
-        return read_json(state_path)
-    return None
-
-
-def _write_chunked(tmp, shape, dtype, make_chunk, chunk_rows, spec, desc, progress):
-    """Write rows make_chunk(0), make_chunk(1), ... to .npy file `tmp`.
-
-    Progress is recorded in `tmp`.json after every chunk, so a rerun with the
-    same spec resumes after the last complete chunk. Each chunk is written
-    through its own short-lived memory map, so resident memory stays at about
-    one chunk. Returns the file's manifest entry.
-    """
-    from tqdm.auto import tqdm
-
-    n, d = shape
-    dtype = np.dtype(dtype)
-    state = _read_state(tmp)
-    fresh = {"spec": spec, "shape": [n, d], "dtype": dtype.str, "chunk_rows": chunk_rows}
-    if state is None or {k: state.get(k) for k in fresh} != fresh:
-        try:
-            mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(n, d))
-            del mm  # only creates the (sparse) file and its header
-        except OSError as e:
-            raise explain_write_error(e, tmp) from e
-        state = dict(fresh, chunks=[])
-        write_json(tmp + ".json", state)
-    offset = open_vectors(tmp).offset
-    nchunks = math.ceil(n / chunk_rows)
-    done = len(state["chunks"])
-    fd = os.open(tmp, os.O_WRONLY)
-    try:
-        with tqdm(total=n, initial=min(n, done * chunk_rows), unit="vec", unit_scale=True,
-                  desc=desc, disable=not progress) as bar:
-            for i in range(done, nchunks):
-                x = make_chunk(i)
-                # plain writes, not a memory map of the sparse file: a full disk is
-                # then an error naming the file, not a SIGBUS
-                try:
-                    os.pwrite(fd, np.ascontiguousarray(x).tobytes(),
-                              offset + i * chunk_rows * d * dtype.itemsize)
-                    os.fsync(fd)  # the chunk is on disk before the state counts it
-                except OSError as e:
-                    raise explain_write_error(e, tmp) from e
-                state["chunks"].append({"rows": len(x), "sha256": sha256_bytes(x)})
-                write_json(tmp + ".json", state)
-                bar.update(len(x))
-    finally:
-        os.close(fd)
-    digests = [c["sha256"] for c in state["chunks"]]
-    return {
-        "file": os.path.basename(tmp)[: -len(".partial")],
-        "shape": [n, d],
-        "dtype": dtype.name,
-        "chunk_rows": chunk_rows,
-        "sha256_chunks": digests,
-        "sha256": combine_digests(digests),
-    }
-
-
-def _commit(root, manifest):
-    """Move complete .partial files into place, then write the manifest.
-
-    The old manifest goes first: a crash between renames leaves a folder
-    without manifest (reported as incomplete), never a manifest describing
-    other files.
-    """
-    manifest_path = os.path.join(root, MANIFEST)
-    # marks the folder as this workbook's while neither manifest is there (_make_folder)
-    write_json(os.path.join(root, COMMITTING), {"files": list(manifest["files"])})
-    if os.path.exists(manifest_path):
-        os.remove(manifest_path)
-    for entry in manifest["files"].values():
-        final = os.path.join(root, entry["file"])
-        if os.path.exists(partial_path(final)):  # else moved by an attempt cut short here
-            os.replace(partial_path(final), final)
-            commit_point()
-            os.remove(partial_path(final) + ".json")
-        entry["quick"] = quick_fingerprint(final)
-    write_json(manifest_path, manifest)  # the commit point of the whole dataset
-    os.remove(os.path.join(root, COMMITTING))
 
 
 # ------------------------------------------------------------------ loading
@@ -375,7 +218,7 @@ def load_dataset(root):
                 f"manifest); rerun generate_dataset with the same arguments to resume"
             )
         raise DatasetError(f"{root}: no {MANIFEST}; not a dataset folder")
-    manifest = _read_manifest(manifest_path)
+    manifest = read_manifest(manifest_path)
     if manifest.get("format") != FORMAT:
         raise DatasetError(
             f"{manifest_path}: unknown format {manifest.get('format')!r}, expected {FORMAT}"
@@ -423,7 +266,7 @@ def _check_unchanged(root, manifest_path, manifest, entry, vf):
         entry["quick"] = now
         try:  # recorded only if no writer holds the dataset, and only over the same manifest
             with locked(manifest_path, wait=False):
-                if _read_manifest(manifest_path).get("fingerprint") == manifest["fingerprint"]:
+                if read_manifest(manifest_path).get("fingerprint") == manifest["fingerprint"]:
                     write_json(manifest_path, manifest)
         except (OSError, LockedError):
             pass  # a read-only copy, or a writer at work: verified again next time
@@ -437,7 +280,7 @@ def _check_unchanged(root, manifest_path, manifest, entry, vf):
 
 def _verify_file(vf, entry, progress=False):
     """Compare the stored rows of `vf` with the checksums of its manifest entry."""
-    digests = _chunk_digests(vf, entry["chunk_rows"], progress, os.path.basename(vf.path))
+    digests = chunk_digests(vf, entry["chunk_rows"], progress, os.path.basename(vf.path))
     for i, (got, want) in enumerate(zip(digests, entry["sha256_chunks"])):
         if got != want:
             r0 = i * entry["chunk_rows"]
@@ -457,25 +300,6 @@ def verify_dataset(ds, progress=False):
         _verify_file(getattr(ds, role), entry, progress)
 
 
-def _chunk_digests(vf, chunk_rows, progress=False, desc=None, check_finite=False):
-    """SHA-256 of each chunk of stored rows; with check_finite, NaN / inf rows
-    anywhere in the file are refused, naming how many and the first ones."""
-    from tqdm.auto import tqdm
-
-    out, bad, bad_values = [], [], 0
-    for i0 in tqdm(range(0, vf.n, chunk_rows), desc=desc, disable=not progress):
-        x = read_rows(vf, i0, min(i0 + chunk_rows, vf.n), as_float32=False)
-        out.append(sha256_bytes(x))
-        if check_finite and x.dtype.kind == "f" and not np.isfinite(x.sum(dtype=np.float64)):
-            rows = ~np.isfinite(x).all(axis=1)
-            bad += (i0 + np.flatnonzero(rows))[:max(0, 10 - len(bad))].tolist()
-            bad_values += int((~np.isfinite(x)).sum())
-    if bad_values:
-        raise DatasetError(f"{vf.path}: {bad_values} NaN or inf values (first rows: "
-                           f"{', '.join(map(str, bad))}); remove or repair those rows first")
-    return out
-
-
 def import_dataset(root, base, queries, metric, train=None, base_key=None,
                    queries_key=None, chunk_rows=16384, overwrite=False):
     """Describe users' own vector files as a dataset in folder `root`.
@@ -485,7 +309,7 @@ def import_dataset(root, base, queries, metric, train=None, base_key=None,
     streaming the files once. Returns the opened Dataset.
     """
     metric = check_metric(metric)
-    _make_folder(root)
+    make_folder(root)
     manifest_path = os.path.join(root, MANIFEST)
     if os.path.exists(manifest_path) and not overwrite:
         raise DatasetExistsError(
@@ -499,7 +323,7 @@ def import_dataset(root, base, queries, metric, train=None, base_key=None,
         vf = open_vectors(path, key=key)
         if vf.n == 0:
             raise DatasetError(f"{path}: the {role} file holds no vectors")
-        digests = _chunk_digests(vf, chunk_rows, check_finite=True)
+        digests = chunk_digests(vf, chunk_rows, check_finite=True)
         files[role] = {
             "path": os.path.abspath(path), "key": key, "shape": list(vf.shape),
             "dtype": vf.dtype.name, "chunk_rows": chunk_rows,

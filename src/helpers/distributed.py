@@ -24,7 +24,7 @@ import time
 import faiss
 import numpy as np
 
-from . import build, coarse, indexes
+from . import build, coarse, factory_tree, index_files, indexes
 from .files import atomic_path, check_disk_space, file_sha256, locked, read_json, write_json
 
 SHARD_FORMAT = "faiss-workbook-shard/1"
@@ -71,10 +71,10 @@ def train_template(ds, factory, out_dir, n_train=None, coarse_dir=None, progress
     path = os.path.join(out_dir, "template.faiss")
     key = {"dataset": ds.fingerprint, "factory": factory, "n_train": n_train, "metric": ds.metric}
     if not (os.path.exists(path) and os.path.exists(path + ".json") and read_json(path + ".json") == key):
-        index, _ = build._train(ds, factory, n_train, None, quantizer)
+        index, _ = build.train(ds, factory, n_train, None, quantizer)
         if os.path.exists(path + ".json"):
             os.remove(path + ".json")  # a template without its key is never reused
-        indexes.write_index(index, path)
+        index_files.write_index(index, path)
         write_json(path + ".json", key)  # after the index: the pair is valid only together
     return path, assign_path
 
@@ -113,7 +113,7 @@ def build_shard(data_dir, template_path, assign_path, i0, i1, out_path, block_ro
     index.ntotal = ivf.ntotal
     add_s = time.perf_counter() - t0
     with atomic_path(out_path) as tmp:
-        indexes.write_index_file(index, tmp)
+        index_files.write_index_file(index, tmp)
         # the record first, then the rename: a shard under its final name always has its
         # record, and a record whose shard is missing or differs is rebuilt
         record.update(factory=read_json(template_path + ".json")["factory"],
@@ -142,7 +142,7 @@ def merge_shards(template_path, shard_paths, out_path):
         raise ShardError(f"the shards' row ranges {rows} do not cover the dataset once, in order")
     template = faiss.read_index(template_path)
     with locked(out_path, what=f"the merged index {out_path}"):
-        indexes.write_ondisk(template, shard_paths, out_path)
+        index_files.write_ondisk(template, shard_paths, out_path)
     return int(template.ntotal)
 
 
@@ -158,7 +158,8 @@ def load_merged(path):
 def shard_memory(factory, ds, shards):
     """Bytes a worker needs to build one shard (the memory model's add peak of a
     shard's rows, plus the template it loads): the workers' memory limit."""
-    from .memory import index_bytes, parse, predict
+    from .memory import index_bytes, predict
+    from .factory_tree import parse
 
     rows = -(-ds.n // shards)
     # the add peak of `rows`, with the trained sample size of the whole build (the template)
@@ -241,7 +242,7 @@ def scale_out_plan(factory, n, d, metric, workers, shards_per_worker, gemm_rate,
     rows = -(-n // shards)
     n_train = min(n, 64 * nlist)
     shard = memory.predict(f, rows, d, metric, n_train=min(n_train, rows))
-    node = memory.parse(f, d, metric)
+    node = factory_tree.parse(f, d, metric)
     template = memory.index_bytes(node, 0)
     merged = {"disk": memory.disk_bytes(node, n), "index_ram": memory.index_bytes(node, n)}
     train_s = planner.kmeans_seconds(n_train, nlist, d, gemm_rate)

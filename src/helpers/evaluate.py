@@ -12,6 +12,7 @@ import time
 import faiss
 import numpy as np
 
+from . import heuristics
 from .exact import exact_distances
 
 RECALL_KS = (1, 10, 100)
@@ -92,7 +93,7 @@ def time_search(index, xq, k, repeats=MIN_BATCHES, single_queries=500):
 def single_query_latency(index, xq, k, n):
     """p50 / p99 latency (ms) of n distinct queries of xq searched one at a time on
     one thread (a served request), after the batch timings."""
-    from .build import omp_threads
+    from .indexes import omp_threads
 
     lat = []
     singles = xq[np.random.default_rng(len(xq)).permutation(len(xq))[:n]]
@@ -129,13 +130,6 @@ def goal_met(row, target_recall, target_qps=0.0, recall_key="recall@10"):
     return lo >= target_recall and row["qps_median"] >= target_qps
 
 
-def _hnsw_ef_search(index):
-    """efSearch of the HNSW graph holding the database vectors, None if there is none."""
-    from .indexes import storage
-
-    return next((s.hnsw.efSearch for s in storage(index) if isinstance(s, faiss.IndexHNSW)), None)
-
-
 def parameter_ranges(index):
     """{name: [values]} that faiss.ParameterSpace offers for this index."""
     ps = faiss.ParameterSpace()
@@ -150,11 +144,10 @@ def parameter_ranges(index):
 def default_settings(index, k=10, max_nprobe=256, max_ef=512, k_factors=(1, 4, 16, 64, 256)):
     """Parameter strings to sweep ("nprobe=8,k_factor_rf=4"), from ParameterSpace's ranges.
 
-    nprobe (IVF) or efSearch (HNSW, from k up: faiss searches with at least k)
-    is the main axis; an HNSW coarse quantizer
-    gets quantizer_efSearch from nprobe up (faiss's HNSW searches at depth
-    max(efSearch, k) and the quantizer is asked for k = nprobe lists, so a
-    value below nprobe runs as nprobe); a refine stage gets each of `k_factors`, beyond
+    nprobe (IVF) or efSearch (HNSW, from k up: a search that stops after fewer
+    than k steps cannot rank k results well) is the main axis; an HNSW coarse
+    quantizer gets quantizer_efSearch from nprobe up (it is asked for nprobe
+    lists, see set_parameters); a refine stage gets each of `k_factors`, beyond
     ParameterSpace's range (1..64): 4-bit PQ at d=1024 needed k_factor_rf=128 for
     recall@10 0.95 at 10M (benchmarks/results/full/rerank_depth.csv). Polysemous `ht`
     is left out (the helpers do not train it).
@@ -190,12 +183,29 @@ def scan_all_setting(index, k_factor=4, nprobe=None):
 
 def set_parameters(index, setting):
     """Apply a "name=value,..." string through faiss.ParameterSpace; "qb" (the
-    query bits of RaBitQ, which ParameterSpace does not know) is set on the IVF."""
+    query bits of RaBitQ, which ParameterSpace does not know) is set on the IVF.
+
+    An HNSW coarse quantizer asked for nprobe lists searches quantizer_efSearch
+    deep, 2 x nprobe unless the setting names it: faiss's HNSW stops after
+    efSearch steps whatever k (HNSW.cpp, search_from_candidates), so a shallower
+    search returns fewer lists than asked (measured on IVF65536_HNSW32: at
+    efSearch 64, 55% of 2,048 asked lists came back -1)."""
     parts = [p for p in setting.split(",") if p and not p.startswith("qb=")]
     for p in setting.split(","):
         if p.startswith("qb="):
             faiss.downcast_index(faiss.extract_index_ivf(index)).qb = int(p[3:])
+    named = dict(p.split("=") for p in parts)
+    if "nprobe" in named and "quantizer_efSearch" not in named and _hnsw_quantizer(index):
+        parts.append(f"quantizer_efSearch={heuristics.quantizer_ef_search(int(named['nprobe']))}")
     faiss.ParameterSpace().set_index_parameters(index, ",".join(parts))
+
+
+def _hnsw_quantizer(index):
+    try:
+        ivf = faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return False
+    return isinstance(faiss.downcast_index(ivf.quantizer), faiss.IndexHNSW)
 
 
 def evaluate(index, xq, gt_D, gt_I, base=None, metric="L2", k=10, repeats=MIN_BATCHES,
@@ -204,10 +214,9 @@ def evaluate(index, xq, gt_D, gt_I, base=None, metric="L2", k=10, repeats=MIN_BA
 
     xq: float32 (nq, d); gt_D, gt_I: exact top neighbours (nq, >=k). The timed
     search uses k; recall@1 and @k come from it, recall@100 from one more
-    (untimed) search with k=100 when the ground truth is deep enough. faiss's
-    HNSW searches at depth max(efSearch, k) (HNSW::search), so for HNSW that
-    search is deeper than the row's efSearch below 100: the depth it ran at is
-    recorded as "recall@100_ef". With `base` (the
+    (untimed) search with k=100 when the ground truth is deep enough, at
+    the row's own setting (an HNSW efSearch below 100 stops before it has seen
+    100 good candidates, so its recall@100 is low by construction). With `base` (the
     VectorFile of the database) the ann-benchmarks distance recall@k is added.
     deep=False skips the k=100 search. Returns (row dict, per-query k-recall@k
     float64 (nq,)).
@@ -228,15 +237,11 @@ def evaluate(index, xq, gt_D, gt_I, base=None, metric="L2", k=10, repeats=MIN_BA
 
 def recall_at_100(index, xq, gt_I, k=10):
     """{"recall@100"} from one (untimed) k=100 search when the ground truth is deep
-    enough, with the depth faiss's HNSW searched at ("recall@100_ef"); {} else."""
+    enough; {} else."""
     if gt_I.shape[1] < 100 or k >= 100:
         return {}
     _, I100 = index.search(xq, 100)
-    out = {"recall@100": float(knn_recall(I100, gt_I, 100).mean())}
-    ef = _hnsw_ef_search(index)
-    if ef is not None:
-        out["recall@100_ef"] = max(ef, 100)
-    return out
+    return {"recall@100": float(knn_recall(I100, gt_I, 100).mean())}
 
 
 def sweep(indexes, xq, gt_D, gt_I, base=None, metric="L2", k=10, settings=None,
@@ -260,7 +265,7 @@ def sweep(indexes, xq, gt_D, gt_I, base=None, metric="L2", k=10, settings=None,
     """
     from tqdm.auto import tqdm
 
-    from .build import as_index
+    from .index_files import as_index
 
     settings = settings or {}
     rows = []
@@ -370,7 +375,7 @@ def time_as_served(name, path, setting, index_bytes, ram_budget, xq, gt_D, gt_I,
     mapped file's page cache may sit in huge pages where anonymous memory does
     not), so both are timed. Returns the faster row, "loaded" saying which, with
     "qps_mapped" and, when timed, "qps_in_ram" beside it."""
-    from .build import load_index
+    from .index_files import load_index
 
     rows = {}
     loads = ["mapped"] + (["in RAM"] if index_bytes <= ram_budget else [])
@@ -395,7 +400,8 @@ def hnsw_grid(ds, xq, gt_D, gt_I, index_dir, storage="SQ8", m_values=(16, 32),
     Returns one row per built index: M, efConstruction, build_s (the add time
     of its build, from its report when reused), index_bytes (file), and
     evaluate()'s figures."""
-    from .build import as_index, build_all
+    from .index_files import as_index
+    from .build import build_all
 
     rows = []
     for m in m_values:

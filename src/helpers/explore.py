@@ -7,14 +7,13 @@ nothing here reads a whole dataset.
 import faiss
 import numpy as np
 
-from .vectors import take_rows
+from .vectors import sample_ids, take_rows
 
 
 def random_rows(vf, n, seed=0):
     """n distinct random rows of VectorFile `vf` as float32 (n, d)."""
     n = min(n, vf.n)
-    rng = np.random.default_rng(seed)
-    return take_rows(vf, np.sort(rng.choice(vf.n, size=n, replace=False)))
+    return take_rows(vf, sample_ids(vf.n, n, seed))
 
 
 def bytes_of(shape, dtype):

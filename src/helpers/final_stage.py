@@ -77,7 +77,7 @@ def sweep(name, index, xq, gt_I, base, metric="L2", settings=(), depths=(2, 5), 
 def latency(index, xq, base, setting, k=10, metric="L2", n=500):
     """p50 / p99 (ms) of `n` distinct single queries through the final stage at
     `setting` (as sweep names it), one thread, rows warm."""
-    from .build import omp_threads
+    from .indexes import omp_threads
 
     values = dict(kv.split("=") for kv in setting.split(",") if kv)
     depth = int(values.pop("exact_depth"))

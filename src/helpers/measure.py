@@ -43,12 +43,12 @@ def measure(ds, factory, n_train=None, add_batch=None, threads=None):
 
 def loaded_rss(path, mmap=False, dataset_dir=None, setting=""):
     """Resident memory (bytes above the baseline) after loading the index at
-    `path` (mmap=True: build.load_index maps it, faiss.IO_FLAG_MMAP_IFC; an on-disk index maps its .ivfdata
+    `path` (mmap=True: index_files.load_index maps it, faiss.IO_FLAG_MMAP_IFC; an on-disk index maps its .ivfdata
     either way), and after searching the dataset's queries once with
     `setting` ("nprobe=16"). Returns {"after_load", "after_search", "file"}.
     """
     from . import rss
-    from .build import load_index
+    from .index_files import load_index
 
     out = {"file": os.path.getsize(path)}
     rss.release_free_memory()
@@ -87,9 +87,9 @@ def loaded_rss_fresh(path, mmap=False, dataset_dir=None, setting=""):
 def compare_loads(path, dataset_dir, setting="", ondisk=False, overwrite=False):
     """loaded_rss_fresh for the index at `path` read into RAM and mapped with
     IO_FLAG_MMAP_IFC, and with ondisk=True also with its inverted lists moved to an
-    .ivfdata file (build.to_ondisk; `overwrite` redoes that file).
+    .ivfdata file (index_files.to_ondisk; `overwrite` redoes that file).
     Returns {label: {"file", "after_load", "after_search"}} in bytes."""
-    from .build import to_ondisk
+    from .index_files import to_ondisk
 
     runs = [("read", path, False), ("mapped", path, True)]
     if ondisk:

@@ -22,145 +22,20 @@ All sizes are in bytes. Every figure is a model: tests and
 """
 
 import math
-import re
 
 import faiss
 
-from .dataset import faiss_metric
+from .factory_tree import inner_index, parse
+from .heuristics import (ADD_BATCH, ASSIGN_BLOCK, HNSW_LINKS_RESERVE, MIN_PER_CENTROID,
+                         per_centroid)
 
 IVF_ADD_BLOCK = 65536          # IndexIVF::add_with_ids processes this many at a time
-# Rows per batch the build helper adds. benchmarks/bench_build.py (IVF1024,SQ8, 200k x 1024,
-# 2 threads) kept streamed adds at 0.95-0.99 of in-RAM throughput with 16,384-row batches
-# against 0.80-0.87 with 65,536: the next batch's read competes less with faiss's add.
-ADD_BATCH = 16384
 IVFPQ_ADD_BLOCK = 32768        # IndexIVFPQ::add_core_o splits again into blocks of this
 ENCODER_TRAIN_MAX = 65536      # pq.cp.max_points_per_centroid * ksub (256 * 256)
 KMEANS_MAX_PER_CENTROID = 256  # ClusteringParameters.max_points_per_centroid
-KMEANS_MIN_PER_CENTROID = 39
 BLAS_BLOCK = 4096 * 1024 * 4   # exhaustive search distance block (bs_x x bs_y floats)
 FASTSCAN_BBS = 32
 FAST_SCAN = ("pqfs", "rabitqfs")  # encoders filled through a plain twin and converted
-ASSIGN_BLOCK = 65536           # rows per block of helpers.coarse's assignment pass
-
-
-class FactoryError(ValueError):
-    """A factory string faiss cannot parse, or that this model does not cover."""
-
-
-# ------------------------------------------------------------------ parsing
-
-
-def parse(factory, d, metric="L2"):
-    """Describe the index `factory` builds for dimension d, as a dict tree.
-
-    Raises FactoryError naming the part faiss could not understand, or a
-    size faiss accepts but that makes no index (IVF0, HNSW0 or HNSW1).
-    """
-    for name, low in (("IVF", 1), ("HNSW", 2), ("PQ", 1)):
-        for m in re.finditer(rf"(?<![A-Za-z]){name}(\d+)", factory):
-            if int(m.group(1)) < low:
-                raise FactoryError(f"{factory!r}: {name}{m.group(1)} is invalid: {name}'s "
-                                   f"number must be >= {low}")
-    try:
-        index = faiss.index_factory(d, factory, faiss_metric(metric))
-    except RuntimeError as e:
-        raise FactoryError(explain_factory_error(factory, d, str(e))) from None
-    node = _describe(index, d)
-    node["factory"] = factory
-    node["metric"] = metric
-    return node
-
-
-def explain_factory_error(factory, d, msg):
-    m = re.search(r"could not parse (.*?) in " + re.escape(factory), msg)
-    if m:
-        return f"cannot parse factory string {factory!r}: faiss could not parse {m.group(1)}"
-    m = re.search(r"could not parse index string (.*)", msg)
-    if m:
-        return f"cannot parse factory string {factory!r}: {m.group(1).strip()!r} is not a known index type"
-    if "multiple of the number of subquantizers" in msg:
-        divisors = [m for m in range(1, d + 1) if d % m == 0 and m <= 256]
-        return (f"{factory!r}: the PQ's m must divide d={d}; "
-                f"valid m for d={d}: {divisors[-12:]}")
-    return f"cannot build {factory!r} for d={d}: {msg.strip().splitlines()[-1]}"
-
-
-def _vt_desc(vt):
-    vt = faiss.downcast_VectorTransform(vt)
-    name = type(vt).__name__
-    d_in, d_out = vt.d_in, vt.d_out
-    params = d_in * d_out * 4 + d_out * 4  # A and b of a LinearTransform
-    if name == "PCAMatrix":
-        params += d_in * d_in * 4 + 2 * d_in * 4  # PCAMat, mean, eigenvalues
-    out = {"kind": name, "d_in": d_in, "d_out": d_out, "params_bytes": params}
-    if name == "OPQMatrix":
-        out["M"] = vt.M
-    return out
-
-
-def _describe(index, d):
-    """Walk a faiss index object into plain dicts (keeps no faiss objects)."""
-    index = faiss.downcast_index(index)
-    name = type(index).__name__
-    if isinstance(index, faiss.IndexPreTransform):
-        chain = [_vt_desc(index.chain.at(i)) for i in range(index.chain.size())]
-        return {"kind": "pretransform", "chain": chain,
-                "index": _describe(index.index, chain[-1]["d_out"]), "d": d}
-    if isinstance(index, faiss.IndexRefineFlat):
-        return {"kind": "refine", "base": _describe(index.base_index, d),
-                "refine": {"kind": "flat", "code_size": d * 4, "d": d, "params_bytes": 0}, "d": d}
-    if isinstance(index, faiss.IndexRefine):
-        return {"kind": "refine", "base": _describe(index.base_index, d),
-                "refine": _describe(index.refine_index, d), "d": d}
-    if isinstance(index, faiss.IndexHNSW):
-        hnsw = index.hnsw
-        probas = faiss.vector_to_array(hnsw.assign_probas)
-        cum = faiss.vector_to_array(hnsw.cum_nneighbor_per_level)
-        slots = float(sum(p * cum[level + 1] for level, p in enumerate(probas)))
-        storage = _describe(index.storage, d)
-        sdc = 0
-        if storage["kind"] == "pq":  # IndexHNSWPQ keeps the PQ's symmetric table (not saved)
-            sdc = storage["M"] * (1 << storage["nbits"]) ** 2 * 4
-        return {"kind": "hnsw", "M": int(cum[1] // 2), "slots_per_vector": slots,
-                "storage": storage, "d": d, "ram_only_bytes": sdc}
-    if isinstance(index, faiss.IndexIVF):
-        node = {"kind": "ivf", "nlist": index.nlist, "code_size": index.code_size,
-                "quantizer": _describe(index.quantizer, d), "d": d,
-                "by_residual": bool(index.by_residual), "encoder": "flat",
-                "encoder_params_bytes": 0, "precomputed_table_bytes": 0}
-        if isinstance(index, faiss.IndexIVFPQFastScan):
-            node.update(encoder="pqfs", M=index.pq.M, nbits=index.pq.nbits,
-                        encoder_params_bytes=index.pq.centroids.size() * 4)
-            if index.by_residual and index.metric_type == faiss.METRIC_L2:
-                node["precomputed_table_bytes"] = index.nlist * index.pq.M * index.pq.ksub * 4
-        elif isinstance(index, faiss.IndexIVFPQ):
-            node.update(encoder="pq", M=index.pq.M, nbits=index.pq.nbits,
-                        encoder_params_bytes=index.pq.centroids.size() * 4)
-            table = index.nlist * index.pq.M * index.pq.ksub * 4
-            if (index.by_residual and index.metric_type == faiss.METRIC_L2
-                    and table <= faiss.cvar.precomputed_table_max_bytes):
-                node["precomputed_table_bytes"] = table
-        elif isinstance(index, faiss.IndexIVFScalarQuantizer):
-            node.update(encoder="sq", encoder_params_bytes=2 * d * 4)
-        elif isinstance(index, faiss.IndexIVFRaBitQFastScan):
-            node.update(encoder="rabitqfs")  # 1-bit codes + per-vector factors, in blocks
-        elif isinstance(index, faiss.IndexIVFRaBitQ):
-            node.update(encoder="rabitq")
-        elif not isinstance(index, faiss.IndexIVFFlat):
-            raise FactoryError(f"the memory model does not cover {name} yet")
-        return node
-    if isinstance(index, faiss.IndexFlatCodes) or isinstance(index, faiss.IndexFlat):
-        kind = {"IndexPQ": "pq", "IndexScalarQuantizer": "sq"}.get(name, "flat")
-        node = {"kind": kind, "code_size": index.code_size, "d": d, "params_bytes": 0}
-        if kind == "pq":
-            node.update(M=index.pq.M, nbits=index.pq.nbits,
-                        params_bytes=index.pq.centroids.size() * 4)
-        elif kind == "sq":
-            node["params_bytes"] = 2 * d * 4
-        elif name not in ("IndexFlat", "IndexFlatL2", "IndexFlatIP"):
-            raise FactoryError(f"the memory model does not cover {name} yet")
-        return node
-    raise FactoryError(f"the memory model does not cover {name} yet")
 
 
 # ------------------------------------------------------------ index sizes
@@ -226,13 +101,6 @@ def train_points(node, n_train):
     if inner["kind"] == "ivf":
         return min(n_train, KMEANS_MAX_PER_CENTROID * inner["nlist"])
     return n_train
-
-
-def inner_index(node):
-    """The index under pre-transforms and refinement (the one with the IVF / HNSW)."""
-    while node["kind"] in ("pretransform", "refine"):
-        node = node["index"] if node["kind"] == "pretransform" else node["base"]
-    return node
 
 
 def _train_extra(node, n_train, d):
@@ -351,7 +219,7 @@ def build_bytes(node, n, batch, lists_reserved=False, total=None):
     vectors are added in batches of `batch` by the build helper.
 
     The helper reserves the final size of flat code arrays and HNSW links
-    (build._reserve), and of inverted lists when their sizes are known from a
+    (indexes.reserve), and of inverted lists when their sizes are known from a
     precomputed coarse assignment (lists_reserved), for `total` vectors
     (default n) from the first batch on. Inverted lists filled without that
     grow by doubling, so a freshly built index holds more than the same index
@@ -385,7 +253,6 @@ def build_bytes(node, n, batch, lists_reserved=False, total=None):
     return size, size
 
 
-HNSW_LINKS_RESERVE = 1.02  # build._reserve allocates the expected links + 2%
 
 
 def search_bytes(node, nq, k, nprobe=1, k_factor=1):
@@ -403,6 +270,38 @@ def search_bytes(node, nq, k, nprobe=1, k_factor=1):
     if kind == "ivf":
         return results + nq * nprobe * 12 + BLAS_BLOCK
     return results + BLAS_BLOCK
+
+
+def _add_peak(node, n, d, add_batch, threads, preassigned):
+    """(add peak, index bytes at that moment, batch bytes, temporaries). The build
+    helper reads the next batch while faiss adds this one: while batch i is
+    added, the index holds the rows before it (growing into room for batch i)
+    and batches i and i + 1 are in memory."""
+    sizes = _batches(n, add_batch)
+    add_peak, row, peak_line = 0, 0, (0, 0, 0)
+    for i, size in enumerate(sizes):
+        end, peak = build_bytes(node, row + size, add_batch, preassigned, total=n)
+        batches = (size + (sizes[i + 1] if i + 1 < len(sizes) else 0)) * d * 4
+        extra = _add_extra(node, size, d, row + size, threads)
+        if max(end, peak) + batches + extra > add_peak:
+            add_peak = max(end, peak) + batches + extra
+            peak_line = (max(end, peak), batches, extra)
+        row += size
+    return (add_peak, *peak_line)
+
+
+def _preassigned_peak(node, n, final, add_peak, built_end, batch_bytes, add_extra):
+    """The add peak with the shared assignment in memory (8 bytes a row) and, for
+    fast-scan encoders, the conversion of the filled plain twin (both copies of
+    the lists at once)."""
+    add_peak, add_extra = add_peak + n * 8, add_extra + n * 8
+    inner = inner_index(node)
+    if inner["kind"] == "ivf" and inner["encoder"] in FAST_SCAN:
+        convert = final + n * (inner["code_size"] + 8) + n * 8
+        if convert > add_peak:
+            add_peak, built_end, batch_bytes = convert, final, 0
+            add_extra = n * (inner["code_size"] + 8) + n * 8
+    return add_peak, built_end, batch_bytes, add_extra
 
 
 def predict(factory, n, d, metric="L2", n_train=None, add_batch=ADD_BATCH, threads=None,
@@ -429,30 +328,11 @@ def predict(factory, n, d, metric="L2", n_train=None, add_batch=ADD_BATCH, threa
     fixed = index_bytes(node, 0)
     train_peak = sample + train_extra + fixed
     final = index_bytes(node, n)
-    # the build helper reads the next batch while faiss adds this one: while
-    # batch i is added, the index holds the rows before it (growing into
-    # room for batch i) and batches i and i + 1 are in memory
-    sizes = _batches(n, add_batch)
-    add_peak, row, peak_line = 0, 0, (0, 0, 0)
-    for i, size in enumerate(sizes):
-        end, peak = build_bytes(node, row + size, add_batch, preassigned, total=n)
-        batches = (size + (sizes[i + 1] if i + 1 < len(sizes) else 0)) * d * 4
-        extra = _add_extra(node, size, d, row + size, threads)
-        if max(end, peak) + batches + extra > add_peak:
-            add_peak = max(end, peak) + batches + extra
-            peak_line = (max(end, peak), batches, extra)
-        row += size
-    built_end, batch_bytes, add_extra = peak_line
+    add_peak, built_end, batch_bytes, add_extra = _add_peak(node, n, d, add_batch, threads,
+                                                            preassigned)
     if preassigned:
-        add_peak += n * 8
-        add_extra += n * 8
-        inner = inner_index(node)
-        if inner["kind"] == "ivf" and inner["encoder"] in FAST_SCAN:
-            # converting the filled plain twin: both copies of the lists at once
-            convert = final + n * (inner["code_size"] + 8) + n * 8
-            if convert > add_peak:
-                add_peak, built_end, batch_bytes = convert, final, 0
-                add_extra = n * (inner["code_size"] + 8) + n * 8
+        add_peak, built_end, batch_bytes, add_extra = _preassigned_peak(
+            node, n, final, add_peak, built_end, batch_bytes, add_extra)
         # the assignment pass: a block of rows and the prefetched next one, the
         # assignment and a distance block
         blocks = min(n, ASSIGN_BLOCK) + min(max(n - ASSIGN_BLOCK, 0), ASSIGN_BLOCK)
@@ -478,10 +358,6 @@ def predict(factory, n, d, metric="L2", n_train=None, add_batch=ADD_BATCH, threa
     }
 
 
-TRAIN_PER_CENTROID = 64
-LARGE_NLIST = 16384  # from here k-means samples faiss's minimum per centroid
-
-
 def default_train_size(node, n):
     """Training-sample rows the build helper uses by default: 64 points per
     IVF centroid (faiss wants 39 to 256), 39 from LARGE_NLIST up (a k-means
@@ -492,8 +368,7 @@ def default_train_size(node, n):
     inner = inner_index(node)
     want = ENCODER_TRAIN_MAX
     if inner["kind"] == "ivf":
-        per = TRAIN_PER_CENTROID if inner["nlist"] < LARGE_NLIST else KMEANS_MIN_PER_CENTROID
-        want = max(want, per * inner["nlist"])
+        want = max(want, per_centroid(inner["nlist"]) * inner["nlist"])
     return min(n, want)
 
 
@@ -502,7 +377,7 @@ def capped_train_size(node, n_train, d, build_budget):
     build_budget bytes, down to 39 points per centroid (IVF k-means, or a PQ
     sub-quantizer's 2^nbits): a small budget trains on less rather than
     refusing an index that would itself be small."""
-    floor = min(n_train, KMEANS_MIN_PER_CENTROID * max(_centroids(node), 1))
+    floor = min(n_train, MIN_PER_CENTROID * max(_centroids(node), 1))
     fixed = index_bytes(node, 0)
     while n_train > floor and n_train * d * 4 + _train_extra(node, n_train, d) + fixed > build_budget:
         n_train = max(floor, n_train // 2)
@@ -533,8 +408,8 @@ def check_training(node, n_train):
         raise ValueError(
             f"training sample of {n_train} vectors is smaller than nlist="
             f"{inner['nlist']} centroids: k-means cannot run. Use at least "
-            f"{KMEANS_MIN_PER_CENTROID * inner['nlist']:,} training vectors "
-            f"({KMEANS_MIN_PER_CENTROID} per centroid) or a smaller nlist."
+            f"{MIN_PER_CENTROID * inner['nlist']:,} training vectors "
+            f"({MIN_PER_CENTROID} per centroid) or a smaller nlist."
         )
 
 
@@ -542,7 +417,7 @@ def min_train_size(node):
     """Fewest training vectors without faiss's 'please provide at least
     39 x k points' warning, for the largest k-means in the index: the IVF's
     nlist centroids or a PQ's 2^nbits per sub-quantizer (9,984 for 8 bits)."""
-    return KMEANS_MIN_PER_CENTROID * _centroids(node)
+    return MIN_PER_CENTROID * _centroids(node)
 
 
 def fits(prediction, ram_budget, disk_budget=math.inf, build_budget=None):

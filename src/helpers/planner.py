@@ -13,8 +13,8 @@ import time
 import faiss
 import numpy as np
 
-from . import indexes, memory, quiet
-from .build import set_ef_construction
+from . import factory_tree, heuristics, indexes, memory, quiet
+from .indexes import set_ef_construction
 from .indexes import add_preassigned, components, new_index, work_index
 
 KMEANS_NITER = 10  # faiss IVF coarse quantizer training iterations
@@ -43,7 +43,7 @@ def candidates(n, d):
 def gemm_rate(d, threads=None):
     """Measured multiply-adds per second of faiss's exhaustive search at dimension d
     (with `threads` OpenMP threads, restored afterwards; default: as set)."""
-    from .build import omp_threads
+    from .indexes import omp_threads
 
     rng = np.random.default_rng(0)
     xq = rng.standard_normal((2048, d), dtype=np.float32)
@@ -69,7 +69,7 @@ def estimate_build_seconds(factory, n, d, metric="L2", n_train=None, sample=None
     """
     from . import synthetic
 
-    node = memory.parse(factory, d, metric)
+    node = factory_tree.parse(factory, d, metric)
     if sample is None:
         sample = synthetic.draw(_generator(d), synthetic.TRAIN, 0, 5000)
     rate = rate or gemm_rate(d)
@@ -77,7 +77,7 @@ def estimate_build_seconds(factory, n, d, metric="L2", n_train=None, sample=None
     index = (work_index if preassigned else new_index)(factory, d, metric)
     if ef_construction:
         set_ef_construction(index, ef_construction)
-    inner = memory.inner_index(node)
+    inner = factory_tree.inner_index(node)
     ivf = _find_ivf(index)
     if ivf is not None:
         # real nlist, cheap centroids: the add cost depends on nlist, not on their quality
@@ -161,7 +161,7 @@ def coarse_seconds(n, d, coarse, rate=None, sample=None):
     ivf = faiss.extract_index_ivf(space)
     nlist, d_space = ivf.nlist, ivf.d
     rate = rate or gemm_rate(d)
-    n_train = memory.default_train_size(memory.parse(coarse + ",Flat", d), n)
+    n_train = memory.default_train_size(factory_tree.parse(coarse + ",Flat", d), n)
     k = 2 * math.isqrt(nlist) if coarse_module.uses_two_level(coarse, d) else nlist
     out = kmeans_seconds(n_train, k, d_space, rate)
     if d_space != d:  # the transform, applied to every row once
@@ -323,7 +323,7 @@ def coarse_costs(n, d, nlists=(1024, 4096, 16384, 65536), sample=None, rate=None
         sample = synthetic_sample(d, 2000)
     rows = []
     for nlist in nlists:
-        n_train = min(n, memory.TRAIN_PER_CENTROID * nlist)
+        n_train = min(n, heuristics.TRAIN_PER_CENTROID * nlist)
         train_s = kmeans_seconds(n_train, nlist, d, rate)
         common = {"nlist": nlist, "n_train": n_train, "rows_per_list": n / nlist,
                   "nprobe_for_share": max(1, round(scan_share * nlist))}

@@ -57,12 +57,12 @@ def memory_vs_n(factories, d, metric, ram_budget, ns=None):
     """Index RAM (solid) and file size (dotted) per factory as N grows, log-log."""
     import numpy as np
 
-    from . import memory
+    from . import factory_tree, memory
 
     ns = ns if ns is not None else np.logspace(5, 8, 13).astype(int)
     fig = go.Figure()
     for f in factories:
-        node = memory.parse(f, d, metric)
+        node = factory_tree.parse(f, d, metric)
         ram = [memory.index_bytes(node, n) / 2**30 for n in ns]
         disk = [memory.disk_bytes(node, n) / 2**30 for n in ns]
         fig.add_trace(go.Scatter(x=ns, y=ram, name=f, mode="lines", legendgroup=f))

@@ -10,7 +10,7 @@ build stays short; sweeps and timing light enough for large n.
 import math
 import re
 
-from . import planner, screen
+from . import config, planner
 
 MIN_NLIST, MAX_NLIST = 16, 65536
 KMEANS_MIN_POINTS = 39  # faiss warns below 39 training points per centroid
@@ -58,7 +58,7 @@ def for_data(n, d, coarse_budget_s=900, rate=None):
         "01_data_generation": {"progress": False},
         # past 1M rows of d >= 256 what to build is screened on the first 1M rows, as at 10M x 1024
         "02_memory_budget": {"check_factories": [] if large else [f"IVF{nlist},SQ8"],
-                             **(dict(screen.notebook_params(screen.SEARCH), screen_time_budget="40min",
+                             **(dict(config.screen_params(config.SCREEN_SEARCH), screen_time_budget="40min",
                                      build_time_budget="30min") if screened else {"screen_rows": 0})},
         "03_build_ivfpq": {
             "large_nlist": 4 * nlist,

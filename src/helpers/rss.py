@@ -1,4 +1,4 @@
-"""Measuring resident memory (RSS) of this process.
+"""Measuring resident memory (RSS) of this process, or of its children.
 
 Peak RSS comes from the kernel's own high-water mark (VmHWM in
 /proc/self/status), reset at the start of a measurement by writing 5 to
@@ -53,33 +53,45 @@ class RSSTrace:
 
     After the block: baseline (bytes at entry), peak (highest RSS seen),
     peak_delta = peak - baseline, end_delta = RSS at exit - baseline, and
-    trace, a list of (seconds since entry, RSS bytes).
+    trace, a list of (seconds since entry, RSS bytes). children=True measures
+    this process's children instead (summed; sampled only: the kernel's mark
+    is per process), e.g. the kernels a notebook runner starts.
     """
 
-    def __init__(self, interval=0.05):
-        self.interval = interval
+    def __init__(self, interval=0.05, children=False):
+        self.interval, self.children = interval, children
         self.trace = []
         self._stop = threading.Event()
 
     def __enter__(self):
         release_free_memory()
-        self._kernel_peak = reset_peak()
-        self.baseline = current_rss()
+        self._kernel_peak = not self.children and reset_peak()
+        self.baseline = self._rss()
         self._t0 = time.perf_counter()
         self.trace = [(0.0, self.baseline)]
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
 
+    def _rss(self):
+        if not self.children:
+            return current_rss()
+        total = 0
+        for child in psutil.Process().children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:  # ended between the listing and the read
+                pass
+        return total
+
     def _sample(self):
-        proc = psutil.Process()
         while not self._stop.wait(self.interval):
-            self.trace.append((time.perf_counter() - self._t0, proc.memory_info().rss))
+            self.trace.append((time.perf_counter() - self._t0, self._rss()))
 
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
-        end = current_rss()
+        end = self._rss()
         self.trace.append((time.perf_counter() - self._t0, end))
         sampled = max(r for _, r in self.trace)
         hwm = _hwm() if self._kernel_peak else None

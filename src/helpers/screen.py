@@ -19,29 +19,18 @@ import time
 import faiss
 import numpy as np
 
-from . import coarse, evaluate, indexes, memory
-from .build import set_ef_construction, train_sample_ids
+from . import coarse, evaluate, factory_tree, indexes, memory
+from .config import SCREEN_SEARCH
+from .build import build_name
 from .files import atomic_path, format_bytes, read_json, write_json
-from .vectors import read_rows, take_rows
+from .indexes import set_ef_construction
+from .vectors import read_rows, take_rows, train_sample_ids
 
-# What the 1m and full presets search: the coarse spaces, the codes tried in each
-# (all with a full-dimension SQ8 refine), the HNSW graphs, and the sweep's grid.
-SEARCH = {
-    "spaces": ["IVF4096", "PCAR256,IVF16384", "IVF16384_HNSW32", "PCAR256,IVF65536_HNSW32"],
-    "codes": ["PQ64x4fs", "RaBitQfs", "PQ128x4fs", "RaBitQ4", "PQ256x4fs", "RaBitQ"],
-    "refine": "Refine(SQ8)",
-    "hnsw": [["PCAR256,HNSW32,Refine(SQ8)", 100]],
-    # nprobe as a share of nlist (nlist // each): the same share of the rows scanned
-    # whatever nlist, so a larger nlist is tried at the depths where it can compete
-    "nprobe_divisors": [256, 128, 64, 32, 16],
-    "k_factor_rf": [16, 64, 256],  # 4-bit codes at d = 1024 need deep re-ranking for 0.95
-    "ef_search": [32, 64, 128, 256],
-}
 TARGET_RECALL = 0.95
 FINALISTS = 2
 
 
-def candidates(search=SEARCH):
+def candidates(search=SCREEN_SEARCH):
     """[(factory, efConstruction or None)] in screening order: the HNSW graphs, then
     for each code every space (so a short time budget still compares spaces)."""
     ivf = [(f"{space},{code},{search['refine']}".rstrip(","), None)
@@ -49,11 +38,11 @@ def candidates(search=SEARCH):
     return [(f, efc) for f, efc in search["hnsw"]] + ivf
 
 
-def settings_for(factory, d, metric, search=SEARCH):
+def settings_for(factory, d, metric, search=SCREEN_SEARCH):
     """The sweep's grid for `factory`: nprobe (nlist // each of nprobe_divisors) or
     efSearch, times the refine depths when there is a refine stage."""
-    node = memory.parse(factory, d, metric)
-    inner = memory.inner_index(node)
+    node = factory_tree.parse(factory, d, metric)
+    inner = factory_tree.inner_index(node)
     kfs = ([f"k_factor_rf={k}" for k in search["k_factor_rf"]] if node["kind"] == "refine"
            else [""])
     main = ([f"nprobe={max(1, inner['nlist'] // div)}" for div in search["nprobe_divisors"]]
@@ -106,7 +95,7 @@ def _space(prefix, space, n_train, out_dir):
     """(trained space, assignment of the prefix's rows, times) for `space`: computed
     once through helpers.coarse (kept in out_dir/coarse, locked, resumable), its
     k-means and assignment seconds kept beside it for the next calls."""
-    times_path = os.path.join(out_dir, "coarse", coarse._file_name(space) + ".times.json")
+    times_path = os.path.join(out_dir, "coarse", coarse.file_name(space) + ".times.json")
     trained, assign, info = coarse.coarse_assignment(prefix, space, n_train,
                                                      os.path.join(out_dir, "coarse"), progress=False)
     # a resumed pass reports only its own part: add to what earlier calls measured
@@ -127,7 +116,7 @@ def build_candidate(prefix, factory, ef_construction, out_dir, batch=65536):
     info = {}
     if space_name:
         # the k-means sample the full-scale build will use (memory.default_train_size)
-        n_train = memory.default_train_size(memory.parse(factory, ds.d, ds.metric), prefix.n)
+        n_train = memory.default_train_size(factory_tree.parse(factory, ds.d, ds.metric), prefix.n)
         space, assign, info = _space(prefix, space_name, n_train, out_dir)
         info = dict(info)
         index = indexes.load_space(indexes.work_index(factory, ds.d, ds.metric), space)
@@ -155,7 +144,7 @@ def _settings_or_error(factory, ds, search):
     """settings_for `factory`, or faiss's reason it cannot be built (a string)."""
     try:
         return settings_for(factory, ds.d, ds.metric, search)
-    except (RuntimeError, ValueError, memory.FactoryError) as e:
+    except (RuntimeError, ValueError, factory_tree.FactoryError) as e:
         return str(e).strip().splitlines()[-1]
 
 
@@ -173,11 +162,7 @@ def _serialized_size(index):
     return size[0]
 
 
-def _name(factory, efc):
-    return f"{factory} efC={efc}" if efc else factory
-
-
-def screen(ds, rows, out_dir, search=SEARCH, target_n=None, ram_budget=None, time_budget=None,
+def screen(ds, rows, out_dir, search=SCREEN_SEARCH, target_n=None, ram_budget=None, time_budget=None,
            build_time_budget=None, target_recall=TARGET_RECALL, finalists=FINALISTS,
            repeats=evaluate.MIN_BATCHES, single_queries=500, progress=True):
     """Screen the candidates of `search` on the first `rows` rows of dataset `ds`.
@@ -196,8 +181,8 @@ def screen(ds, rows, out_dir, search=SEARCH, target_n=None, ram_budget=None, tim
     gt_D, gt_I = _ground_truth(prefix, xq, out_dir)
     spent, all_rows, built = 0.0, [], {}  # seconds of screening, earlier calls' included
     for factory, efc in candidates(search):
-        name = _name(factory, efc)
-        path = os.path.join(out_dir, coarse._file_name(name) + ".json")
+        name = build_name(factory, efc)
+        path = os.path.join(out_dir, coarse.file_name(name) + ".json")
         key = {"dataset": ds.fingerprint, "rows": prefix.n, "factory": factory, "efC": efc,
                "settings": _settings_or_error(factory, ds, search)}
         if os.path.exists(path) and read_json(path).get("key") == key:
@@ -249,14 +234,14 @@ def expand(factories, screen_dir):
 
 def _screen_one(prefix, factory, efc, out_dir, xq, gt_D, gt_I, repeats, single_queries,
                 key, progress, target_recall):
-    name = _name(factory, efc)
+    name = build_name(factory, efc)
     if progress:
         print(f"screening {name} on {prefix.n:,} rows ...", flush=True)
     try:
         if isinstance(key["settings"], str):  # the factory string itself was refused
             raise ValueError(key["settings"])
         index, info = build_candidate(prefix, factory, efc, out_dir)
-    except (RuntimeError, ValueError, memory.FactoryError) as e:
+    except (RuntimeError, ValueError, factory_tree.FactoryError) as e:
         return {"key": key, "error": "faiss cannot build it: " + str(e).strip().splitlines()[-1]}
     nbytes = _serialized_size(index)
     rows = evaluate.sweep({name: (index, nbytes)}, xq, gt_D, gt_I, None, prefix.ds.metric,
@@ -321,20 +306,11 @@ def verdicts(built, rows, target_n, d, metric, ram_budget=None, time_budget=None
 
 
 def search_of(spaces, codes, refine, hnsw, nprobe_divisors, k_factors, ef_search):
-    """A search description (as SEARCH) from a notebook's plain parameters."""
+    """A search description (as config.SCREEN_SEARCH) from a notebook's plain parameters."""
     return {"spaces": list(spaces), "codes": list(codes), "refine": refine,
             "hnsw": [list(h) for h in hnsw], "nprobe_divisors": list(nprobe_divisors),
             "k_factor_rf": list(k_factors),
             "ef_search": list(ef_search)}
-
-
-def notebook_params(search=SEARCH, rows=1_000_000):
-    """Notebook 02's screening parameters for `search` on `rows` rows (presets, profiles)."""
-    return {"screen_rows": rows, "screen_spaces": search["spaces"], "screen_codes": search["codes"],
-            "screen_refine": search["refine"], "screen_hnsw": search["hnsw"],
-            "screen_nprobe_divisors": search["nprobe_divisors"],
-            "screen_k_factors": search["k_factor_rf"],
-            "screen_ef_search": search["ef_search"]}
 
 
 def screen_dir(data_dir):

@@ -363,3 +363,15 @@ def write_vectors(path, x):
             rows.tofile(tmp)
         else:
             raise VectorFileError(f"cannot write format {ext!r}; use .npy/.fvecs/.ivecs/.bvecs")
+
+
+def sample_ids(n, size, seed):
+    """Sorted distinct random ids: int64 (size,) drawn from range(n) by a generator
+    seeded with `seed` (an int or a list of ints, as numpy takes it)."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size=size, replace=False))
+
+
+def train_sample_ids(n, n_train, seed=0):
+    """Sorted ids of an index's random training sample (not the first rows): int64 (n_train,)."""
+    return sample_ids(n, n_train, [seed, 17])

@@ -106,7 +106,7 @@ class RecallExplorer:
 
     def index(self):
         """The selected index, loaded (mapped) if it was given as a path."""
-        from .build import as_index
+        from .index_files import as_index
 
         name = self.selector.value
         if self._loaded[0] != name:
