@@ -1,9 +1,12 @@
 import os
 import sys
 
+import numpy as np
 import pytest
+from faiss.contrib import vecs_io
 
-from helpers import dataset, files, synthetic
+from helpers import dataset, files, ingest, synthetic
+from helpers.files import atomic_path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = os.path.join(ROOT, "notebooks")
@@ -35,3 +38,36 @@ def pytest_runtest_makereport(item, call):
 def listing(folder):
     """The files in `folder`, sorted, without the artifacts' lock files (files.locked)."""
     return sorted(f for f in os.listdir(folder) if not f.endswith(files.LOCK_SUFFIX))
+
+
+def write_vectors(path, x):
+    """Write a small 2-D array to `path` in the format its extension names (users'
+    files in the tests: .npy, .fvecs, .ivecs, .bvecs)."""
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    x = np.asarray(x)
+    with atomic_path(path) as tmp:
+        if ext == ".npy":
+            with open(tmp, "wb") as f:
+                np.save(f, x)
+        elif ext == ".fvecs":
+            vecs_io.fvecs_write(tmp, x)
+        elif ext == ".ivecs":
+            vecs_io.ivecs_write(tmp, x)
+        elif ext == ".bvecs":
+            n, d = x.shape
+            rows = np.empty((n, d + 4), dtype=np.uint8)
+            rows[:, :4] = np.full((n, 1), d, dtype="<i4").view(np.uint8)
+            rows[:, 4:] = x
+            rows.tofile(tmp)
+        else:
+            raise ValueError(f"cannot write format {ext!r}; use .npy/.fvecs/.ivecs/.bvecs")
+
+
+def held_out_rows(ds):
+    """Source row numbers of the held-out queries of an imported dataset (int64), or
+    an empty array when the queries came from their own file."""
+    m = ds.manifest
+    if m.get("kind") != "imported" or m.get("queries") is not None or not m.get("held_out"):
+        return np.empty(0, np.int64)
+    return ingest.held_out_ids(m["n_source"], m["held_out"], m["seed"])

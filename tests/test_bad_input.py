@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from helpers import build, dataset, factory_tree, files, groundtruth, synthetic, vectors
+from helpers import build, dataset, factory_tree, files, groundtruth, ingest, synthetic, vectors
 
 
 @pytest.fixture
@@ -14,7 +14,8 @@ def users_ds(tmp_path):
     x = np.random.default_rng(0).standard_normal((3000, 16)).astype("float32")
     np.save(tmp_path / "b.npy", x)
     np.save(tmp_path / "q.npy", x[:20] + 0.01)
-    return dataset.import_dataset(tmp_path / "ds", tmp_path / "b.npy", tmp_path / "q.npy", "L2")
+    return ingest.import_vectors(tmp_path / "ds", tmp_path / "b.npy", tmp_path / "q.npy", metric="l2",
+                                 progress=False)
 
 
 @pytest.mark.parametrize("factory,message", [
@@ -61,8 +62,9 @@ def test_ground_truth_block_rows_and_empty_queries(users_ds):
 def test_empty_queries_file_is_named(tmp_path):
     np.save(tmp_path / "b.npy", np.ones((100, 8), "float32"))
     np.save(tmp_path / "q.npy", np.ones((0, 8), "float32"))
-    with pytest.raises(dataset.DatasetError, match="q.npy: the queries file holds no vectors"):
-        dataset.import_dataset(tmp_path / "ds", tmp_path / "b.npy", tmp_path / "q.npy", "L2")
+    with pytest.raises(dataset.DatasetError, match=r"q.npy holds no vectors \(0 rows\)"):
+        ingest.import_vectors(tmp_path / "ds", tmp_path / "b.npy", tmp_path / "q.npy", metric="l2",
+                              progress=False)
     assert not (tmp_path / "ds" / dataset.MANIFEST).exists()
 
 
@@ -73,7 +75,8 @@ def test_nan_rows_are_named_before_anything_is_built(tmp_path):
     np.save(tmp_path / "b.npy", x)
     np.save(tmp_path / "q.npy", x[200:210])
     with pytest.raises(dataset.DatasetError, match=r"b.npy: 4 NaN or inf values \(first rows: 3, 77, 150\)"):
-        dataset.import_dataset(tmp_path / "ds", tmp_path / "b.npy", tmp_path / "q.npy", "L2")
+        ingest.import_vectors(tmp_path / "ds", tmp_path / "b.npy", tmp_path / "q.npy", metric="l2",
+                              progress=False)
 
 
 def test_corrupt_npy_header_and_int64_vectors(tmp_path):

@@ -71,3 +71,13 @@ def test_finalists_chart_draws_the_committed_sweep(tmp_path):
     page = open(out.strip()).read()
     names = {r["index"] for r in csv.DictReader(open(sweep))}
     assert "Plotly.newPlot" in page and all(name in page for name in names)
+
+
+def test_screening_table_lists_every_screened_family():
+    import json
+
+    path = os.path.join(BENCH, "results", "full", "screening", "verdicts.json")
+    out = _run("screening_table.py", path)
+    screened = [v["family"] for v in json.load(open(path)) if not v["verdict"].startswith("not screened")]
+    assert screened and all(f"`{family}`" in out for family in screened)
+    assert out.count("| finalist |") == sum(v["verdict"] == "finalist" for v in json.load(open(path)))

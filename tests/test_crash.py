@@ -20,7 +20,7 @@ import faiss
 import numpy as np
 import pytest
 
-from helpers import build, dataset, files, groundtruth, index_files, indexes, keyed_files, synthetic
+from helpers import build, dataset, files, groundtruth, index_files, indexes, ingest, keyed_files, synthetic
 from helpers.vectors import read_rows
 
 BUILD = """
@@ -220,8 +220,8 @@ def test_index_of_another_metric_is_not_reused(tmp_path):
     x = np.random.default_rng(0).standard_normal((3000, 16)).astype("float32")
     np.save(tmp_path / "b.npy", x)
     np.save(tmp_path / "q.npy", x[:20] + 0.01)
-    l2 = dataset.import_dataset(tmp_path / "l2", tmp_path / "b.npy", tmp_path / "q.npy", "L2")
-    ip = dataset.import_dataset(tmp_path / "ip", tmp_path / "b.npy", tmp_path / "q.npy", "ip")
+    l2 = ingest.import_vectors(tmp_path / "l2", tmp_path / "b.npy", tmp_path / "q.npy", metric="l2", progress=False)
+    ip = ingest.import_vectors(tmp_path / "ip", tmp_path / "b.npy", tmp_path / "q.npy", metric="ip", progress=False)
     assert l2.fingerprint == ip.fingerprint and ip.metric == "IP"
     build.build_index(l2, "IVF16,Flat", tmp_path / "i.faiss", n_train=2000, progress=False)
     with pytest.raises(keyed_files.KeyedFileError, match="differs in: metric"):
@@ -232,8 +232,8 @@ def test_ground_truth_checkpoint_of_old_data_is_not_resumed(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3000, 16)).astype("float32")
     q = rng.standard_normal((20, 16)).astype("float32")
-    old = dataset.import_dataset(tmp_path / "old", _save(tmp_path / "b0.npy", x), _save(tmp_path / "q.npy", q), "L2")
-    new = dataset.import_dataset(tmp_path / "new", _save(tmp_path / "b1.npy", x[::-1].copy()), tmp_path / "q.npy", "L2")
+    old = ingest.import_vectors(tmp_path / "old", _save(tmp_path / "b0.npy", x), _save(tmp_path / "q.npy", q), metric="l2", progress=False)
+    new = ingest.import_vectors(tmp_path / "new", _save(tmp_path / "b1.npy", x[::-1].copy()), tmp_path / "q.npy", metric="l2", progress=False)
     ckpt = str(tmp_path / "gt.checkpoint")
     # a checkpoint of the old data after its first block, as an interrupted run leaves it
     Dold, Iold = faiss.knn(q, x[:1000], 10, metric=faiss.METRIC_L2)

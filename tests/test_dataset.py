@@ -4,7 +4,6 @@ import subprocess
 import textwrap
 
 import faiss
-import h5py
 import numpy as np
 import pytest
 
@@ -186,35 +185,6 @@ def test_bad_arguments(tmp_path):
         gen(tmp_path, dtype="float64")
     with pytest.raises(ValueError, match="intrinsic_dim must be in"):
         synthetic.GeneratorParams(d=16, intrinsic_dim=32)
-
-
-def test_import_users_files(tmp_path):
-    x = np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32)
-    from helpers.vectors import write_vectors
-
-    write_vectors(tmp_path / "base.fvecs", x)
-    write_vectors(tmp_path / "q.npy", x[:10] + 0.01)
-    ds = dataset.import_dataset(tmp_path / "ds", tmp_path / "base.fvecs", tmp_path / "q.npy", "L2")
-    assert ds.base.shape == (300, 8) and ds.queries.shape == (10, 8)
-    np.testing.assert_array_equal(read_rows(ds.base, 0, 300), x)
-    dataset.verify_dataset(ds)
-    with pytest.raises(dataset.DatasetExistsError):
-        dataset.import_dataset(tmp_path / "ds", tmp_path / "base.fvecs", tmp_path / "q.npy", "L2")
-    write_vectors(tmp_path / "q5.npy", x[:10, :5])
-    with pytest.raises(dataset.DatasetError, match="queries have dimension 5 but the database has 8"):
-        dataset.import_dataset(tmp_path / "ds2", tmp_path / "base.fvecs", tmp_path / "q5.npy", "L2")
-
-
-def test_import_ann_benchmarks_hdf5(tmp_path):
-    x = np.random.default_rng(0).standard_normal((200, 8)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    with h5py.File(tmp_path / "a.hdf5", "w") as f:
-        f.attrs["distance"] = "angular"
-        f["train"], f["test"] = x[:150], x[150:]
-        f["neighbors"] = np.zeros((50, 10), dtype=np.int32)
-    ds = dataset.import_ann_benchmarks(tmp_path / "ds", tmp_path / "a.hdf5")
-    assert ds.metric == "IP" and ds.base.shape == (150, 8) and ds.queries.shape == (50, 8)
-    np.testing.assert_array_equal(read_rows(ds.queries, 0, 50), x[150:])
 
 
 def test_generation_memory_is_bounded_by_chunk_not_n(tmp_path, python):

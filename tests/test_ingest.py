@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from helpers import dataset, ingest
-from helpers.vectors import read_rows, write_vectors
+from conftest import held_out_rows, write_vectors
+from helpers.vectors import read_rows
 
 N, D = 1200, 16
 
@@ -70,7 +71,7 @@ def test_every_format_imports_the_same_rows_with_held_out_queries_absent(kind, v
         return
     ds = ingest.import_vectors(tmp_path / "ds", path, None, "l2", n_queries=100, chunk_rows=256,
                                progress=False)
-    held = ingest.held_out_rows(ds)
+    held = held_out_rows(ds)
     assert len(held) == 100 and ds.queries.n == 100 and ds.n == N - 100
     keep = np.setdiff1d(np.arange(N), held)
     np.testing.assert_array_equal(read_rows(ds.base, 0, ds.n), x[keep])
@@ -101,7 +102,7 @@ def test_subset_for_exploring_a_large_file(vectors, tmp_path):
     path = write_format("npy", tmp_path, vectors)
     ds = ingest.import_vectors(tmp_path / "ds", path, metric="l2", n_queries=50, max_rows=500,
                                progress=False)
-    held = set(ingest.held_out_rows(ds).tolist())
+    held = set(held_out_rows(ds).tolist())
     base = read_rows(ds.base, 0, ds.n)
     rows = [int(np.flatnonzero((vectors == r).all(axis=1))[0]) for r in base]
     assert ds.n == 500 and rows == sorted(rows) and not held & set(rows)

@@ -225,7 +225,7 @@ def test_01_imports_vectors_of_any_dimension(tmp_path, d):
     """The generator's settings (intrinsic_dim 64) must not stop an import of d < 64."""
     import numpy as np
 
-    from helpers.vectors import write_vectors
+    from conftest import write_vectors
 
     x = np.random.default_rng(d).standard_normal((3000, d)).astype("float32")
     write_vectors(tmp_path / "emb.npy", x)

@@ -12,7 +12,8 @@ import pytest
 
 from helpers import build, cli, config, dataset, evaluate, groundtruth, index_files, indexes, profile
 from helpers import run as runner
-from helpers.vectors import read_rows, write_vectors
+from conftest import write_vectors
+from helpers.vectors import read_rows
 from test_ingest import write_parquet
 
 D = 64

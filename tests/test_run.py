@@ -37,7 +37,7 @@ def test_parameter_files_are_checked(tmp_path):
         runner.load_params("tiny", f)
     with pytest.raises(ValueError, match="unknown preset"):
         runner.load_params("huge")
-    f.write_text("preset: full\ntime_limit: 3h\n")  # a preset's time budget, overridden
+    f.write_text("preset: full\ntime_budget: 3h\n")  # a preset's time budget, overridden
     assert runner.load_params(None, f)[1]["time_budget"] == "3h"
     assert runner.load_params("full")[1]["time_budget"] == "2h"
 
@@ -87,7 +87,7 @@ def test_time_estimate_counts_only_what_is_left(first_run, capsys):
     elsewhere = str(root / "elsewhere")
     fresh = run_checks.estimate_seconds(runner.notebook_parameters(params, elsewhere, "", False), elsewhere)
     # every stage of a run from nothing, 04's M x efConstruction grid included
-    assert {"generate", "ground truth", "coarse IVF16", "build IVF16,PQ8", "build HNSW16,SQ8 efC40",
+    assert {"generate", "ground truth", "coarse IVF16", "build IVF16,PQ8", "build HNSW16,SQ8 efC=40",
             "build HNSW8,SQ8 efC16", "build HNSW8,SQ8 efC40", "build IVF16,SQ8"} <= set(fresh)
     assert all(s > 0 for s in fresh.values())
 

@@ -2,6 +2,7 @@ import h5py
 import numpy as np
 import pytest
 
+from conftest import write_vectors
 from helpers import vectors
 from helpers.vectors import VectorFileError
 
@@ -14,7 +15,7 @@ def x():
 @pytest.mark.parametrize("ext", [".npy", ".fvecs"])
 def test_float_round_trip(tmp_path, x, ext):
     path = tmp_path / f"v{ext}"
-    vectors.write_vectors(path, x)
+    write_vectors(path, x)
     vf = vectors.open_vectors(path)
     assert vf.shape == x.shape
     np.testing.assert_array_equal(vectors.read_rows(vf, 0, vf.n), x)
@@ -27,13 +28,13 @@ def test_float_round_trip(tmp_path, x, ext):
 
 def test_bvecs_and_ivecs_round_trip(tmp_path):
     b = np.random.default_rng(1).integers(0, 256, (50, 16), dtype=np.uint8)
-    vectors.write_vectors(tmp_path / "b.bvecs", b)
+    write_vectors(tmp_path / "b.bvecs", b)
     vf = vectors.open_vectors(tmp_path / "b.bvecs")
     assert vf.dtype == np.uint8 and vf.shape == (50, 16)
     np.testing.assert_array_equal(vectors.read_rows(vf, 5, 9, as_float32=False), b[5:9])
     assert vectors.read_rows(vf, 0, 50).dtype == np.float32
     i = np.arange(40, dtype=np.int32).reshape(4, 10)
-    vectors.write_vectors(tmp_path / "gt.ivecs", i)
+    write_vectors(tmp_path / "gt.ivecs", i)
     vi = vectors.open_vectors(tmp_path / "gt.ivecs")
     np.testing.assert_array_equal(vectors.read_rows(vi, 0, 4, as_float32=False), i)
 
@@ -54,7 +55,7 @@ def test_hdf5_ann_benchmarks_layout(tmp_path, x):
 
 def test_truncated_fvecs_is_reported(tmp_path, x):
     path = tmp_path / "t.fvecs"
-    vectors.write_vectors(path, x)
+    write_vectors(path, x)
     with open(path, "r+b") as f:
         f.truncate(path.stat().st_size - 7)
     with pytest.raises(VectorFileError, match="not a multiple of the row size.*truncated"):
@@ -63,7 +64,7 @@ def test_truncated_fvecs_is_reported(tmp_path, x):
 
 def test_fvecs_with_inconsistent_row_header(tmp_path, x):
     path = tmp_path / "bad.fvecs"
-    vectors.write_vectors(path, x)
+    write_vectors(path, x)
     raw = np.fromfile(path, dtype="<i4")
     raw[(x.shape[1] + 1) * 130] = 99  # row 130 claims dimension 99
     raw.tofile(path)

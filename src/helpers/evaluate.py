@@ -15,7 +15,6 @@ import numpy as np
 from . import heuristics
 from .exact import exact_distances
 
-RECALL_KS = (1, 10, 100)
 
 
 def check_against_ground_truth(I, gt_I, k):

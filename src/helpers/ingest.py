@@ -244,15 +244,6 @@ def _describe_in_place(root, spec, src, qsrc, chunk_rows):
     return dataset.load_dataset(root)
 
 
-def held_out_rows(ds):
-    """Source row numbers of the held-out queries of an imported dataset (int64), or
-    an empty array when the queries came from their own file."""
-    m = ds.manifest
-    if m.get("kind") != "imported" or m.get("queries") is not None or not m.get("held_out"):
-        return np.empty(0, np.int64)
-    return held_out_ids(m["n_source"], m["held_out"], m["seed"])
-
-
 def metric_note(ds):
     """One sentence on what the dataset's metric means for these vectors."""
     m = ds.manifest

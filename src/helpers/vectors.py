@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from .files import PARTIAL_SUFFIX, atomic_path
+from .files import PARTIAL_SUFFIX
 
 # format -> (element dtype, per-row prefix in bytes)
 _TEXMEX = {
@@ -334,35 +334,6 @@ def check_finite(x, i0=0, where="vectors"):
         f"{where}: {nan} NaN and {inf} inf values in {bad_rows.size} rows "
         f"(first rows: {first}); remove or repair those rows before indexing"
     )
-
-
-def write_vectors(path, x):
-    """Write a 2-D array to `path` in the format its extension names.
-
-    For tests and for converting small files; large files are written by
-    the generator chunk by chunk.
-    """
-    from faiss.contrib import vecs_io
-
-    path = os.fspath(path)
-    ext = os.path.splitext(path)[1].lower()
-    x = np.asarray(x)
-    with atomic_path(path) as tmp:
-        if ext == ".npy":
-            with open(tmp, "wb") as f:
-                np.save(f, x)
-        elif ext == ".fvecs":
-            vecs_io.fvecs_write(tmp, x)
-        elif ext == ".ivecs":
-            vecs_io.ivecs_write(tmp, x)
-        elif ext == ".bvecs":
-            n, d = x.shape
-            rows = np.empty((n, d + 4), dtype=np.uint8)
-            rows[:, :4] = np.full((n, 1), d, dtype="<i4").view(np.uint8)
-            rows[:, 4:] = x
-            rows.tofile(tmp)
-        else:
-            raise VectorFileError(f"cannot write format {ext!r}; use .npy/.fvecs/.ivecs/.bvecs")
 
 
 def sample_ids(n, size, seed):
