@@ -10,7 +10,7 @@ import warnings
 import faiss
 import numpy as np
 import psutil
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from . import coarse, factory_tree, keyed_files, memory, quiet, rss
 from .files import check_disk_space, format_bytes, locked, read_json

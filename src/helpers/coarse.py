@@ -23,12 +23,13 @@ Files, for a coarse space such as ``IVF4096``::
 import contextlib
 import io
 import os
+import sys
 import re
 import time
 
 import faiss
 import numpy as np
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from . import indexes
 from .files import atomic_path, locked, read_json, sha256_bytes, write_json
@@ -115,7 +116,7 @@ def train_quantizer(ds, coarse, n_train, coarse_dir, seed=0, progress=True):
     xt = take_rows(ds.base, train_sample_ids(ds.n, n_train, seed))
     check_finite(xt, 0, f"the training sample of {ds.base.path}")
     if progress:
-        print(f"training the {coarse} coarse space on {n_train:,} rows ...", flush=True)
+        print(f"training the {coarse} coarse space on {n_train:,} rows ...", file=sys.stderr, flush=True)
     # faiss trains "<space>,Flat" exactly as it would inside any IVF index of the
     # same prefix (k-means settings, spherical for IP), unless two-level
     quantizer = _search_depth(train_space(coarse, xt, ds.metric))

@@ -8,7 +8,7 @@ import math
 import os
 
 import numpy as np
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from .files import (combine_digests, commit_point, explain_write_error, partial_path,
                     quick_fingerprint, read_json, sha256_bytes, write_json)

@@ -262,7 +262,7 @@ def sweep(indexes, xq, gt_D, gt_I, base=None, metric="L2", k=10, settings=None,
     index, setting, each parameter as its own column, recall figures, the
     timings of time_search, index_bytes and how the index was loaded.
     """
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     from .index_files import as_index
 

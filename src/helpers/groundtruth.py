@@ -70,7 +70,7 @@ def compute_ground_truth(xq, base, k, metric="L2", block_rows=None,
             if str(st["key"]) == repr(key):
                 D, I, start = st["D"], st["I"], int(st["rows_done"])
 
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     last_save = time.time()
     with tqdm(total=base.n, initial=start, unit="vec", unit_scale=True,

@@ -87,7 +87,9 @@ def load_index(path, mmap=False):
     """Read an index written by build_index; mmap=True maps its codes from disk
     instead of reading them into RAM: faiss.IO_FLAG_MMAP_IFC maps inverted
     lists and, in place, the code arrays of flat storage (HNSW's SQ/PQ/Flat
-    storage, refine stages); graph links and other small parts are read.
+    storage, refine stages) and HNSW's graph links (faiss then checks every link
+    on load, so they end up resident as reclaimable file pages). Fast-scan
+    inverted lists (x4fs, RaBitQfs) ignore the flag and are read into RAM.
 
     Raises IndexFileError for a missing, truncated or corrupt file.
     """

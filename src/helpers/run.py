@@ -19,9 +19,11 @@ import contextlib
 import datetime
 import glob
 import os
+import sys
 import time
 
 from . import config, notebook_html, rss, run_checks
+from . import progress as progress_bars
 from .files import check_writable, format_bytes, locked, parse_size, read_json, write_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -284,11 +286,14 @@ def _execute(name, out, parameters, notebooks_dir, progress, state):
     notebook and cell, the partly executed notebook kept."""
     import papermill as pm
 
+    # the kernel's helpers draw text progress lines (helpers.progress), copied here
+    os.environ[progress_bars.BATCH_ENV] = "1"
     try:
         with rss.RSSTrace(interval=0.5, children=True) as peak:
             pm.execute_notebook(os.path.join(notebooks_dir, name + ".ipynb"), out,
                                 parameters=parameters, cwd=notebooks_dir,
                                 kernel_name="python3", progress_bar=progress,
+                                stderr_file=sys.stderr if progress else None,
                                 kernel_manager_class=_ipc_kernel_manager())
     except pm.PapermillExecutionError as e:
         state.update(status="failed", failed={

@@ -14,6 +14,7 @@ screening resumes after the last one.
 
 import dataclasses
 import os
+import sys
 import time
 
 import faiss
@@ -236,7 +237,7 @@ def _screen_one(prefix, factory, efc, out_dir, xq, gt_D, gt_I, repeats, single_q
                 key, progress, target_recall):
     name = build_name(factory, efc)
     if progress:
-        print(f"screening {name} on {prefix.n:,} rows ...", flush=True)
+        print(f"screening {name} on {prefix.n:,} rows ...", file=sys.stderr, flush=True)
     try:
         if isinstance(key["settings"], str):  # the factory string itself was refused
             raise ValueError(key["settings"])
