@@ -31,10 +31,10 @@ import faiss
 import numpy as np
 from .progress import tqdm
 
-from . import indexes
-from .files import atomic_path, locked, read_json, sha256_bytes, write_json
+from . import indexes, keyed_files
+from .files import locked, read_json, sha256_bytes, write_json
 from .heuristics import ASSIGN_BLOCK, QUANTIZER_EF_SEARCH, TWO_LEVEL_SIZE
-from .index_files import load_index, write_index
+from .index_files import load_index
 from .vectors import check_finite, iter_blocks, take_rows, train_sample_ids
 
 
@@ -110,7 +110,7 @@ def train_quantizer(ds, coarse, n_train, coarse_dir, seed=0, progress=True):
     os.makedirs(coarse_dir, exist_ok=True)
     qpath, _ = paths(coarse_dir, coarse)
     key = quantizer_key(ds, coarse, n_train, seed)
-    if os.path.exists(qpath + ".json") and read_json(qpath + ".json") == key and os.path.exists(qpath):
+    if keyed_files.cached(qpath, key):
         return _search_depth(load_index(qpath)), 0.0
     t0 = time.perf_counter()
     xt = take_rows(ds.base, train_sample_ids(ds.n, n_train, seed))
@@ -121,11 +121,7 @@ def train_quantizer(ds, coarse, n_train, coarse_dir, seed=0, progress=True):
     # same prefix (k-means settings, spherical for IP), unless two-level
     quantizer = _search_depth(train_space(coarse, xt, ds.metric))
     del xt
-    # the key is written first: a quantizer file without a matching key is retrained
-    if os.path.exists(qpath + ".json"):
-        os.remove(qpath + ".json")
-    write_index(quantizer, qpath)
-    write_json(qpath + ".json", key)
+    keyed_files.cache_index(quantizer, qpath, key)
     return quantizer, time.perf_counter() - t0
 
 
@@ -169,14 +165,10 @@ def _coarse_assignment(ds, coarse, n_train, coarse_dir, block_rows=ASSIGN_BLOCK,
     key = dict(quantizer_key(ds, coarse, n_train, seed), n=ds.n,
                quantizer_ef_search=QUANTIZER_EF_SEARCH,
                quantizer_sha256=sha256_bytes(faiss.serialize_index(quantizer)))
-    if os.path.exists(apath):
-        try:
-            with np.load(apath) as f:
-                if str(f["key"]) == repr(key) and f["assign"].shape == (ds.n,):
-                    return quantizer, f["assign"], {"train_s": train_s, "assign_s": 0.0,
-                                                    "reused": train_s == 0}
-        except (OSError, ValueError, KeyError):
-            pass  # unreadable: redone below
+    saved = keyed_files.load_arrays(apath, key)
+    if saved is not None and saved["assign"].shape == (ds.n,):
+        return quantizer, saved["assign"], {"train_s": train_s, "assign_s": 0.0,
+                                            "reused": train_s == 0}
 
     part, state_path = apath[:-len(".npz")] + ".partial", apath[:-len(".npz")] + ".partial.json"
     state = read_json(state_path) if os.path.exists(state_path) and os.path.exists(part) else None
@@ -202,11 +194,7 @@ def _coarse_assignment(ds, coarse, n_train, coarse_dir, block_rows=ASSIGN_BLOCK,
     finally:
         os.close(fd)
     assign = np.fromfile(part, dtype="<i8")
-    with atomic_path(apath) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, assign=assign, key=repr(key))
-            f.flush()
-            os.fsync(f.fileno())
+    keyed_files.save_arrays(apath, key, assign=assign)
     for p in (state_path, part):
         if os.path.exists(p):
             os.remove(p)

@@ -24,7 +24,7 @@ import time
 import faiss
 import numpy as np
 
-from . import build, coarse, factory_tree, index_files, indexes
+from . import build, coarse, factory_tree, index_files, indexes, keyed_files
 from .files import atomic_path, check_disk_space, file_sha256, locked, read_json, write_json
 
 SHARD_FORMAT = "faiss-workbook-shard/1"
@@ -70,12 +70,8 @@ def train_template(ds, factory, out_dir, n_train=None, coarse_dir=None, progress
         assign_path = None
     path = os.path.join(out_dir, "template.faiss")
     key = {"dataset": ds.fingerprint, "factory": factory, "n_train": n_train, "metric": ds.metric}
-    if not (os.path.exists(path) and os.path.exists(path + ".json") and read_json(path + ".json") == key):
-        index, _ = build.train(ds, factory, n_train, None, quantizer)
-        if os.path.exists(path + ".json"):
-            os.remove(path + ".json")  # a template without its key is never reused
-        index_files.write_index(index, path)
-        write_json(path + ".json", key)  # after the index: the pair is valid only together
+    if not keyed_files.cached(path, key):
+        keyed_files.cache_index(build.train(ds, factory, n_train, None, quantizer)[0], path, key)
     return path, assign_path
 
 

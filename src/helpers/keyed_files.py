@@ -1,4 +1,5 @@
-"""Keyed, resumable, committed index files: the layer every index build goes through.
+"""Keyed files: what a stage wrote is reused only while the inputs it was made from
+(its *key*) are the same.
 
 A *key* is a dict of everything a file depends on (dataset fingerprint,
 factory, training sample, ...). A file is reused only when its report
@@ -6,10 +7,17 @@ factory, training sample, ...). A file is reused only when its report
 under a temporary name with its report as one commit (commit); a long fill
 leaves checkpoints that a rerun with the same key resumes from (Checkpoints).
 Callers hold the file's lock (files.locked) around all of it.
+
+Caches (coarse spaces, assignments, shard templates, screening ground truth)
+use the lighter half: cached / cache_index for an index with its key in
+`path`.json, load_arrays / save_arrays for arrays with the key inside the .npz.
+A cache whose key differs is redone, not refused: nothing of the user's is lost.
 """
 
 import glob
 import os
+
+import numpy as np
 
 from .files import (NotEnoughDiskError, atomic_path, check_disk_space, commit_point, file_sha256,
                     is_partial, read_json, write_json)
@@ -131,3 +139,42 @@ def room_for(directory, nbytes):
         return True
     except NotEnoughDiskError:
         return False
+
+
+# -- caches: a file reused while the key recorded with it matches, redone otherwise
+def cached(path, key):
+    """Whether `path` exists with `key` (a dict) recorded beside it in `path`.json."""
+    return os.path.exists(path) and os.path.exists(path + ".json") and read_json(path + ".json") == key
+
+
+def cache_index(index, path, key):
+    """Write `index` to `path` (under a temporary name), then its key: the old key
+    goes first, so a file whose key is missing or differs is never reused."""
+    if os.path.exists(path + ".json"):
+        os.remove(path + ".json")
+    write_index(index, path)
+    write_json(path + ".json", key)
+
+
+def load_arrays(path, key):
+    """{name: array} of the .npz at `path` if it was saved with `key`, else None
+    (missing, other inputs, or unreadable: the caller redoes it)."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with np.load(path) as f:
+            if str(f["key"]) != repr(key):
+                return None
+            return {name: f[name] for name in f.files if name != "key"}
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def save_arrays(path, key, **arrays):
+    """Save arrays and `key` as one .npz at `path`, written under a temporary name
+    and fsynced before the rename."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, key=repr(key), **arrays)
+            f.flush()
+            os.fsync(f.fileno())

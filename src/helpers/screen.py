@@ -18,12 +18,11 @@ import sys
 import time
 
 import faiss
-import numpy as np
 
-from . import coarse, evaluate, factory_tree, indexes, memory
+from . import coarse, evaluate, factory_tree, indexes, keyed_files, memory
 from .config import SCREEN_SEARCH
 from .build import build_name
-from .files import atomic_path, format_bytes, read_json, write_json
+from .files import format_bytes, read_json, write_json
 from .indexes import set_ef_construction
 from .vectors import read_rows, take_rows, train_sample_ids
 
@@ -81,14 +80,11 @@ def _ground_truth(prefix, xq, out_dir, k=100):
 
     path = os.path.join(out_dir, f"gt_{prefix.n}.npz")
     key = f"{prefix.ds.fingerprint}/{prefix.n}/{k}/{prefix.ds.metric}"
-    if os.path.exists(path):
-        with np.load(path) as f:
-            if str(f["key"]) == key:
-                return f["D"], f["I"]
+    saved = keyed_files.load_arrays(path, key)
+    if saved is not None:
+        return saved["D"], saved["I"]
     D, I = compute_ground_truth(xq, prefix.base, k, prefix.ds.metric, progress=False)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, D=D, I=I, key=key)
+    keyed_files.save_arrays(path, key, D=D, I=I)
     return D, I
 
 
