@@ -61,20 +61,26 @@ def memory_vs_n(factories, d, metric, ram_budget, ns=None):
 
     ns = ns if ns is not None else np.logspace(5, 8, 13).astype(int)
     fig = go.Figure()
-    for f in factories:
+    for i, f in enumerate(factories):
+        color, symbol = family_style(i)
         node = factory_tree.parse(f, d, metric)
         ram = [memory.index_bytes(node, n) / 2**30 for n in ns]
         disk = [memory.disk_bytes(node, n) / 2**30 for n in ns]
-        fig.add_trace(go.Scatter(x=ns, y=ram, name=f, mode="lines", legendgroup=f))
-        fig.add_trace(go.Scatter(x=ns, y=disk, name=f + " (disk)", mode="lines",
+        fig.add_trace(go.Scatter(x=ns, y=ram, name=f, mode="lines+markers", legendgroup=f,
+                                 line_color=color, marker=dict(symbol=symbol, size=7)))
+        fig.add_trace(go.Scatter(x=ns, y=disk, name=f + " (file)", mode="lines", line_color=color,
                                  line_dash="dot", legendgroup=f, showlegend=False))
     # a trace, not add_hline: on a log axis a shape's y is read as a power of ten,
     # which stretched this axis to 10^24 GiB
-    fig.add_trace(go.Scatter(x=[ns[0], ns[-1]], y=[ram_budget / 2**30] * 2, name="RAM budget",
-                             mode="lines", line=dict(dash="dash", color="black")))
-    fig.update_layout(title=f"Index size vs N at d={d} (solid: RAM, dotted: file)",
+    label = f"RAM budget {ram_budget / 2**30:,.1f} GiB"
+    fig.add_trace(go.Scatter(x=[ns[0], ns[-1]], y=[ram_budget / 2**30] * 2, name=label,
+                             mode="lines+text", text=["", label], textposition="top left",
+                             line=dict(dash="dash", color="black")))
+    fig.update_layout(title=f"Index size vs N at d={d} (solid: RAM, dotted: file; a legend entry "
+                            f"toggles a family)",
                       xaxis_type="log", yaxis_type="log", xaxis_title="N vectors",
-                      yaxis_title="GiB", height=550)
+                      yaxis_title="GiB", height=650,
+                      legend=dict(orientation="h", yanchor="top", y=-0.15))
     return fig
 
 
@@ -140,15 +146,27 @@ def recall_qps(rows, recall_key="recall@10"):
 
 
 def recall_memory(rows, recall_key="recall@10"):
-    """Best recall each index reaches against its memory (GiB)."""
+    """Best recall each index reaches against its memory: the same colours, markers
+    and opened-up recall axis as recall_qps, names in the legend (text labels
+    pile up where most indexes sit, near recall 1), memory in MiB or GiB."""
+    best = {}
+    for r in rows:
+        if r["index"] not in best or r[recall_key] > best[r["index"]][recall_key]:
+            best[r["index"]] = r
+    top = max((r["index_bytes"] for r in best.values()), default=0)
+    unit, scale = ("GiB", 2**30) if top >= 2**30 else ("MiB", 2**20)
     fig = go.Figure()
-    for name in dict.fromkeys(r["index"] for r in rows):
-        best = max((r for r in rows if r["index"] == name), key=lambda r: r[recall_key])
-        fig.add_trace(go.Scatter(x=[best[recall_key]], y=[best["index_bytes"] / 2**30],
-                                 mode="markers+text", text=[name], textposition="top center",
-                                 name=name, hovertext=[_hover(best)], hoverinfo="text+x+y"))
-    fig.update_layout(title=f"Best {recall_key} against index memory", xaxis_title=recall_key,
-                      yaxis_title="index memory (GiB)", yaxis_type="log", showlegend=False)
+    for i, (name, r) in enumerate(best.items()):
+        color, symbol = family_style(i)
+        fig.add_trace(go.Scatter(x=[recall_x(r[recall_key])], y=[r["index_bytes"] / scale],
+                                 mode="markers", name=name, hovertext=[_hover(r)], hoverinfo="text",
+                                 marker=dict(color=color, symbol=symbol, size=11)))
+    fig.update_layout(title=f"Best {recall_key} against index memory (down and right is better)",
+                      xaxis=dict(title=f"best {recall_key}", type="log", autorange="reversed",
+                                 tickvals=[1 - t for t in RECALL_TICKS],
+                                 ticktext=[str(t) for t in RECALL_TICKS]),
+                      yaxis=dict(title=f"index memory ({unit})", type="log", tickformat=",.3~r"),
+                      height=550, legend=dict(orientation="h", yanchor="top", y=-0.15))
     return fig
 
 
