@@ -140,3 +140,11 @@ def test_a_cluster_over_tls():
     finally:
         client.close()
         client.cluster.close()
+
+
+def test_scale_out_plan_flags_workers_without_the_ram():
+    args = ("IVF{nlist},SQ8", 1_000_000_000, 1024, "IP", 8, 4, 2.5e11, 5e4)
+    plan = distributed.scale_out_plan(*args, worker_ram=2**40)
+    assert plan["fits_worker"] and plan["factory"] == "IVF65536,SQ8"
+    assert plan["worker_ram"] > 2**30  # 31M rows per shard of 1 KiB codes
+    assert not distributed.scale_out_plan(*args, worker_ram=plan["worker_ram"] - 1)["fits_worker"]

@@ -23,8 +23,9 @@ import time
 
 import faiss
 import numpy as np
+import psutil
 
-from . import build, coarse, factory_tree, index_files, indexes, keyed_files
+from . import build, coarse, factory_tree, heuristics, index_files, indexes, keyed_files
 from .files import atomic_path, check_disk_space, file_sha256, locked, read_json, write_json
 
 SHARD_FORMAT = "faiss-workbook-shard/1"
@@ -222,21 +223,23 @@ def build_sharded(client, ds, factory, out_dir, shards, n_train=None, retries=2,
 
 
 def scale_out_plan(factory, n, d, metric, workers, shards_per_worker, gemm_rate, add_rate,
-                   disk_rate=1.4e9):
+                   disk_rate=1.4e9, worker_ram=None):
     """Estimated resources and wall time of build_sharded for n x d on `workers`
     machines like this one. factory has "{nlist}" filled in from n (4 sqrt(n) as a
     power of two, at most 65536). gemm_rate: multiply-adds/s of one worker
     (planner.gemm_rate), for k-means and assigning rows; add_rate: rows/s one
     worker encodes and adds once rows are assigned (measured on shards here);
-    disk_rate: bytes/s the merge reads and writes. Returns a dict; every time
-    is an estimate from these rates, not a measurement."""
-    from . import memory, planner, profile
+    disk_rate: bytes/s the merge reads and writes; worker_ram: a worker's memory
+    in bytes (default: this machine's), against which "fits_worker" says whether
+    a worker's build peak fits. Returns a dict; every time is an estimate from
+    these rates, not a measurement."""
+    from . import memory, planner
 
-    nlist = min(profile.MAX_NLIST, 2 ** round(np.log2(4 * np.sqrt(n))))
+    nlist = heuristics.nlist_rule(n)
     f = factory.format(nlist=nlist)
     shards = workers * shards_per_worker
     rows = -(-n // shards)
-    n_train = min(n, 64 * nlist)
+    n_train = heuristics.kmeans_sample(n, nlist)
     shard = memory.predict(f, rows, d, metric, n_train=min(n_train, rows))
     node = factory_tree.parse(f, d, metric)
     template = memory.index_bytes(node, 0)
@@ -247,6 +250,7 @@ def scale_out_plan(factory, n, d, metric, workers, shards_per_worker, gemm_rate,
     merge_s = 2 * merged["disk"] / disk_rate
     return {"n": n, "factory": f, "workers": workers, "shards": shards, "rows_per_shard": rows,
             "worker_ram": int(shard["add_peak"] + template),
+            "fits_worker": shard["add_peak"] + template <= (worker_ram or psutil.virtual_memory().total),
             "worker_disk": int(shards_per_worker * shard["disk"] + per_worker_rows * d * 4),
             "merged_disk": int(merged["disk"]), "merged_index_ram": int(merged["index_ram"]),
             "train_s": train_s, "workers_s": workers_s, "merge_s": merge_s,

@@ -7,50 +7,35 @@ machine (planner's GEMM rate); PQ sizes that divide d; HNSW only where its
 build stays short; sweeps and timing light enough for large n.
 """
 
-import math
 import re
 
-from . import config, planner
-
-MIN_NLIST, MAX_NLIST = 16, 65536
-KMEANS_MIN_POINTS = 39  # faiss warns below 39 training points per centroid
-
+from . import config, heuristics, planner
 
 def nlist_for(n, d, coarse_budget_s=900, rate=None):
-    """Power of two nearest 4 sqrt(n), with at least 39 points per centroid, halved
-    while training (64 points per centroid) plus assigning all n rows with a flat
-    quantizer would take longer than coarse_budget_s at `rate` FLOP/s (default:
-    measured, planner.gemm_rate)."""
-    nlist = 2 ** round(math.log2(max(4 * math.sqrt(n), 1)))
-    nlist = max(MIN_NLIST, min(MAX_NLIST, nlist))
-    while nlist > MIN_NLIST and nlist * KMEANS_MIN_POINTS > n:
-        nlist //= 2
-    if nlist > MIN_NLIST:
+    """heuristics.nlist_rule(n), halved while training (heuristics.kmeans_sample
+    points) plus assigning all n rows with a flat quantizer would take longer
+    than coarse_budget_s at `rate` FLOP/s (default: measured, planner.gemm_rate)."""
+    nlist = heuristics.nlist_rule(n)
+    if nlist > heuristics.MIN_NLIST:
         rate = rate or planner.gemm_rate(d)
-        while nlist > MIN_NLIST and _coarse_seconds(n, d, nlist, rate) > coarse_budget_s:
+        while nlist > heuristics.MIN_NLIST and _coarse_seconds(n, d, nlist, rate) > coarse_budget_s:
             nlist //= 2
     return nlist
 
 
 def _coarse_seconds(n, d, nlist, rate):
-    n_train = min(n, 64 * nlist)
+    n_train = heuristics.kmeans_sample(n, nlist)
     return planner.kmeans_seconds(n_train, nlist, d, rate) + n * nlist * d / rate
-
-
-def pq_m(d, dims_per_code):
-    """Largest divisor of d that is at most d / dims_per_code (PQ needs m | d)."""
-    target = max(1, d // dims_per_code)
-    return max(m for m in range(1, target + 1) if d % m == 0)
 
 
 def for_data(n, d, coarse_budget_s=900, rate=None):
     """Parameters for every notebook, for n x d vectors (n: rows in the base)."""
     nlist = nlist_for(n, d, coarse_budget_s, rate)
-    m8, m16 = pq_m(d, 8), pq_m(d, 16)
+    m8, m16 = heuristics.pq_m(d, 8), heuristics.pq_m(d, 16)
     large = n > 1_000_000
     big_hnsw = n > 2_000_000  # HNSW adds 2-3k vectors/s past 1M rows here: hours at 10M
     cap = 0 if nlist <= 1024 else 256
-    quantizer = n >= KMEANS_MIN_POINTS * 4 * nlist and not large
+    quantizer = n >= heuristics.MIN_PER_CENTROID * 4 * nlist and not large
     screened = large and d >= 256
     return {
         "all": {"nlist": nlist, "nprobe": max(1, nlist // 64), "max_nprobe": min(256, nlist),
