@@ -8,7 +8,9 @@ def test_candidates_parse_and_suit_the_scale():
     cands = planner.candidates(10_000_000, 1024)
     for f in cands:
         factory_tree.parse(f, 1024)  # every candidate is a valid factory string
-    assert any(f.startswith("IVF16384_HNSW32") for f in cands)
+    # nlist from the rule, flat quantizer: an HNSW one does not pay at these nprobe shares
+    assert any(f.startswith("IVF16384,") for f in cands) and not any("_HNSW" in f for f in cands)
+    assert all("IVF65536," in f for f in planner.candidates(10**9, 1024) if "IVF" in f)
     assert "HNSW32,Flat" in cands
     assert any("PQ64x4fs" in f for f in planner.candidates(1_000_000, 1024))
 

@@ -14,8 +14,7 @@ import faiss
 import numpy as np
 
 from . import factory_tree, heuristics, indexes, memory, quiet
-from .indexes import set_ef_construction
-from .indexes import add_preassigned, components, new_index, work_index
+from .indexes import add_preassigned, components, new_index, set_ef_construction, work_index
 
 KMEANS_NITER = 10  # faiss IVF coarse quantizer training iterations
 
@@ -23,14 +22,15 @@ KMEANS_NITER = 10  # faiss IVF coarse quantizer training iterations
 def candidates(n, d):
     """Factory strings worth considering for n vectors of dimension d.
 
-    nlist ~ 4 sqrt(n) rounded to a power of two (faiss's guideline is 4 to
-    16 sqrt(n)); an HNSW coarse quantizer once nlist passes 16k; PQ with
-    code sizes d/16 to d/4 bytes; scalar quantizers; HNSW over Flat, SQ8 and
-    PQ; refinement of PQ with SQ8.
+    nlist from heuristics.nlist_rule (faiss's guideline is 4 to 16 sqrt(n)),
+    with a flat coarse quantizer: an HNSW one must search about 2 x nprobe deep
+    to return the lists asked for, which at the nprobe shares recall 0.95 needs
+    here costs as much as scoring every centroid (the 1M screening,
+    benchmarks/README.md); PQ with code sizes d/16 to d/4 bytes; scalar
+    quantizers; HNSW over Flat, SQ8 and PQ; refinement of PQ with SQ8.
     """
-    nlist = 2 ** max(4, round(math.log2(4 * math.sqrt(n))))
-    ivf = f"IVF{nlist}_HNSW32" if nlist >= 16384 else f"IVF{nlist}"
-    ms = [m for m in (d // 16, d // 8, d // 4) if m >= 1 and d % m == 0]
+    ivf = f"IVF{heuristics.nlist_rule(n)}"
+    ms = sorted({heuristics.pq_m(d, per) for per in (16, 8, 4)})
     out = [f"{ivf},PQ{m}" for m in ms[:2]]
     out += [f"{ivf},PQ{m}x4fs" for m in ms[:2]]
     out += [f"OPQ{ms[0]}_{d},{ivf},PQ{ms[0]}"]
