@@ -294,6 +294,10 @@ def _execute(name, out, parameters, notebooks_dir, progress, state):
                                 parameters=parameters, cwd=notebooks_dir,
                                 kernel_name="python3", progress_bar=progress,
                                 stderr_file=sys.stderr if progress else None,
+                                # widget state would store plotly's JavaScript once per
+                                # FigureWidget (~5 MB each): the explorer is for live
+                                # sessions, and 06 keeps a static snapshot of it
+                                store_widget_state=False,
                                 kernel_manager_class=_ipc_kernel_manager())
     except pm.PapermillExecutionError as e:
         state.update(status="failed", failed={

@@ -1,0 +1,109 @@
+"""HNSW graphs measured at two sizes, projected to the target size, with the
+projection's error measured on a real 10M build.
+
+    python benchmarks/hnsw_projection.py SCREEN_1M SCREEN_2M [--target 10000000] \
+        [--check benchmarks/results/full/hnsw32_sq8_build.json] [--csv out.csv]
+
+SCREEN_1M, SCREEN_2M: screening folders (python -m helpers screen) holding the same
+graph families on the first 1M and 2M rows. Per family: add seconds at each size,
+the growth exponent of a vector's insertion cost fitted between them
+(add_s(2n) / add_s(n) = 2 ** (1 + a)), the projected build at the target, the
+memory model's RAM there, and the best recall@10 at each size (fastest setting
+whose interval clears 0.95, else the highest). --check takes a build report with
+an add trace (a 10M build): its first segment is projected the same way to its
+end and compared with what it measured, which is the error to expect.
+"""
+
+import argparse
+import glob
+import json
+import math
+import os
+
+from helpers import memory
+from helpers.files import write_csv
+
+TARGET_RECALL = 0.95
+
+
+def families(folder):
+    """{name: saved screening record} of the graph families in a screening folder."""
+    out = {}
+    for path in glob.glob(os.path.join(folder, "*efC*.json")):
+        rec = json.load(open(path))
+        if "rows" in rec:
+            name = rec["key"]["factory"] + f" efC={rec['key']['efC']}"
+            out[name] = rec
+    return out
+
+
+def best(rec):
+    """(setting, recall@10, its interval, median QPS, cleared the target) of a family."""
+    rows = [r for r in rec["rows"] if r.get("batches", 0) > 1]
+    good = [r for r in rows if r["recall@10_ci"][0] >= TARGET_RECALL]
+    r = max(good, key=lambda r: r["qps_median"]) if good else max(rec["rows"], key=lambda r: r["recall@10"])
+    return r["setting"], r["recall@10"], r["recall@10_ci"], r["qps_median"], bool(good)
+
+
+def exponent(add1, n1, add2, n2):
+    """a in: total insertion time grows as n ** (1 + a)."""
+    return math.log(add2 / add1) / math.log(n2 / n1) - 1
+
+
+def check(report_path):
+    """(projected / measured) for the build in report_path: its add time over the
+    trace's first doubling, projected to its end with the exponent fitted the way
+    this script fits it (total time from the first row of the trace)."""
+    r = json.load(open(report_path))
+    trace = r["add_trace"]
+    n0, t0 = trace[0]
+    mid = next((n, t) for n, t in trace if n >= 2 * n0)
+    mid2 = next(((n, t) for n, t in trace if n >= 4 * n0), trace[-1])
+    a = exponent(mid[1] - t0, mid[0] - n0, mid2[1] - t0, mid2[0] - n0)
+    end_n, end_t = trace[-1]
+    projected = (mid[1] - t0) * ((end_n - n0) / (mid[0] - n0)) ** (1 + a)
+    return {"build": f"{r['factory']} efC={r.get('ef_construction')}", "rows": f"{n0:,.0f} to {end_n:,.0f}",
+            "fitted on": f"{n0:,.0f} to {mid2[0]:,.0f}", "exponent": round(a, 2),
+            "projected_s": round(projected), "measured_s": round(end_t - t0),
+            "projected / measured": round(projected / (end_t - t0), 2)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("small")
+    ap.add_argument("large")
+    ap.add_argument("--target", type=int, default=10_000_000)
+    ap.add_argument("--check")
+    ap.add_argument("--csv")
+    a = ap.parse_args()
+    small, large = families(a.small), families(a.large)
+    out = []
+    for name in sorted(small):
+        s = small[name]
+        n1, add1 = s["key"]["rows"], s["info"]["add_s"]
+        row = {"family": name, "rows_small": n1, "add_s_small": round(add1)}
+        b1 = best(s)
+        row.update(best_small=b1[0], recall_small=round(b1[1], 4), qps_small=round(b1[3]), clears_small=b1[4])
+        if name in large:
+            g = large[name]
+            n2, add2 = g["key"]["rows"], g["info"]["add_s"]
+            b2 = best(g)
+            alpha = exponent(add1, n1, add2, n2)
+            row.update(rows_large=n2, add_s_large=round(add2), exponent=round(alpha, 2),
+                       projected_build_min=round(add2 * (a.target / n2) ** (1 + alpha) / 60),
+                       best_large=b2[0], recall_large=round(b2[1], 4), qps_large=round(b2[3]),
+                       clears_large=b2[4])
+        factory = name.split(" efC=")[0]
+        d = 1024
+        row["ram_at_target_gib"] = round(memory.predict(factory, a.target, d, "IP")["index_ram"] / 2**30, 1)
+        out.append(row)
+        print(" | ".join(f"{k} {v}" for k, v in row.items()))
+    if a.check:
+        c = check(a.check)
+        print("projection error on a measured build: " + " | ".join(f"{k} {v}" for k, v in c.items()))
+    if a.csv:
+        write_csv(a.csv, out)
+
+
+if __name__ == "__main__":
+    main()
