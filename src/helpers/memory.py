@@ -351,7 +351,8 @@ def predict(factory, n, d, metric="L2", n_train=None, add_batch=ADD_BATCH, threa
             ("training sample", int(sample)),
             ("training temporaries (k-means, encoder, transforms)", int(train_extra)),
             ("index when complete (as read from disk)", int(final)),
-            ("index as built: growth slack of its vectors", int(max(0, built_end - final))),
+            ("index as built: growth slack (inverted lists grown batch by batch when no shared "
+             "assignment gives their final sizes up front)", int(max(0, built_end - final))),
             ("add batches read from disk (current + prefetched)", int(batch_bytes)),
             ("add temporaries (assignment, residuals, codes, HNSW locks)", int(add_extra)),
         ],
