@@ -266,3 +266,18 @@ def test_committed_10m_evidence_reads_the_full_run():
     finalists = evidence.best_per_index()
     assert recommended["index"] in set(finalists["index"]) and finalists["clears 0.95"].all()
     assert evidence.hnsw_10m()["best recall@10"] < 0.95  # efConstruction 40 at 10M
+
+
+def test_hnsw_model_error_is_computed_from_the_committed_trace():
+    from helpers import evidence, planner
+
+    ratio, first, last = evidence.hnsw_model_error()
+    assert last == 10_000_000 and first < 2_000_000
+    assert 0.5 < ratio < 2  # the model is an estimate, not a measurement: within 2x here
+    # a flatter cost growth projects less time: the ratio moves with the exponent
+    saved = planner.HNSW_COST_EXPONENT
+    try:
+        planner.HNSW_COST_EXPONENT = 0.0
+        assert evidence.hnsw_model_error()[0] < ratio
+    finally:
+        planner.HNSW_COST_EXPONENT = saved

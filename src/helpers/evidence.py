@@ -76,3 +76,22 @@ def hnsw_10m(folder=FULL):
     return {"factory": report["factory"], "ef_construction": report["ef_construction"],
             "n": report["n"], "add_vectors_per_s": report["add_vectors_per_s"],
             "best recall@10": float(top["recall@10"]), "at": top["setting"]}
+
+
+def hnsw_model_error(folder=FULL):
+    """How far the planner's HNSW model is from the committed 10M build: the add
+    time of that build's first doubling (from its add trace), extrapolated to its
+    last row with planner.HNSW_COST_EXPONENT, over the add time it measured.
+    Returns (projected / measured, first row, last row) or None."""
+    from .planner import HNSW_COST_EXPONENT
+
+    path = os.path.join(folder, "hnsw32_sq8_build.json")
+    if not os.path.exists(path):
+        return None
+    trace = read_json(path)["add_trace"]
+    n0, t0 = trace[0]
+    n1, t1 = next((n, t) for n, t in trace if n >= 2 * n0)
+    end_n, end_t = trace[-1]
+    power = 1 + HNSW_COST_EXPONENT
+    projected = (t1 - t0) * (end_n ** power - n0 ** power) / (n1 ** power - n0 ** power)
+    return projected / (end_t - t0), int(n0), int(end_n)

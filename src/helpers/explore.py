@@ -7,6 +7,7 @@ nothing here reads a whole dataset.
 import faiss
 import numpy as np
 
+from .dataset import DatasetError, load_dataset
 from .vectors import sample_ids, take_rows
 
 
@@ -14,6 +15,17 @@ def random_rows(vf, n, seed=0):
     """n distinct random rows of VectorFile `vf` as float32 (n, d)."""
     n = min(n, vf.n)
     return take_rows(vf, sample_ids(vf.n, n, seed))
+
+
+def dataset_rows(data_dir, d, n, seed=0):
+    """n random rows of the dataset in data_dir when it has dimension d (what the
+    build-time estimates are timed on, so every notebook times the same rows),
+    else None (the planner then times synthetic vectors)."""
+    try:
+        ds = load_dataset(data_dir)
+    except (DatasetError, OSError):
+        return None
+    return random_rows(ds.base, min(n, ds.n), seed) if ds.d == d else None
 
 
 def bytes_of(shape, dtype):
