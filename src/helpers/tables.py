@@ -13,6 +13,15 @@ from .files import format_bytes
 # reasons and notes are sentences: show them whole, not cut at pandas' default 50 characters
 pd.set_option("display.max_colwidth", 200)
 
+
+def for_people(value):
+    """A float as people read it: thousands separated and whole from 100 up
+    (41,390 queries/s), three decimals below (recall 0.982, 12.540 ms)."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3f}"
+
+
+pd.set_option("display.float_format", for_people)  # every table the notebooks show
+
 UNITS = {"GiB": 2**30, "MiB": 2**20, "KiB": 2**10, "min": 60, "s": 1, "ms": 1, "": 1}
 
 
