@@ -1,11 +1,12 @@
 """HNSW graphs measured at two sizes, projected to the target size, with the
 projection's error measured on a real 10M build.
 
-    python benchmarks/hnsw_projection.py SCREEN_1M SCREEN_2M [--target 10000000] \
+    python benchmarks/hnsw_projection.py SCREEN_1M [SCREEN_2M] [--target 10000000] \
         [--check benchmarks/results/full/hnsw32_sq8_build.json] [--csv out.csv]
 
 SCREEN_1M, SCREEN_2M: screening folders (python -m helpers screen) holding the same
-graph families on the first 1M and 2M rows. Per family: add seconds at each size,
+graph families on the first 1M and 2M rows (without the second, only the first size
+is reported). Per family: add seconds at each size,
 the growth exponent of a vector's insertion cost fitted between them
 (add_s(2n) / add_s(n) = 2 ** (1 + a)), the projected build at the target, the
 memory model's RAM there, and the best recall@10 at each size (fastest setting
@@ -71,12 +72,12 @@ def check(report_path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("small")
-    ap.add_argument("large")
+    ap.add_argument("large", nargs="?")
     ap.add_argument("--target", type=int, default=10_000_000)
     ap.add_argument("--check")
     ap.add_argument("--csv")
     a = ap.parse_args()
-    small, large = families(a.small), families(a.large)
+    small, large = families(a.small), families(a.large) if a.large else {}
     out = []
     for name in sorted(small):
         s = small[name]

@@ -81,3 +81,15 @@ def test_screening_table_lists_every_screened_family():
     screened = [v["family"] for v in json.load(open(path)) if not v["verdict"].startswith("not screened")]
     assert screened and all(f"`{family}`" in out for family in screened)
     assert out.count("| finalist |") == sum(v["verdict"] == "finalist" for v in json.load(open(path)))
+
+
+def test_hnsw_projection_reads_the_screening_and_checks_a_real_build(tmp_path):
+    import csv
+
+    screening = os.path.join(BENCH, "results", "full", "screening")
+    out = _run("hnsw_projection.py", screening, "--check",
+               os.path.join(BENCH, "results", "full", "hnsw32_sq8_build.json"), "--csv", tmp_path / "p.csv")
+    rows = list(csv.DictReader(open(tmp_path / "p.csv")))
+    assert [r["family"] for r in rows] == ["PCAR256,HNSW32,Refine(SQ8) efC=100"]
+    assert float(rows[0]["ram_at_target_gib"]) > 20  # why it is not a finalist at 10M
+    assert "projected / measured" in out and "fitted on 1,163,264" in out
