@@ -162,13 +162,19 @@ class LockedError(RuntimeError):
     """Another process holds the lock of an artifact; the message names it."""
 
 
-def _holder(lock_path):
-    try:
-        with open(lock_path) as f:
-            h = json.loads(f.read() or "{}")
-        return f"pid {h['pid']} on {h['host']} (since {h['since']})"
-    except (OSError, ValueError, KeyError):
-        return "another process"
+def _holder(lock_path, wait_s=1.0):
+    """Who holds the lock, as its holder wrote it; a holder that has just taken
+    the lock gets up to wait_s to write its name."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            with open(lock_path) as f:
+                h = json.loads(f.read() or "{}")
+            return f"pid {h['pid']} on {h['host']} (since {h['since']})"
+        except (OSError, ValueError, KeyError):
+            if time.monotonic() > deadline:
+                return "another process"
+            time.sleep(0.05)
 
 
 @contextlib.contextmanager
@@ -196,14 +202,15 @@ def locked(path, wait=True, what=None):
                                   f"or use another folder") from None
             print(f"waiting for {holder}, which is writing {what or path} ...", flush=True)
             fcntl.flock(fd, fcntl.LOCK_EX)
+        # who holds it, first: a process that waits names it
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                  "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode(), 0)
         # temporary files of this artifact left by a killed writer: no one else writes it now
         own = glob.escape(os.fspath(path))
         for stale in glob.glob(f"{own}{PARTIAL_SUFFIX}-*") + glob.glob(f"{own}.*{PARTIAL_SUFFIX}-*"):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(stale)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                  "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode(), 0)
         yield
     finally:
         os.close(fd)  # releases the lock
