@@ -11,3 +11,9 @@ def test_numbers_are_shown_for_people():
     html = df._repr_html_()
     assert "41,390" in html and "0.982" in html and "NaN" not in html and "None" not in html
     assert list(df.columns) == ["qps", "recall", "why not"] and isinstance(df, pd.DataFrame)
+
+
+def test_missing_values_and_large_counts_read_as_words_and_numbers():
+    df = tables.frame([{"n": 100_000_000, "p50_ms": None}, {"n": 3000, "p50_ms": 1.234}], ["n", "p50_ms"])
+    assert list(df["n"]) == ["100,000,000", "3,000"] and list(df["p50_ms"]) == ["–", "1.234"]
+    assert "NaN" not in df._repr_html_()

@@ -35,10 +35,22 @@ def frame(rows, columns):
         values = [r.get(name) for r in rows]
         if unit in UNITS and UNITS[unit] != 1:
             values = [None if v is None else v / UNITS[unit] for v in values]
-        if all(v is None or isinstance(v, str) for v in values):
-            values = ["" if v is None else v for v in values]  # no "NaN" in a text column
-        out[f"{label} ({unit})" if unit else label] = values
+        out[f"{label} ({unit})" if unit else label] = _readable(values)
     return pd.DataFrame(out).round(3)
+
+
+def _readable(values):
+    """A column as people read it: no "NaN" (a missing value is "–", or empty in a
+    text column), and whole numbers from 10,000 up with thousands separators
+    (floats get them from the display format, for_people)."""
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if not numbers:
+        return ["" if v is None else v for v in values]
+    if all(isinstance(v, int) for v in numbers) and max(map(abs, numbers)) >= 10_000:
+        return ["–" if v is None else f"{v:,}" if isinstance(v, int) else v for v in values]
+    if any(v is None for v in values):
+        return ["–" if v is None else for_people(v) if v in numbers else v for v in values]
+    return values
 
 
 def plan(rows):
