@@ -317,12 +317,3 @@ def file_sha256(path, block=1 << 24):
         while chunk := f.read(block):
             h.update(chunk)
     return h.hexdigest()
-
-
-def fsync_file(path):
-    """Flush a file's data to disk (before renaming it into place)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
