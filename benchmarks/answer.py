@@ -11,42 +11,29 @@ highest recall@10): recall@10 with its 95% interval, queries per second
 """
 
 import argparse
-import csv
 import json
 import os
 
-
-def _lower(r):
-    """The recall@10 interval's lower end (the mean for runs recorded without one)."""
-    return json.loads(r["recall@10_ci"])[0] if r.get("recall@10_ci") else float(r["recall@10"])
-
-
-def _qps(r):
-    # runs recorded before median timings held one batch, under "qps"
-    return float(r.get("qps_median") or r["qps"])
+from helpers import choose
 
 
 def best_rows(sweep, target):
-    """{index: its fastest row whose recall interval clears target, else its most accurate}."""
-    out = {}
-    for name in dict.fromkeys(r["index"] for r in sweep):
-        rows = [r for r in sweep if r["index"] == name]
-        good = [r for r in rows if _lower(r) >= target]
-        out[name] = max(good, key=_qps) if good else max(rows, key=lambda r: float(r["recall@10"]))
-    return out
+    """{index: its fastest row timed in full whose recall interval clears target, else
+    its most accurate} (helpers.choose.best_per_index)."""
+    return {name: best or top for name, (best, top) in choose.best_per_index(sweep, target).items()}
 
 
 def _recall(b):
     if not b.get("recall@10_ci"):
-        return f"{float(b['recall@10']):.3f}"
-    lo, hi = json.loads(b["recall@10_ci"])
-    return f"{float(b['recall@10']):.3f} ({lo:.3f}-{hi:.3f})"
+        return f"{b['recall@10']:.3f}"
+    lo, hi = b["recall@10_ci"]
+    return f"{b['recall@10']:.3f} ({lo:.3f}-{hi:.3f})"
 
 
 def _speed(b):
     if not b.get("qps_min"):
-        return f"{_qps(b):,.0f} (1 batch)"
-    return f"{_qps(b):,.0f} [{float(b['qps_min']):,.0f}-{float(b['qps_max']):,.0f}]"
+        return f"{b['qps_median']:,.0f} (1 batch)"
+    return f"{b['qps_median']:,.0f} [{b['qps_min']:,.0f}-{b['qps_max']:,.0f}]"
 
 
 def main():
@@ -55,7 +42,7 @@ def main():
     ap.add_argument("--target", type=float, default=0.95)
     a = ap.parse_args()
     summary = json.load(open(os.path.join(a.results, "summary.json")))
-    sweep = list(csv.DictReader(open(os.path.join(a.results, "sweep.csv"))))
+    sweep = choose.read_sweep(os.path.join(a.results, "sweep.csv"))
     best = best_rows(sweep, a.target)
     gib = 2 ** 30
 
@@ -71,7 +58,7 @@ def main():
             b = best.get(name)
             build_s = sum(float(r.get(k) or 0) for k in ("coarse_train_s", "coarse_assign_s",
                                                           "train_s", "add_s"))
-            lat = (f"{float(b['p50_ms']):.2f} / {float(b['p99_ms']):.2f}" if b and b.get("p50_ms")
+            lat = (f"{b['p50_ms']:.2f} / {b['p99_ms']:.2f}" if b and b.get("p50_ms")
                    else "–")
             tail = f"`{b['setting']}` | {_recall(b)} | {_speed(b)} | {lat}" if b else "not swept | | |"
             print(f"| `{name}` | {r['predicted']['index_ram'] / gib:.2f} | {build_s / 60:,.1f} | {tail} |")

@@ -9,34 +9,11 @@ that page to a PNG.
 """
 
 import argparse
-import csv
-import json
 import os
 import subprocess
 import tempfile
 
-from helpers import plots
-
-
-def rows_of(path):
-    """sweep.csv rows with numbers as numbers and intervals as lists."""
-    out = []
-    for r in csv.DictReader(open(path)):
-        row = {}
-        for k, v in r.items():
-            if v == "":
-                row[k] = None
-            elif v.startswith("["):
-                row[k] = json.loads(v)
-            else:
-                try:
-                    row[k] = float(v)
-                except ValueError:
-                    row[k] = v
-        if row.get("qps_median") is None:  # runs recorded before median timings: one batch
-            row["qps_median"] = row.get("qps")
-        out.append(row)
-    return out
+from helpers import choose, plots
 
 
 def main():
@@ -45,7 +22,7 @@ def main():
     ap.add_argument("--png", help="write a PNG here (needs /usr/bin/chromium)")
     ap.add_argument("--title", default="recall@10 vs queries per second at 10M x 1024")
     a = ap.parse_args()
-    rows = rows_of(os.path.join(a.results, "sweep.csv"))
+    rows = choose.read_sweep(os.path.join(a.results, "sweep.csv"))
     fig = plots.recall_qps(rows)
     fig.update_layout(title=a.title, width=1200, height=700)
     html = os.path.join(a.results, "finalists.html") if not a.png else tempfile.mktemp(suffix=".html")

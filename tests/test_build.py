@@ -199,7 +199,7 @@ def test_reserve_allocates_what_the_added_vectors_need_and_no_more(small_ds, fac
     index = indexes.new_index(factory, small_ds.d, small_ds.metric)
     n = 1_000_000
     node = factory_tree.parse(factory, small_ds.d, small_ds.metric)
-    need = memory.index_bytes(node, n) - memory.index_bytes(node, 0) - n * 12 * factory.startswith("HNSW")
+    need = memory.index_ram(node, n) - memory.index_ram(node, 0) - n * 12 * factory.startswith("HNSW")
     rss0 = psutil.Process().memory_info().rss
     indexes.reserve(index, n, np.full(32, n // 32) if factory.startswith("IVF") else None)
     grown = psutil.Process().memory_info().rss - rss0

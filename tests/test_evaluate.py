@@ -4,7 +4,7 @@ import faiss
 import numpy as np
 import pytest
 
-from helpers import build, evaluate, groundtruth, heuristics
+from helpers import build, choose, evaluate, groundtruth, heuristics
 from helpers.vectors import read_rows
 
 
@@ -65,9 +65,9 @@ def test_sweep_is_monotonic_in_nprobe_and_frontier_and_recommendation(small_ds, 
     recalls = [row["recall@10"] for row in rows]
     assert recalls == sorted(recalls) and recalls[-1] > recalls[0] + 0.2
     assert [row["nprobe"] for row in rows] == [1, 2, 4, 8, 16]
-    front = evaluate.pareto_frontier(rows)
+    front = choose.pareto_frontier(rows)
     for row in rows:
-        assert row["threads"] == faiss.omp_get_max_threads() and row["index_bytes"] == 123
+        assert row["threads"] == faiss.omp_get_max_threads() and row["file_bytes"] == 123
         assert row["dist_recall@10"] >= row["recall@10"] - 1e-9  # ties count as found
         lo, hi = row["recall@10_ci"]
         assert lo <= row["recall@10"] <= hi
@@ -78,14 +78,14 @@ def test_sweep_is_monotonic_in_nprobe_and_frontier_and_recommendation(small_ds, 
             assert row["batches"] == 1 and "p50_ms" not in row
     assert front and all(not any(o["recall@10"] > f["recall@10"] and o["qps_median"] > f["qps_median"]
                                  for o in rows) for f in front)
-    best, text = evaluate.recommend(rows, recalls[2], 10**9)
+    best, text = choose.recommend(rows, recalls[2], 10**9)
     assert best["batches"] == 5 and best["recall@10_ci"][0] >= recalls[2] and "ivf" in text
     # only settings timed in full are recommended (one batch never decides)
     assert best["qps_median"] == max(r_["qps_median"] for r_ in rows
-                                     if evaluate.goal_met(r_, recalls[2]) and r_["batches"] == 5)
-    none, text = evaluate.recommend(rows, 1.01, 10**9)
+                                     if choose.goal_met(r_, recalls[2]) and r_["batches"] == 5)
+    none, text = choose.recommend(rows, 1.01, 10**9)
     assert none is None and "no configuration" in text
-    assert evaluate.recommend(rows, 0.5, 100)[1].startswith("no index fits")
+    assert choose.recommend(rows, 0.5, 100)[1].startswith("no index fits")
 
 
 def test_default_settings_for_hnsw_quantizer_and_refine():
@@ -185,8 +185,8 @@ def test_recall_interval_and_goal():
     assert abs((hi - lo) - 2 * 1.96 * se) < 0.01 and lo < per_query.mean() < hi
     assert evaluate.recall_interval(np.ones(50)) == [1.0, 1.0]
     row = {"recall@10": 0.951, "recall@10_ci": [0.944, 0.958], "qps_median": 3000}
-    assert not evaluate.goal_met(row, 0.95)  # the mean clears 0.95, its interval does not
-    assert evaluate.goal_met(row, 0.94, 2500) and not evaluate.goal_met(row, 0.94, 3500)
+    assert not choose.goal_met(row, 0.95)  # the mean clears 0.95, its interval does not
+    assert choose.goal_met(row, 0.94, 2500) and not choose.goal_met(row, 0.94, 3500)
 
 
 def test_an_hnsw_coarse_quantizer_returns_every_list_asked_for():

@@ -2,7 +2,7 @@
 
 import faiss
 
-from helpers import build, evaluate, final_stage, groundtruth
+from helpers import build, choose, evaluate, final_stage, groundtruth
 from helpers.vectors import read_rows
 
 
@@ -34,7 +34,7 @@ def test_the_exact_stage_lifts_recall_and_is_timed_cold_and_warm(small_ds, tmp_p
         assert row["threads"] == faiss.omp_get_max_threads()
     best, text = final_stage.recommend(rows, deep["recall@10_ci"][0])
     assert best["qps_median"] == max(r_["qps_median"] for r_ in rows
-                                     if evaluate.goal_met(r_, deep["recall@10_ci"][0]))
+                                     if choose.goal_met(r_, deep["recall@10_ci"][0]))
     assert "read from disk" in text
     assert final_stage.recommend(rows, 1.01)[0] is None
     lat = final_stage.latency(index, xq, small_ds.base, deep["setting"], n=20)

@@ -164,7 +164,7 @@ def test_04_build_hnsw(tmp_path, nb_ds):
     v = {(r["M"], r["efConstruction"]): r for r in res["variants"]}
     assert len(v) == 4
     # more links per vector cost memory; a deeper insertion search gives a better graph
-    assert v[(16, 80)]["index_bytes"] > v[(8, 80)]["index_bytes"]
+    assert v[(16, 80)]["file_bytes"] > v[(8, 80)]["file_bytes"]
     assert v[(16, 80)]["recall@10"] >= v[(16, 16)]["recall@10"] - 0.02
     assert res["builds"]["HNSW16,Flat"]["ef_construction"] == 40
 

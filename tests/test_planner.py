@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from helpers import evaluate, factory_tree, memory, planner, tables
+from helpers import choose, factory_tree, memory, planner, tables
 
 
 def test_candidates_parse_and_suit_the_scale():
@@ -124,9 +124,9 @@ def test_planner_and_recommendation_share_the_budget_rules_for_a_small_budget():
     assert small["n_train"] < 60_000 and small["build_peak"] <= budget
     # what the planner lets through, the recommendation accepts (index RAM within budget)
     row = {"index": "IVF256,PQ48x4fs", "setting": "nprobe=8", "recall@10": 0.9, "qps_median": 1000.0,
-           "index_bytes": small["index_ram"], "threads": 2, "p50_ms": 1.0, "p99_ms": 2.0}
-    assert evaluate.recommend([row], 0.5, budget)[0] is row
-    assert evaluate.recommend([row], 0.5, small["index_ram"] - 1)[0] is None
+           "file_bytes": small["index_ram"], "threads": 2, "p50_ms": 1.0, "p99_ms": 2.0}
+    assert choose.recommend([row], 0.5, budget)[0] is row
+    assert choose.recommend([row], 0.5, small["index_ram"] - 1)[0] is None
 
 
 def test_run_stage_estimates_count_shared_coarse_work_once():

@@ -10,7 +10,6 @@ import warnings
 import faiss
 import numpy as np
 import psutil
-from .progress import tqdm
 
 from . import coarse, factory_tree, keyed_files, memory, quiet, rss
 from .files import check_disk_space, format_bytes, locked, read_json
@@ -195,23 +194,24 @@ def _add_phase(ds, plan, work, start_row, assign, ckpts, checkpoint_seconds, rep
         t0 = time.perf_counter()
         reserve(work, ds.n, np.bincount(assign, minlength=faiss.extract_index_ivf(work).nlist)
                 if assign is not None else None)
-        last_ckpt, trace = time.perf_counter(), [(start_row, 0.0)]
+        trace = [(start_row, 0.0)]
         every = max(report["add_batch"], ds.n // 200)
-        with tqdm(total=ds.n, initial=start_row, unit="vec", unit_scale=True,
-                  desc=f"add {plan['factory']}", disable=not progress) as bar:
+
+        def save(rows_done):
+            _checkpoint(ckpts, work, rows_done, ds.n, out_dir, plan, report)
+
+        with keyed_files.StreamedPass(ds.n, start_row, f"add {plan['factory']}", save,
+                                      checkpoint_seconds, progress) as stream:
             for i0, x in iter_blocks(ds.base, report["add_batch"], start=start_row, prefetch=True):
                 if assign is not None:
                     add_preassigned(work, x, assign[i0:i0 + len(x)])
                 else:
                     work.add(x)
                 rows_done = i0 + len(x)
-                bar.update(len(x))
                 del x  # else this batch, the next and the one being prefetched coexist
                 if rows_done - trace[-1][0] >= every or rows_done == ds.n:
                     trace.append((rows_done, round(time.perf_counter() - t0, 3)))
-                if time.perf_counter() - last_ckpt > checkpoint_seconds and rows_done < ds.n:
-                    _checkpoint(ckpts, work, rows_done, ds.n, out_dir, plan, report)
-                    last_ckpt = time.perf_counter()
+                stream.advance(rows_done)
         index = final_index(work, plan["factory"], ds.d, ds.metric) if assign is not None else work
         add_s = time.perf_counter() - t0
     _report_add(report, ds.n - start_row, add_s, trace, train_trace, add_trace)

@@ -29,7 +29,6 @@ import time
 
 import faiss
 import numpy as np
-from .progress import tqdm
 
 from . import indexes, keyed_files
 from .files import locked, read_json, sha256_bytes, write_json
@@ -177,19 +176,18 @@ def _coarse_assignment(ds, coarse, n_train, coarse_dir, block_rows=ASSIGN_BLOCK,
         with open(part, "wb") as f:
             f.truncate(ds.n * 8)
     t0 = time.perf_counter()
-    last = time.perf_counter()
     fd = os.open(part, os.O_RDWR)
+
+    def save(rows_done):
+        os.fsync(fd)  # the rows are on disk before the state says so
+        write_json(state_path, {"key": repr(key), "rows_done": rows_done})
+
     try:
-        with tqdm(total=ds.n, initial=start, unit="vec", unit_scale=True,
-                  desc=f"assign to {coarse}", disable=not progress) as bar:
+        with keyed_files.StreamedPass(ds.n, start, f"assign to {coarse}", save, checkpoint_seconds,
+                                      progress) as stream:
             for i0, x in iter_blocks(ds.base, block_rows, start=start, prefetch=True):
-                a = assign_rows(quantizer, x)
-                os.pwrite(fd, a.astype("<i8").tobytes(), i0 * 8)
-                bar.update(len(x))
-                if time.perf_counter() - last > checkpoint_seconds and i0 + len(x) < ds.n:
-                    os.fsync(fd)  # the rows are on disk before the state says so
-                    write_json(state_path, {"key": repr(key), "rows_done": i0 + len(x)})
-                    last = time.perf_counter()
+                os.pwrite(fd, assign_rows(quantizer, x).astype("<i8").tobytes(), i0 * 8)
+                stream.advance(i0 + len(x))
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -8,10 +8,11 @@ import math
 import os
 
 import numpy as np
-from .progress import tqdm
 
 from .files import (combine_digests, commit_point, explain_write_error, partial_path,
                     quick_fingerprint, read_json, sha256_bytes, write_json)
+from .keyed_files import StreamedPass
+from .progress import tqdm
 from .vectors import open_vectors, read_rows
 
 MANIFEST = "manifest.json"
@@ -100,8 +101,8 @@ def write_chunked(tmp, shape, dtype, make_chunk, chunk_rows, spec, desc, progres
     done = len(state["chunks"])
     fd = os.open(tmp, os.O_WRONLY)
     try:
-        with tqdm(total=n, initial=min(n, done * chunk_rows), unit="vec", unit_scale=True,
-                  desc=desc, disable=not progress) as bar:
+        with StreamedPass(n, min(n, done * chunk_rows), desc, lambda _: write_json(tmp + ".json", state),
+                          checkpoint_seconds=0, progress=progress, save_last=True) as stream:
             for i in range(done, nchunks):
                 x = make_chunk(i)
                 # plain writes, not a memory map of the sparse file: a full disk is
@@ -113,8 +114,7 @@ def write_chunked(tmp, shape, dtype, make_chunk, chunk_rows, spec, desc, progres
                 except OSError as e:
                     raise explain_write_error(e, tmp) from e
                 state["chunks"].append({"rows": len(x), "sha256": sha256_bytes(x)})
-                write_json(tmp + ".json", state)
-                bar.update(len(x))
+                stream.advance(min(n, (i + 1) * chunk_rows))
     finally:
         os.close(fd)
     digests = [c["sha256"] for c in state["chunks"]]

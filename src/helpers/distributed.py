@@ -155,14 +155,14 @@ def load_merged(path):
 def shard_memory(factory, ds, shards):
     """Bytes a worker needs to build one shard (the memory model's add peak of a
     shard's rows, plus the template it loads): the workers' memory limit."""
-    from .memory import index_bytes, predict
+    from .memory import index_ram, predict
     from .factory_tree import parse
 
     rows = -(-ds.n // shards)
     # the add peak of `rows`, with the trained sample size of the whole build (the template)
     n_train = predict(factory, ds.n, ds.d, ds.metric)["n_train"]
     p = predict(factory, rows, ds.d, ds.metric, n_train=min(n_train, rows))
-    return int(p["add_peak"] + index_bytes(parse(factory, ds.d, ds.metric), 0))
+    return int(p["add_peak"] + index_ram(parse(factory, ds.d, ds.metric), 0))
 
 
 def connect(address=None, n_workers=None, threads_per_worker=1, memory_limit="auto", timeout=5,
@@ -242,8 +242,8 @@ def scale_out_plan(factory, n, d, metric, workers, shards_per_worker, gemm_rate,
     n_train = heuristics.kmeans_sample(n, nlist)
     shard = memory.predict(f, rows, d, metric, n_train=min(n_train, rows))
     node = factory_tree.parse(f, d, metric)
-    template = memory.index_bytes(node, 0)
-    merged = {"disk": memory.disk_bytes(node, n), "index_ram": memory.index_bytes(node, n)}
+    template = memory.index_ram(node, 0)
+    merged = {"disk": memory.disk_bytes(node, n), "index_ram": memory.index_ram(node, n)}
     train_s = planner.kmeans_seconds(n_train, nlist, d, gemm_rate)
     per_worker_rows = -(-n // workers)
     workers_s = per_worker_rows * (nlist * d / gemm_rate + 1 / add_rate)

@@ -13,6 +13,7 @@ import faiss
 import numpy as np
 
 from . import heuristics
+from .choose import pareto_frontier
 from .exact import exact_distances
 
 
@@ -116,17 +117,8 @@ def recall_interval(per_query, level=0.95, resamples=2000, seed=0):
     return [float(lo), float(hi)]
 
 
-def fully_timed(row):
-    """Whether a row was timed in full (sweep times the settings it prunes once),
-    so its QPS may decide between settings: one lucky batch never does."""
-    return row.get("timed", "in full") == "in full"
 
 
-def goal_met(row, target_recall, target_qps=0.0, recall_key="recall@10"):
-    """A goal is met only when the recall interval's lower end and the median QPS
-    both clear it (not one lucky batch, not a recall inside the noise)."""
-    lo = row.get(recall_key + "_ci", [row[recall_key]])[0]
-    return lo >= target_recall and row["qps_median"] >= target_qps
 
 
 def parameter_ranges(index):
@@ -248,7 +240,7 @@ def sweep(indexes, xq, gt_D, gt_I, base=None, metric="L2", k=10, settings=None,
           k_factors=(1, 4, 16, 64, 256), full_timing_from=0.0):
     """Evaluate every index at every setting: one tidy row per (index, setting).
 
-    indexes: {name: (faiss index or index file path, index_bytes)}; a path is
+    indexes: {name: (faiss index or index file path, file_bytes)}; a path is
     loaded memory-mapped when its turn comes. settings: {name: [strings]}
     (default: default_settings for each, nprobe up to max_nprobe, refine depths
     k_factors). Every setting is searched once (recall, its interval, one
@@ -260,7 +252,7 @@ def sweep(indexes, xq, gt_D, gt_I, base=None, metric="L2", k=10, settings=None,
     full_timing_from: only frontier settings whose recall interval reaches it
     (and the index's most accurate one) are timed in full. Rows hold
     index, setting, each parameter as its own column, recall figures, the
-    timings of time_search, index_bytes and how the index was loaded.
+    timings of time_search, file_bytes and how the index was loaded.
     """
     from .progress import tqdm
 
@@ -283,7 +275,7 @@ def sweep(indexes, xq, gt_D, gt_I, base=None, metric="L2", k=10, settings=None,
             row, _ = evaluate(index, xq, gt_D, gt_I, base, metric, k, 1, 0, deep=False)
             params = dict(kv.split("=") for kv in s.split(",")) if s else {}
             mine.append({"index": name, "setting": s, **{p: int(v) for p, v in params.items()},
-                         **row, "index_bytes": nbytes, "loaded": loaded, "timed": "one batch"})
+                         **row, "file_bytes": nbytes, "loaded": loaded, "timed": "one batch"})
         front = pareto_frontier(mine, f"recall@{k}", "qps_median")
         top = max(front, key=lambda r: r[f"recall@{k}"])
         for r in front:
@@ -298,45 +290,8 @@ def sweep(indexes, xq, gt_D, gt_I, base=None, metric="L2", k=10, settings=None,
     return rows
 
 
-def pareto_frontier(rows, x="recall@10", y="qps_median"):
-    """The rows no other row beats on both x and y, ordered by x
-    (faiss.contrib.evaluation.OperatingPoints, with time = 1 / y)."""
-    from faiss.contrib.evaluation import OperatingPoints
-
-    points = OperatingPoints()
-    for i, r in enumerate(rows):
-        points.add_operating_point(i, r[x], 1 / r[y])
-    return sorted((rows[i] for i, _, _ in points.operating_points), key=lambda r: r[x])
 
 
-def recommend(rows, target_recall, ram_budget, recall_key="recall@10"):
-    """The fastest (median qps) row whose recall interval clears target_recall
-    within ram_budget bytes, and a sentence saying so (or what is missing).
-    Returns (row or None, text).
-
-    ram_budget is what the index may use when serving, the rule memory.fits
-    and the planner apply to index RAM; the rows' indexes were built, so they
-    passed the build budget already."""
-    from .files import format_bytes
-
-    fits = [r for r in rows if r["index_bytes"] <= ram_budget]
-    good = [r for r in fits if goal_met(r, target_recall, recall_key=recall_key) and fully_timed(r)]
-    if not good:
-        if not fits:
-            return None, f"no index fits in {format_bytes(ram_budget)} of RAM"
-        top = max(fits, key=lambda r: r[recall_key])
-        return None, (f"no configuration's {recall_key} interval clears {target_recall} within "
-                      f"{format_bytes(ram_budget)}; the best is {top['index']} with "
-                      f"{top['setting'] or 'defaults'} at {top[recall_key]:.3f}")
-    r = max(good, key=lambda r: r["qps_median"])
-    lo, hi = r.get(recall_key + "_ci", [r[recall_key]] * 2)
-    lat = (f" (p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms per single query)"
-           if "p50_ms" in r else "")
-    return r, (f"For {recall_key} >= {target_recall} within {format_bytes(ram_budget)} of RAM, "
-               f"use {r['index']} with {r['setting'] or 'its defaults'}: {recall_key} "
-               f"{r[recall_key]:.3f} (95% interval {lo:.3f}-{hi:.3f}), "
-               f"{r['qps_median']:,.0f} queries/s median of {r.get('batches', 1)} batches on "
-               f"{r['threads']} threads{lat}, index {format_bytes(r['index_bytes'])}.")
 
 
 def warm_page_cache(path, block=1 << 26):
@@ -366,18 +321,18 @@ def drop_from_page_cache(path):
         os.close(fd)
 
 
-def time_as_served(name, path, setting, index_bytes, ram_budget, xq, gt_D, gt_I, metric="L2",
+def time_as_served(name, path, setting, file_bytes, ram_budget, xq, gt_D, gt_I, metric="L2",
                    k=10, repeats=MIN_BATCHES, single_queries=500):
     """evaluate() of one index at one setting, loaded the ways it could be served:
     memory-mapped with its pages read first, and also read into RAM when its
-    index_bytes fit in ram_budget. Which is faster depends on the machine (a
+    file_bytes fit in ram_budget. Which is faster depends on the machine (a
     mapped file's page cache may sit in huge pages where anonymous memory does
     not), so both are timed. Returns the faster row, "loaded" saying which, with
     "qps_mapped" and, when timed, "qps_in_ram" beside it."""
     from .index_files import load_index
 
     rows = {}
-    loads = ["mapped"] + (["in RAM"] if index_bytes <= ram_budget else [])
+    loads = ["mapped"] + (["in RAM"] if file_bytes <= ram_budget else [])
     for loaded in loads:
         if loaded == "mapped":
             warm_page_cache(path)
@@ -386,7 +341,7 @@ def time_as_served(name, path, setting, index_bytes, ram_budget, xq, gt_D, gt_I,
         rows[loaded], _ = evaluate(index, xq, gt_D, gt_I, None, metric, k, repeats, single_queries)
         del index  # one copy at a time
     loaded = max(rows, key=lambda m: rows[m]["qps_median"])
-    return {"index": name, "setting": setting, **rows[loaded], "index_bytes": index_bytes,
+    return {"index": name, "setting": setting, **rows[loaded], "file_bytes": file_bytes,
             "loaded": loaded,
             **{"qps_" + m.lower().replace(" ", "_"): r["qps_median"] for m, r in rows.items()}}
 
@@ -397,7 +352,7 @@ def hnsw_grid(ds, xq, gt_D, gt_I, index_dir, storage="SQ8", m_values=(16, 32),
     """Build HNSW{M},{storage} for every M and efConstruction (build.build_all:
     reused when built before) and measure each at efSearch = ef_search.
     Returns one row per built index: M, efConstruction, build_s (the add time
-    of its build, from its report when reused), index_bytes (file), and
+    of its build, from its report when reused), file_bytes (file), and
     evaluate()'s figures."""
     from .index_files import as_index
     from .build import build_all
@@ -414,7 +369,7 @@ def hnsw_grid(ds, xq, gt_D, gt_I, index_dir, storage="SQ8", m_values=(16, 32),
             set_parameters(index, f"efSearch={ef_search}")
             row, _ = evaluate(index, xq, gt_D, gt_I, None, ds.metric, k)
             rows.append(dict(row, M=m, efConstruction=efc, build_s=r.get("add_s"),
-                             index_bytes=r["measured"]["disk"]))
+                             file_bytes=r["measured"]["disk"]))
     return rows
 
 

@@ -8,6 +8,7 @@ import os
 
 import pandas as pd
 
+from . import choose
 from .files import read_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -52,15 +53,13 @@ def best_per_index(folder=FULL, target=0.95):
     path = os.path.join(folder, "sweep.csv")
     if not os.path.exists(path):
         return pd.DataFrame()
-    sweep = pd.read_csv(path)
-    sweep["lo"] = sweep["recall@10_ci"].map(lambda s: float(str(s).strip("[]").split(",")[0]))
     out = []
-    for index, rows in sweep.groupby("index"):
-        good = rows[(rows["lo"] >= target) & (rows["timed"] == "in full")]
-        best = good.loc[good["qps_median"].idxmax()] if len(good) else rows.loc[rows["recall@10"].idxmax()]
-        out.append({"index": index, "setting": best["setting"], "recall@10": round(best["recall@10"], 3),
-                    f"clears {target}": bool(len(good)), "queries/s (median)": f"{best['qps_median']:,.0f}",
-                    "index (GiB)": round(best["index_bytes"] / 2**30, 1)})
+    for index, (best, top) in choose.best_per_index(choose.read_sweep(path), target).items():
+        row = best or top
+        out.append({"index": index, "setting": row["setting"], "recall@10": round(row["recall@10"], 3),
+                    f"clears {target}": best is not None,
+                    "queries/s (median)": f"{row['qps_median']:,.0f}",
+                    "index file (GiB)": round(row["file_bytes"] / 2**30, 1)})
     return pd.DataFrame(out)
 
 

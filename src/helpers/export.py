@@ -42,7 +42,7 @@ def recommendation(best, served, ds, index_path, target_n, k=10):
         "ef_construction": report.get("ef_construction"),
         "search": best["setting"],
         "k": k,
-        "explored": {"n": ds.n, "dataset": ds.fingerprint, "index_bytes": best["index_bytes"],
+        "explored": {"n": ds.n, "dataset": ds.fingerprint, "file_bytes": best["file_bytes"],
                      f"recall@{k}": best[f"recall@{k}"], "qps_median": timed["qps_median"],
                      "p50_ms": timed["p50_ms"], "p99_ms": timed["p99_ms"],
                      "threads": best["threads"], "loaded": timed.get("loaded")},

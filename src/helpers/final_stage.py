@@ -14,8 +14,8 @@ import time
 import faiss
 import numpy as np
 
-from .evaluate import (MIN_BATCHES, drop_from_page_cache, goal_met, knn_recall, recall_interval,
-                       set_parameters)
+from .choose import best_setting
+from .evaluate import MIN_BATCHES, drop_from_page_cache, knn_recall, recall_interval, set_parameters
 from .exact import rerank
 
 
@@ -43,7 +43,7 @@ def search(index, xq, base, k, depth, metric):
 
 
 def sweep(name, index, xq, gt_I, base, metric="L2", settings=(), depths=(2, 5), k=10,
-          repeats=MIN_BATCHES, index_bytes=0):
+          repeats=MIN_BATCHES, file_bytes=0):
     """For each setting x depth: recall@k with its interval, the cold QPS (page
     cache dropped, one batch) and the warm median / min / max of `repeats`
     batches. Rows carry the keys of evaluate.sweep rows; the setting names the
@@ -69,7 +69,7 @@ def sweep(name, index, xq, gt_I, base, metric="L2", settings=(), depths=(2, 5), 
                          f"recall@{k}_ci": recall_interval(per_query),
                          "qps_median": float(np.median(qps)), "qps_min": float(min(qps)),
                          "qps_max": float(max(qps)), "batches": repeats, "qps_cold": cold,
-                         "threads": faiss.omp_get_max_threads(), "index_bytes": index_bytes,
+                         "threads": faiss.omp_get_max_threads(), "file_bytes": file_bytes,
                          "loaded": "as given; float32 rows read from disk"})
     return rows
 
@@ -95,13 +95,11 @@ def latency(index, xq, base, setting, k=10, metric="L2", n=500):
 def recommend(rows, target_recall, recall_key="recall@10"):
     """The fastest row (warm median QPS) whose recall interval clears the target,
     and a sentence; (None, what is missing) when none does."""
-    good = [r for r in rows if goal_met(r, target_recall, recall_key=recall_key)]
-    if not good:
-        top = max(rows, key=lambda r: r[recall_key]) if rows else None
+    r, top = best_setting(rows, target_recall, recall_key)
+    if r is None:
         return None, (f"no setting's {recall_key} interval clears {target_recall} with the exact "
                       f"final stage" + (f"; the best is {top['setting']} at {top[recall_key]:.3f}"
                                         if top else ""))
-    r = max(good, key=lambda r: r["qps_median"])
     lo, hi = r[recall_key + "_ci"]
     return r, (f"For {recall_key} >= {target_recall}: {r['index']} at {r['setting']}, the float32 "
                f"rows of its candidates read from disk: {recall_key} {r[recall_key]:.3f} (95% "

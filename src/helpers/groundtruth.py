@@ -13,11 +13,11 @@ the dataset's fingerprint: a ground truth computed on other data is refused.
 import glob
 import os
 import re
-import time
 
 import faiss
 import numpy as np
 
+from . import keyed_files
 from .dataset import faiss_metric
 from .files import atomic_path, locked, sha256_bytes
 from .vectors import check_finite, iter_blocks, read_rows
@@ -65,16 +65,15 @@ def compute_ground_truth(xq, base, k, metric="L2", block_rows=None,
     D = np.full((nq, k), worst, dtype=np.float32)
     I = np.full((nq, k), -1, dtype=np.int64)
     start = 0
-    if checkpoint and os.path.exists(checkpoint):
-        with np.load(checkpoint) as st:
-            if str(st["key"]) == repr(key):
-                D, I, start = st["D"], st["I"], int(st["rows_done"])
+    saved = keyed_files.load_arrays(checkpoint, key) if checkpoint else None
+    if saved is not None:
+        D, I, start = saved["D"], saved["I"], int(saved["rows_done"])
 
-    from .progress import tqdm
+    def save(rows_done):  # D and I as they are when the pass calls it
+        keyed_files.save_arrays(checkpoint, key, D=D, I=I, rows_done=rows_done)
 
-    last_save = time.time()
-    with tqdm(total=base.n, initial=start, unit="vec", unit_scale=True,
-              desc=f"exact {metric} top-{k}", disable=not progress) as bar:
+    with keyed_files.StreamedPass(base.n, start, f"exact {metric} top-{k}", save if checkpoint else None,
+                                  checkpoint_seconds, progress) as stream:
         for i0, xb in iter_blocks(base, block_rows, start=start, prefetch=True):
             Db, Ib = faiss.knn(xq, xb, min(k, len(xb)), metric=fmetric)
             if Ib.shape[1] < k:  # a block smaller than k: pad with empty results
@@ -83,10 +82,7 @@ def compute_ground_truth(xq, base, k, metric="L2", block_rows=None,
                 Ib = np.pad(Ib, ((0, 0), (0, pad)), constant_values=-1)
             Ib[Ib >= 0] += i0
             D, I = faiss.merge_knn_results(np.stack([D, Db]), np.stack([I, Ib]), keep_max)
-            bar.update(len(xb))
-            if checkpoint and time.time() - last_save > checkpoint_seconds:
-                _save(checkpoint, D=D, I=I, rows_done=i0 + len(xb), key=repr(key))
-                last_save = time.time()
+            stream.advance(i0 + len(xb))
     if checkpoint and os.path.exists(checkpoint):
         os.remove(checkpoint)
     return D, I

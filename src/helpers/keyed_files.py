@@ -5,7 +5,10 @@ A *key* is a dict of everything a file depends on (dataset fingerprint,
 factory, training sample, ...). A file is reused only when its report
 (`path`.json) holds the same key and its SHA-256 still matches; it is written
 under a temporary name with its report as one commit (commit); a long fill
-leaves checkpoints that a rerun with the same key resumes from (Checkpoints).
+leaves checkpoints that a rerun with the same key resumes from (Checkpoints);
+every streamed pass over the rows (dataset writing, ground truth, coarse
+assignment, index adds) shows its progress and saves its state through
+StreamedPass.
 Callers hold the file's lock (files.locked) around all of it.
 
 Caches (coarse spaces, assignments, shard templates, screening ground truth)
@@ -16,12 +19,14 @@ A cache whose key differs is redone, not refused: nothing of the user's is lost.
 
 import glob
 import os
+import time
 
 import numpy as np
 
 from .files import (NotEnoughDiskError, atomic_path, check_disk_space, commit_point, file_sha256,
                     is_partial, read_json, write_json)
 from .index_files import load_index, write_index, write_index_file
+from .progress import tqdm
 
 
 class KeyedFileError(ValueError):
@@ -130,6 +135,38 @@ class Checkpoints:
             os.remove(self.state_path)  # first: the files it named are no longer trusted
         for f in self.files():
             os.remove(f)
+
+
+class StreamedPass:
+    """Progress and checkpoint timing of one resumable pass over `total` rows.
+
+    The caller streams the rows from `start` itself and calls advance(rows_done)
+    after each block; save(rows_done) is called when checkpoint_seconds have
+    passed since the last save (0: after every block). Not after the last row
+    unless save_last: the caller commits the result then. Use as a context
+    manager (it closes the progress bar)."""
+
+    def __init__(self, total, start, desc, save=None, checkpoint_seconds=60, progress=True,
+                 save_last=False):
+        self.total, self.save, self.every, self.save_last = total, save, checkpoint_seconds, save_last
+        self.last = time.perf_counter()
+        self.bar = tqdm(total=total, initial=start, unit="vec", unit_scale=True, desc=desc,
+                        disable=not progress)
+        self.rows_done = start
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.close()
+
+    def advance(self, rows_done):
+        self.bar.update(rows_done - self.rows_done)
+        self.rows_done = rows_done
+        due = time.perf_counter() - self.last >= self.every
+        if self.save and due and (rows_done < self.total or self.save_last):
+            self.save(rows_done)
+            self.last = time.perf_counter()
 
 
 def room_for(directory, nbytes):

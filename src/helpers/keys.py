@@ -24,7 +24,6 @@ KEYS = {
     "single_queries": ("single queries timed", "", None),
     "threads": ("threads", "", None),
     "loaded": ("loaded", "", None),
-    "index_bytes": ("index memory", "bytes", "lower"),
     "notebook": ("notebook", "", None),
     "factory": ("index", "", None),
     "reused": ("reused", "", None),
@@ -32,7 +31,8 @@ KEYS = {
     "train_s": ("training", "s", "lower"),
     "add_s": ("adding", "s", "lower"),
     "add_vectors_per_s": ("adding rate", "vectors/s", "higher"),
-    "file_bytes": ("file", "bytes", "lower"),
+    # an index file read into RAM holds about its size: what serving it needs
+    "file_bytes": ("index file", "bytes", "lower"),
     "predicted_file_bytes": ("file, predicted", "bytes", None),
     "build_peak_bytes": ("build peak", "bytes", "lower"),
     "predicted_build_peak_bytes": ("build peak, predicted", "bytes", None),

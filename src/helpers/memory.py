@@ -41,30 +41,30 @@ FAST_SCAN = ("pqfs", "rabitqfs")  # encoders filled through a plain twin and con
 # ------------------------------------------------------------ index sizes
 
 
-def index_bytes(node, n):
+def index_ram(node, n):
     """Bytes the index holds in RAM once n vectors are added."""
     kind = node["kind"]
     if kind == "pretransform":
-        return sum(t["params_bytes"] for t in node["chain"]) + index_bytes(node["index"], n)
+        return sum(t["params_bytes"] for t in node["chain"]) + index_ram(node["index"], n)
     if kind == "refine":
-        return index_bytes(node["base"], n) + index_bytes(node["refine"], n)
+        return index_ram(node["base"], n) + index_ram(node["refine"], n)
     if kind == "hnsw":
-        return (index_bytes(node["storage"], n) + n * (4 * node["slots_per_vector"] + 4 + 8)
+        return (index_ram(node["storage"], n) + n * (4 * node["slots_per_vector"] + 4 + 8)
                 + node["ram_only_bytes"])
     if kind == "ivf":
         per_vector = node["code_size"] + 8
         lists = n * per_vector + node["nlist"] * 48  # two std::vector headers per list
         if node["encoder"] in FAST_SCAN:  # lists padded to blocks of 32 codes
             lists += node["nlist"] * FASTSCAN_BBS / 2 * node["code_size"]
-        return (index_bytes(node["quantizer"], node["nlist"]) + lists
+        return (index_ram(node["quantizer"], node["nlist"]) + lists
                 + node["encoder_params_bytes"] + node["precomputed_table_bytes"])
     return n * node["code_size"] + node["params_bytes"]
 
 
 def bytes_per_vector(node, n):
     """Index RAM each of n vectors adds (codes, ids, graph links), without the
-    fixed part (centroids, codebooks): (index_bytes(n) - index_bytes(0)) / n."""
-    return (index_bytes(node, n) - index_bytes(node, 0)) / n
+    fixed part (centroids, codebooks): (index_ram(n) - index_ram(0)) / n."""
+    return (index_ram(node, n) - index_ram(node, 0)) / n
 
 
 def disk_bytes(node, n):
@@ -240,7 +240,7 @@ def build_bytes(node, n, batch, lists_reserved=False, total=None):
         links = total * 4 * node["slots_per_vector"] * HNSW_LINKS_RESERVE + n * (4 + 8)
         return e1 + links + node["ram_only_bytes"], p1 + links + node["ram_only_bytes"]
     if kind == "ivf":
-        fixed = index_bytes(node, 0)
+        fixed = index_ram(node, 0)
         if lists_reserved:
             lists = total * (node["code_size"] + 8)
             return fixed + lists, fixed + lists
@@ -325,9 +325,9 @@ def predict(factory, n, d, metric="L2", n_train=None, add_batch=ADD_BATCH, threa
     check_training(node, n_train)
     sample = n_train * d * 4
     train_extra = _train_extra(node, n_train, d)
-    fixed = index_bytes(node, 0)
+    fixed = index_ram(node, 0)
     train_peak = sample + train_extra + fixed
-    final = index_bytes(node, n)
+    final = index_ram(node, n)
     add_peak, built_end, batch_bytes, add_extra = _add_peak(node, n, d, add_batch, threads,
                                                             preassigned)
     if preassigned:
@@ -379,7 +379,7 @@ def capped_train_size(node, n_train, d, build_budget):
     sub-quantizer's 2^nbits): a small budget trains on less rather than
     refusing an index that would itself be small."""
     floor = min(n_train, MIN_PER_CENTROID * max(_centroids(node), 1))
-    fixed = index_bytes(node, 0)
+    fixed = index_ram(node, 0)
     while n_train > floor and n_train * d * 4 + _train_extra(node, n_train, d) + fixed > build_budget:
         n_train = max(floor, n_train // 2)
     return n_train

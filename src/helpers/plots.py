@@ -64,7 +64,7 @@ def memory_vs_n(factories, d, metric, ram_budget, ns=None):
     for i, f in enumerate(factories):
         color, symbol = family_style(i)
         node = factory_tree.parse(f, d, metric)
-        ram = [memory.index_bytes(node, n) / 2**30 for n in ns]
+        ram = [memory.index_ram(node, n) / 2**30 for n in ns]
         disk = [memory.disk_bytes(node, n) / 2**30 for n in ns]
         fig.add_trace(go.Scatter(x=ns, y=ram, name=f, mode="lines+markers", legendgroup=f,
                                  line_color=color, marker=dict(symbol=symbol, size=7)))
@@ -89,7 +89,7 @@ def _hover(r):
 
     lat = (f"<br>p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms" if r.get("p50_ms") is not None
            else "<br>(one timed batch: dominated by another setting)")
-    return (f"{r['index']}<br>{r['setting'] or 'defaults'}<br>memory {format_bytes(r['index_bytes'])}"
+    return (f"{r['index']}<br>{r['setting'] or 'defaults'}<br>memory {format_bytes(r['file_bytes'])}"
             f"{lat}, {r['threads']} threads")
 
 
@@ -121,7 +121,7 @@ def recall_qps(rows, recall_key="recall@10"):
     its Pareto frontier as a line and every setting as a faint point; hover
     shows parameters, memory and latency.
     """
-    from .evaluate import pareto_frontier
+    from .choose import pareto_frontier
 
     fig = go.Figure()
     for i, name in enumerate(dict.fromkeys(r["index"] for r in rows)):
@@ -153,12 +153,12 @@ def recall_memory(rows, recall_key="recall@10"):
     for r in rows:
         if r["index"] not in best or r[recall_key] > best[r["index"]][recall_key]:
             best[r["index"]] = r
-    top = max((r["index_bytes"] for r in best.values()), default=0)
+    top = max((r["file_bytes"] for r in best.values()), default=0)
     unit, scale = ("GiB", 2**30) if top >= 2**30 else ("MiB", 2**20)
     fig = go.Figure()
     for i, (name, r) in enumerate(best.items()):
         color, symbol = family_style(i)
-        fig.add_trace(go.Scatter(x=[recall_x(r[recall_key])], y=[r["index_bytes"] / scale],
+        fig.add_trace(go.Scatter(x=[recall_x(r[recall_key])], y=[r["file_bytes"] / scale],
                                  mode="markers", name=name, hovertext=[_hover(r)], hoverinfo="text",
                                  marker=dict(color=color, symbol=symbol, size=11)))
     fig.update_layout(title=f"Best {recall_key} against index memory (down and right is better)",

@@ -19,7 +19,7 @@ import time
 
 import faiss
 
-from . import coarse, evaluate, factory_tree, indexes, keyed_files, memory
+from . import choose, coarse, evaluate, factory_tree, indexes, keyed_files, memory
 from .config import SCREEN_SEARCH
 from .build import build_name
 from .files import format_bytes, read_json, write_json
@@ -276,10 +276,7 @@ def verdicts(built, rows, target_n, d, metric, ram_budget=None, time_budget=None
             v["build_s_at_target"] = projected_build_s(saved["info"], rows, target_n,
                                                        indexes.split_factory(factory)[0] is None)
             v["ram_at_target"] = memory.predict(factory, target_n, d, metric)["index_ram"]
-            good = [r for r in saved["rows"] if evaluate.goal_met(r, target_recall)
-                    and r.get("batches", 0) > 1]  # one batch never decides
-            top = max(saved["rows"], key=lambda r: r["recall@10"])
-            best = max(good, key=lambda r: r["qps_median"]) if good else None
+            best, top = choose.best_setting(saved["rows"], target_recall)
             v.update(best_setting=(best or top)["setting"], recall=(best or top)["recall@10"],
                      recall_ci=(best or top)["recall@10_ci"], qps_median=(best or top)["qps_median"],
                      p50_ms=(best or top).get("p50_ms"))

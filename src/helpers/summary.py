@@ -113,7 +113,7 @@ def write_summary(run_dir):
         parts.append(f"<h2>Recommendation</h2><p>{html.escape(rec['recommendation'])}</p>")
         parts.append("<h2>Pareto frontier</h2>" + _html_table(pareto, [
             "index", "setting", "recall@10", "recall@10_ci", "recall@1", "recall@100", "qps_median",
-            "qps_min", "qps_max", "batches", "p50_ms", "p99_ms", "threads", "index_bytes"]))
+            "qps_min", "qps_max", "batches", "p50_ms", "p99_ms", "threads", "file_bytes"]))
     style = ("<style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
              ".t{overflow-x:auto}table{border-collapse:collapse;font-size:13px}"
              "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
