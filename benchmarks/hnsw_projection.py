@@ -21,7 +21,7 @@ import json
 import math
 import os
 
-from helpers import memory
+from helpers import choose, memory
 from helpers.files import write_csv
 
 TARGET_RECALL = 0.95
@@ -39,11 +39,11 @@ def families(folder):
 
 
 def best(rec):
-    """(setting, recall@10, its interval, median QPS, cleared the target) of a family."""
-    rows = [r for r in rec["rows"] if r.get("batches", 0) > 1]
-    good = [r for r in rows if r["recall@10_ci"][0] >= TARGET_RECALL]
-    r = max(good, key=lambda r: r["qps_median"]) if good else max(rec["rows"], key=lambda r: r["recall@10"])
-    return r["setting"], r["recall@10"], r["recall@10_ci"], r["qps_median"], bool(good)
+    """(setting, recall@10, its interval, median QPS, cleared the target) of a family
+    (helpers.choose.best_setting: timed in full, interval clearing the target)."""
+    good, top = choose.best_setting(rec["rows"], TARGET_RECALL)
+    r = good or top
+    return r["setting"], r["recall@10"], r["recall@10_ci"], r["qps_median"], good is not None
 
 
 def exponent(add1, n1, add2, n2):
@@ -74,6 +74,8 @@ def main():
     ap.add_argument("small")
     ap.add_argument("large", nargs="?")
     ap.add_argument("--target", type=int, default=10_000_000)
+    ap.add_argument("--d", type=int, default=1024, help="the screened dataset's dimension")
+    ap.add_argument("--metric", default="IP", help="the screened dataset's metric (L2 or IP)")
     ap.add_argument("--check")
     ap.add_argument("--csv")
     a = ap.parse_args()
@@ -95,8 +97,8 @@ def main():
                        best_large=b2[0], recall_large=round(b2[1], 4), qps_large=round(b2[3]),
                        clears_large=b2[4])
         factory = name.split(" efC=")[0]
-        d = 1024
-        row["ram_at_target_gib"] = round(memory.predict(factory, a.target, d, "IP")["index_ram"] / 2**30, 1)
+        row["ram_at_target_gib"] = round(memory.predict(factory, a.target, a.d, a.metric)["index_ram"]
+                                         / 2**30, 1)
         out.append(row)
         print(" | ".join(f"{k} {v}" for k, v in row.items()))
     if a.check:

@@ -54,6 +54,26 @@ def test_bench_sweep_and_hnsw_add_rate(small_ds, tmp_path):
     assert "HNSW16,SQ8" in out and (tmp_path / "c.html").exists()
 
 
+def test_graph_at_scale_builds_records_and_sweeps(small_ds, tmp_path):
+    import csv
+    import json
+
+    out = _run("graph_at_scale.py", small_ds.root, "HNSW16,SQ8", "--ef-construction", 40,
+               "--index-dir", tmp_path / "i", "--out", tmp_path / "o", "--ef-search", 16, 64,
+               "--k-factors", 1, "--repeats", 2, "--single-queries", 10, "--target-recall", 0.5)
+    report = json.load(open(tmp_path / "o" / "build.json"))
+    assert report["ef_construction"] == 40 and report["add_s"] > 0 and report["add_trace"]
+    rows = list(csv.DictReader(open(tmp_path / "o" / "sweep.csv")))
+    assert [r["setting"] for r in rows] == ["efSearch=16", "efSearch=64"]
+    assert {r["index"] for r in rows} == {"HNSW16,SQ8 efC=40"} and "best: efSearch=" in out
+    # a second run reuses the build (same key) instead of rebuilding it
+    again = _run("graph_at_scale.py", small_ds.root, "HNSW16,SQ8", "--ef-construction", 40,
+                 "--index-dir", tmp_path / "i", "--out", tmp_path / "o2", "--ef-search", 16,
+                 "--k-factors", 1, "--repeats", 2, "--single-queries", 10)
+    assert json.load(open(tmp_path / "o2" / "build.json"))["sha256"] == report["sha256"]
+    assert f"HNSW16,SQ8 efC=40 (reused): add {report['add_s']:,.0f} s" in again
+
+
 @pytest.mark.parametrize("folder", ["full", "1m"])
 def test_answer_reads_the_committed_results(folder):
     out = _run("answer.py", os.path.join(BENCH, "results", folder))
