@@ -63,34 +63,51 @@ def best_per_index(folder=FULL, target=0.95):
     return pd.DataFrame(out)
 
 
-def hnsw_10m(folder=FULL):
-    """The one HNSW graph built at 10M (HNSW32,SQ8, efConstruction 40): its build
-    report's facts and its sweep's best recall, or None."""
-    build = os.path.join(folder, "hnsw32_sq8_build.json")
-    sweep = os.path.join(folder, "hnsw32_sq8_sweep.csv")
-    if not (os.path.exists(build) and os.path.exists(sweep)):
-        return None
-    report, rows = read_json(build), pd.read_csv(sweep)
-    top = rows.loc[rows["recall@10"].idxmax()]
-    return {"factory": report["factory"], "ef_construction": report["ef_construction"],
-            "n": report["n"], "add_vectors_per_s": report["add_vectors_per_s"],
-            "best recall@10": float(top["recall@10"]), "at": top["setting"]}
+# the graphs built at 10M apart from a run: (build report, sweep), oldest first
+GRAPHS = [("hnsw32_sq8_build.json", "hnsw32_sq8_sweep.csv"),
+          (os.path.join("graph_10m", "build.json"), os.path.join("graph_10m", "sweep.csv"))]
 
 
-def hnsw_model_error(folder=FULL):
-    """How far the planner's HNSW model is from the committed 10M build: the add
+def graphs_10m(folder=FULL, target=0.95):
+    """The HNSW graphs built at 10M (GRAPHS), one row each: factory, efConstruction,
+    rows, add time (min) and rate, file size, and from its sweep the fastest
+    setting timed in full whose recall@10 interval clears `target`, else its most
+    accurate (helpers.choose.best_setting). An empty DataFrame when none is there."""
+    out = []
+    for build_file, sweep_file in GRAPHS:
+        build, sweep = os.path.join(folder, build_file), os.path.join(folder, sweep_file)
+        if not (os.path.exists(build) and os.path.exists(sweep)):
+            continue
+        report = read_json(build)
+        best, top = choose.best_setting(choose.read_sweep(sweep), target)
+        row = best or top
+        lo, hi = row.get("recall@10_ci") or (row["recall@10"],) * 2  # older sweeps: no interval
+        out.append({"factory": report["factory"], "efConstruction": report["ef_construction"],
+                    "rows": report["n"], "add (min)": round(report["add_s"] / 60),
+                    "vectors/s added": round(report["add_vectors_per_s"]),
+                    "index file (GiB)": round(report["measured"]["disk"] / 2**30, 1),
+                    "setting": row["setting"], f"clears {target}": best is not None,
+                    "recall@10": round(row["recall@10"], 3),
+                    "recall@10 95% interval": f"{lo:.3f}–{hi:.3f}",
+                    "queries/s (median)": round(row["qps_median"])})
+    return pd.DataFrame(out)
+
+
+def hnsw_model_error(folder=FULL, build_file=GRAPHS[0][0]):
+    """How far the planner's HNSW model is from a committed 10M build: the add
     time of that build's first doubling (from its add trace), extrapolated to its
     last row with planner.HNSW_COST_EXPONENT, over the add time it measured.
-    Returns (projected / measured, first row, last row) or None."""
+    Returns (projected / measured, first row, last row, factory) or None."""
     from .planner import HNSW_COST_EXPONENT
 
-    path = os.path.join(folder, "hnsw32_sq8_build.json")
+    path = os.path.join(folder, build_file)
     if not os.path.exists(path):
         return None
-    trace = read_json(path)["add_trace"]
+    report = read_json(path)
+    trace = report["add_trace"]
     n0, t0 = trace[0]
     n1, t1 = next((n, t) for n, t in trace if n >= 2 * n0)
     end_n, end_t = trace[-1]
     power = 1 + HNSW_COST_EXPONENT
     projected = (t1 - t0) * (end_n ** power - n0 ** power) / (n1 ** power - n0 ** power)
-    return projected / (end_t - t0), int(n0), int(end_n)
+    return projected / (end_t - t0), int(n0), int(end_n), report["factory"]
