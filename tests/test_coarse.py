@@ -55,3 +55,45 @@ def test_preassigned_build_peak_has_no_doubling(small_ds):
     reserved = memory.predict("IVF32,SQ8", 200_000, 64, preassigned=True)
     grown = memory.predict("IVF32,SQ8", 200_000, 64, preassigned=False)
     assert reserved["add_peak"] < grown["add_peak"]
+
+
+ASSIGN = """
+import json, sys
+from helpers import coarse, dataset
+ds = dataset.load_dataset(sys.argv[1])
+_, assign, info = coarse.coarse_assignment(ds, "IVF16", 2000, sys.argv[2], block_rows=500,
+                                           checkpoint_seconds=0, progress=False)
+print(json.dumps({"resumed_from": info["resumed_from"], "sum": int(assign.sum())}))
+"""
+
+
+def test_a_killed_assignment_resumes_where_it_stopped_and_says_so(small_ds, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from helpers import files
+
+    def run(folder, crash_after=None):
+        env = {k: v for k, v in os.environ.items() if k != files.CRASH_ENV}
+        if crash_after:
+            env[files.CRASH_ENV] = str(crash_after)
+        p = subprocess.run([sys.executable, "-c", ASSIGN, small_ds.root, str(folder)], env=env,
+                           capture_output=True, text=True)
+        return p.returncode, p.stdout
+
+    _, whole = run(tmp_path / "whole")
+    whole = json.loads(whole)
+    assert whole["resumed_from"] == 0
+    for n in range(1, 12):  # SIGKILLed after its n-th commit, until one leaves a partial pass
+        folder = tmp_path / f"k{n}"
+        rc, _ = run(folder, crash_after=n)
+        assert rc == -9
+        rc, out = run(folder)
+        again = json.loads(out)
+        assert rc == 0 and again["sum"] == whole["sum"]  # resumed or redone: the same assignment
+        if again["resumed_from"]:
+            assert 0 < again["resumed_from"] < small_ds.n
+            return
+    raise AssertionError("no kill left a partial assignment to resume")

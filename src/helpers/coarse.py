@@ -197,4 +197,4 @@ def _coarse_assignment(ds, coarse, n_train, coarse_dir, block_rows=ASSIGN_BLOCK,
         if os.path.exists(p):
             os.remove(p)
     return quantizer, assign, {"train_s": train_s, "assign_s": time.perf_counter() - t0,
-                               "reused": False}
+                               "reused": False, "resumed_from": start}

@@ -95,11 +95,12 @@ def _space(prefix, space, n_train, out_dir):
     times_path = os.path.join(out_dir, "coarse", coarse.file_name(space) + ".times.json")
     trained, assign, info = coarse.coarse_assignment(prefix, space, n_train,
                                                      os.path.join(out_dir, "coarse"), progress=False)
-    # a resumed pass reports only its own part: add to what earlier calls measured
     times = read_json(times_path) if os.path.exists(times_path) else {"kmeans_s": 0.0, "assign_s": 0.0}
     if info["train_s"] or info["assign_s"]:
-        times = {"kmeans_s": times["kmeans_s"] + info["train_s"],
-                 "assign_s": times["assign_s"] + info["assign_s"],
+        # k-means runs in one go; a resumed assignment reports only its own part, a
+        # redone one (new quantizer or key) all of it
+        times = {"kmeans_s": info["train_s"] or times["kmeans_s"],
+                 "assign_s": info["assign_s"] + (times["assign_s"] if info.get("resumed_from") else 0),
                  "kmeans": coarse.quantizer_key(prefix, space, n_train)["kmeans"], "n_train": n_train}
         write_json(times_path, times)
     return trained, assign, times
