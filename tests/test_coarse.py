@@ -63,7 +63,8 @@ from helpers import coarse, dataset
 ds = dataset.load_dataset(sys.argv[1])
 _, assign, info = coarse.coarse_assignment(ds, "IVF16", 2000, sys.argv[2], block_rows=500,
                                            checkpoint_seconds=0, progress=False)
-print(json.dumps({"resumed_from": info["resumed_from"], "sum": int(assign.sum())}))
+print(json.dumps({"resumed_from": info["resumed_from"], "sum": int(assign.sum()),
+                  "assign_s": info["assign_s"], "train_s": info["train_s"]}))
 """
 
 
@@ -90,9 +91,14 @@ def test_a_killed_assignment_resumes_where_it_stopped_and_says_so(small_ds, tmp_
         folder = tmp_path / f"k{n}"
         rc, _ = run(folder, crash_after=n)
         assert rc == -9
+        state = folder / "IVF16.assign.partial.json"
+        killed = json.loads(state.read_text()) if state.exists() else {}
         rc, out = run(folder)
         again = json.loads(out)
         assert rc == 0 and again["sum"] == whole["sum"]  # resumed or redone: the same assignment
+        if killed:  # the killed pass's k-means and assignment seconds are counted on resume
+            assert again["train_s"] == killed["train_s"] > 0
+            assert again["assign_s"] >= killed["assign_s"]
         if again["resumed_from"]:
             assert 0 < again["resumed_from"] < small_ds.n
             return

@@ -286,7 +286,7 @@ def build_all(ds, factories, index_dir, build_budget=None, n_train=None, add_bat
 
 def built_indexes(index_dir, ds):
     """Indexes in index_dir built by build_index from dataset `ds`, found by their
-    JSON reports: {name: (path, predicted index RAM in bytes)}, name being the
+    JSON reports: {name: (path, file size in bytes)}, name being the
     factory (plus ' efC=<n>' when efConstruction was set)."""
     out = {}
     for report_path in sorted(glob.glob(os.path.join(index_dir, "*.faiss.json"))):
@@ -294,5 +294,5 @@ def built_indexes(index_dir, ds):
         path = report_path[:-len(".json")]
         if r.get("dataset") != ds.fingerprint or not os.path.exists(path):
             continue
-        out[build_name(r["factory"], r.get("ef_construction"))] = (path, r["predicted"]["index_ram"])
+        out[build_name(r["factory"], r.get("ef_construction"))] = (path, r["measured"]["disk"])
     return out

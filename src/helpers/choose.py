@@ -16,7 +16,7 @@ RENAMED = {"index_bytes": "file_bytes", "qps": "qps_median"}
 def fully_timed(row):
     """Whether a row was timed in full (sweep times the settings it prunes once),
     so its QPS may decide between settings: one lucky batch never does."""
-    return row.get("timed", "in full") == "in full" and row.get("batches", 2) != 1
+    return row.get("timed", "in full") == "in full"
 
 
 def goal_met(row, target_recall, target_qps=0.0, recall_key="recall@10"):
@@ -80,6 +80,11 @@ def recommend(rows, target_recall, ram_budget, recall_key="recall@10"):
                f"{r['threads']} threads{lat}, index {format_bytes(r['file_bytes'])}.")
 
 
+def upgrade(row):
+    """A sweep row with older column names renamed (RENAMED)."""
+    return {RENAMED.get(k, k): v for k, v in row.items()}
+
+
 def read_sweep(path):
     """A sweep CSV (helpers.files.write_csv of sweep rows) as rows again: numbers as
     numbers, intervals as [lo, hi], empty cells as None, older column names renamed
@@ -91,7 +96,7 @@ def read_sweep(path):
             for k, v in r.items():
                 k = RENAMED.get(k, k)
                 if v == "":
-                    row.setdefault(k, None)
+                    row.setdefault(k, "" if k == "setting" else None)  # "": faiss's defaults
                 elif v.startswith("["):
                     row[k] = json.loads(v)
                 else:

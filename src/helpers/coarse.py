@@ -146,7 +146,8 @@ def coarse_assignment(ds, coarse, n_train, coarse_dir, block_rows=ASSIGN_BLOCK, 
     Trains (or reuses) the quantizer, then assigns all n rows in one streamed,
     checkpointed pass; an interrupted pass resumes after its last complete
     block. Returns (quantizer, assign int64 (n,), info dict with train_s,
-    assign_s, reused).
+    assign_s (a resumed pass: its killed parts' seconds included), reused,
+    resumed_from (the row a resumed pass started at; absent when reused)).
     """
     os.makedirs(coarse_dir, exist_ok=True)
     with locked(paths(coarse_dir, coarse)[1], what=f"the {coarse} coarse assignment"):
@@ -171,7 +172,10 @@ def _coarse_assignment(ds, coarse, n_train, coarse_dir, block_rows=ASSIGN_BLOCK,
 
     part, state_path = apath[:-len(".npz")] + ".partial", apath[:-len(".npz")] + ".partial.json"
     state = read_json(state_path) if os.path.exists(state_path) and os.path.exists(part) else None
-    start = state["rows_done"] if state and state.get("key") == repr(key) else 0
+    resumed = state if state and state.get("key") == repr(key) else {}
+    start = resumed.get("rows_done", 0)
+    # a resumed pass reports the whole assignment's time, its killed parts included
+    before_s, train_s = resumed.get("assign_s", 0.0), train_s or resumed.get("train_s", 0.0)
     if start == 0:
         with open(part, "wb") as f:
             f.truncate(ds.n * 8)
@@ -180,9 +184,11 @@ def _coarse_assignment(ds, coarse, n_train, coarse_dir, block_rows=ASSIGN_BLOCK,
 
     def save(rows_done):
         os.fsync(fd)  # the rows are on disk before the state says so
-        write_json(state_path, {"key": repr(key), "rows_done": rows_done})
+        write_json(state_path, {"key": repr(key), "rows_done": rows_done, "train_s": train_s,
+                                "assign_s": before_s + time.perf_counter() - t0})
 
     try:
+        save(start)  # the k-means time is kept even if this pass is killed before a checkpoint
         with keyed_files.StreamedPass(ds.n, start, f"assign to {coarse}", save, checkpoint_seconds,
                                       progress) as stream:
             for i0, x in iter_blocks(ds.base, block_rows, start=start, prefetch=True):
@@ -196,5 +202,5 @@ def _coarse_assignment(ds, coarse, n_train, coarse_dir, block_rows=ASSIGN_BLOCK,
     for p in (state_path, part):
         if os.path.exists(p):
             os.remove(p)
-    return quantizer, assign, {"train_s": train_s, "assign_s": time.perf_counter() - t0,
+    return quantizer, assign, {"train_s": train_s, "assign_s": before_s + time.perf_counter() - t0,
                                "reused": False, "resumed_from": start}

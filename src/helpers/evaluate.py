@@ -17,7 +17,6 @@ from .choose import pareto_frontier
 from .exact import exact_distances
 
 
-
 def check_against_ground_truth(I, gt_I, k):
     """Refuse a comparison that would give a silently wrong recall."""
     if len(I) != len(gt_I):
@@ -115,10 +114,6 @@ def recall_interval(per_query, level=0.95, resamples=2000, seed=0):
     means = per_query[rng.integers(0, len(per_query), (resamples, len(per_query)))].mean(axis=1)
     lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     return [float(lo), float(hi)]
-
-
-
-
 
 
 def parameter_ranges(index):
@@ -288,10 +283,6 @@ def sweep(indexes, xq, gt_D, gt_I, base=None, metric="L2", k=10, settings=None,
         bar.update()
     bar.close()
     return rows
-
-
-
-
 
 
 def warm_page_cache(path, block=1 << 26):

@@ -81,14 +81,14 @@ def graphs_10m(folder=FULL, target=0.95):
         report = read_json(build)
         best, top = choose.best_setting(choose.read_sweep(sweep), target)
         row = best or top
-        lo, hi = row.get("recall@10_ci") or (row["recall@10"],) * 2  # older sweeps: no interval
+        ci = row.get("recall@10_ci")  # older sweeps have none
         out.append({"factory": report["factory"], "efConstruction": report["ef_construction"],
                     "rows": report["n"], "add (min)": round(report["add_s"] / 60),
                     "vectors/s added": round(report["add_vectors_per_s"]),
                     "index file (GiB)": round(report["measured"]["disk"] / 2**30, 1),
                     "setting": row["setting"], f"clears {target}": best is not None,
                     "recall@10": round(row["recall@10"], 3),
-                    "recall@10 95% interval": f"{lo:.3f}–{hi:.3f}",
+                    "recall@10 95% interval": f"{ci[0]:.3f}–{ci[1]:.3f}" if ci else "–",
                     "queries/s (median)": round(row["qps_median"])})
     return pd.DataFrame(out)
 

@@ -21,7 +21,7 @@ FORMAT = "faiss-workbook-recommendation/1"
 def recommendation(best, served, ds, index_path, target_n, k=10):
     """The recommended configuration as a JSON-ready dict.
 
-    best: the sweep row evaluate.recommend chose; served: its time_as_served
+    best: the sweep row choose.recommend chose; served: its time_as_served
     row (or None); ds: the explored dataset; index_path: the explored index
     file (its build report gives factory, training size, efConstruction);
     target_n: the row count the user will build for (the memory model predicts

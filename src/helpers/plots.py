@@ -89,7 +89,7 @@ def _hover(r):
 
     lat = (f"<br>p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms" if r.get("p50_ms") is not None
            else "<br>(one timed batch: dominated by another setting)")
-    return (f"{r['index']}<br>{r['setting'] or 'defaults'}<br>memory {format_bytes(r['file_bytes'])}"
+    return (f"{r['index']}<br>{r['setting'] or 'defaults'}<br>index file {format_bytes(r['file_bytes'])}"
             f"{lat}, {r['threads']} threads")
 
 

@@ -97,10 +97,8 @@ def _space(prefix, space, n_train, out_dir):
                                                      os.path.join(out_dir, "coarse"), progress=False)
     times = read_json(times_path) if os.path.exists(times_path) else {"kmeans_s": 0.0, "assign_s": 0.0}
     if info["train_s"] or info["assign_s"]:
-        # k-means runs in one go; a resumed assignment reports only its own part, a
-        # redone one (new quantizer or key) all of it
-        times = {"kmeans_s": info["train_s"] or times["kmeans_s"],
-                 "assign_s": info["assign_s"] + (times["assign_s"] if info.get("resumed_from") else 0),
+        # coarse reports a resumed pass's whole time: it replaces what was recorded
+        times = {"kmeans_s": info["train_s"] or times["kmeans_s"], "assign_s": info["assign_s"],
                  "kmeans": coarse.quantizer_key(prefix, space, n_train)["kmeans"], "n_train": n_train}
         write_json(times_path, times)
     return trained, assign, times
@@ -185,6 +183,7 @@ def screen(ds, rows, out_dir, search=SCREEN_SEARCH, target_n=None, ram_budget=No
                "settings": _settings_or_error(factory, ds, search)}
         if os.path.exists(path) and read_json(path).get("key") == key:
             saved = read_json(path)
+            saved["rows"] = [choose.upgrade(r) for r in saved.get("rows", [])]  # older runs' names
             spent += saved.get("seconds", sum(saved.get("info", {}).get(k, 0) for k in
                                               ("kmeans_s", "assign_s", "train_s", "add_s")))
         elif time_budget and spent > time_budget:
