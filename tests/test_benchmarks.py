@@ -20,8 +20,11 @@ def _run(script, *args):
 
 
 def test_bench_data(tmp_path):
+    big = tmp_path / "big"
+    _run("bench_data.py", "--n", 6000, "--d", 32, "--nq", 20, "--k", 10, "--repeats", 2, "--dir", big)
     out = _run("bench_data.py", "--n", 3000, "--d", 32, "--nq", 20, "--k", 10, "--repeats", 2,
-               "--dir", tmp_path)
+               "--dir", tmp_path / "small", "--at-scale", big)
+    assert "streamed at 6,000 rows, 20 queries:" in out and "in RAM at 3,000: ratio" in out
     assert "ratio streamed / in-RAM throughput:" in out and "(range " in out
     assert "ids identical: 1.0000" in out
 
