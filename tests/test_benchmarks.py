@@ -109,10 +109,16 @@ def test_screening_table_lists_every_screened_family():
 def test_hnsw_projection_reads_the_screening_and_checks_a_real_build(tmp_path):
     import csv
 
-    screening = os.path.join(BENCH, "results", "full", "screening")
-    out = _run("hnsw_projection.py", screening, "--check",
-               os.path.join(BENCH, "results", "full", "hnsw32_sq8_build.json"), "--csv", tmp_path / "p.csv")
-    rows = list(csv.DictReader(open(tmp_path / "p.csv")))
-    assert [r["family"] for r in rows] == ["PCAR256,HNSW32,Refine(SQ8) efC=100"]
-    assert float(rows[0]["ram_at_target_gib"]) > 20  # why it is not a finalist at 10M
+    full = os.path.join(BENCH, "results", "full")
+    out = _run("hnsw_projection.py", os.path.join(full, "screening"), os.path.join(full, "screening_2m"),
+               "--check", os.path.join(full, "hnsw32_sq8_build.json"), "--csv", tmp_path / "p.csv")
+    rows = {r["family"]: r for r in csv.DictReader(open(tmp_path / "p.csv"))}
+    assert set(rows) == {f + " efC=100" for f in ("PCAR128,HNSW32,Refine(SQ8)", "PCAR128,HNSW48,Refine(SQ8)",
+                                                  "PCAR256,HNSW32,Refine(SQ8)", "PCAR256,HNSW32,SQ8,Refine(SQ8)")}
+    assert float(rows["PCAR256,HNSW32,Refine(SQ8) efC=100"]["ram_at_target_gib"]) > 20  # over the budget
+    two = rows["PCAR128,HNSW48,Refine(SQ8) efC=100"]  # the one graph screened at both sizes
+    assert two["rows_large"] == "2000000" and float(two["add_s_large"]) > float(two["add_s_small"])
+    # the exponent fitted between the sizes gives the projection: add_s(2M) * 5 ** (1 + a)
+    a = float(two["exponent"])
+    assert abs(float(two["projected_build_min"]) - float(two["add_s_large"]) * 5 ** (1 + a) / 60) <= 1
     assert "projected / measured" in out and "fitted on 1,163,264" in out
