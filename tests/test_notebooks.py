@@ -256,7 +256,7 @@ def test_no_false_faiss_claims(path):
 
 
 def test_committed_10m_evidence_reads_the_full_run():
-    from helpers import evidence
+    from helpers import choose, evidence
 
     answer = evidence.answer_table()
     summary = json.load(open(os.path.join(ROOT, "benchmarks", "results", "full", "summary.json")))
@@ -269,6 +269,11 @@ def test_committed_10m_evidence_reads_the_full_run():
     first = graphs.iloc[0]  # faiss's default efConstruction 40 at 10M: never 0.95
     assert first["efConstruction"] == 40 and first["rows"] == 10_000_000
     assert first["recall@10"] < 0.95 and not first["clears 0.95"]
+    built = graphs.iloc[1]  # the screening's fastest graph, built at 10M with efConstruction 100
+    assert built["efConstruction"] == 100 and built["rows"] == 10_000_000
+    rows = [r for r in choose.read_sweep(os.path.join(ROOT, "benchmarks", "results", "full", "graph_10m",
+                                                      "sweep.csv")) if r["setting"] == built["setting"]]
+    assert len(rows) == 1 and round(rows[0]["qps_median"]) == built["queries/s (median)"]
 
 
 def test_hnsw_model_error_is_computed_from_the_committed_trace():

@@ -104,7 +104,7 @@ def hnsw_model_error(folder=FULL, build_file=GRAPHS[0][0]):
     if not os.path.exists(path):
         return None
     report = read_json(path)
-    trace = report["add_trace"]
+    trace = [p for p in report["add_trace"] if p[0] > 0]  # from the first rows added, not row 0
     n0, t0 = trace[0]
     n1, t1 = next((n, t) for n, t in trace if n >= 2 * n0)
     end_n, end_t = trace[-1]
