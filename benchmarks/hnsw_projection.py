@@ -56,7 +56,7 @@ def check(report_path):
     trace's first doubling, projected to its end with the exponent fitted the way
     this script fits it (total time from the first row of the trace)."""
     r = json.load(open(report_path))
-    trace = [p for p in r["add_trace"] if p[0] > 0]  # a build from row 0: from its first batch on
+    trace = [p for p in r["add_trace"] if p[0] >= r["add_trace"][-1][0] / 10]  # from a screening's scale
     n0, t0 = trace[0]
     mid = next((n, t) for n, t in trace if n >= 2 * n0)
     mid2 = next(((n, t) for n, t in trace if n >= 4 * n0), trace[-1])
