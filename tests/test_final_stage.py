@@ -9,7 +9,9 @@ from helpers.vectors import read_rows
 def test_settings_around_go_deeper():
     assert final_stage.settings_around("nprobe=8,k_factor_rf=4") == [
         "nprobe=8,k_factor_rf=4", "nprobe=8,k_factor_rf=8", "nprobe=16,k_factor_rf=4",
-        "nprobe=16,k_factor_rf=8", "nprobe=32,k_factor_rf=4", "nprobe=32,k_factor_rf=8"]
+        "nprobe=16,k_factor_rf=8", "nprobe=32,k_factor_rf=4", "nprobe=32,k_factor_rf=8",
+        "nprobe=48,k_factor_rf=4", "nprobe=48,k_factor_rf=8", "nprobe=64,k_factor_rf=4",
+        "nprobe=64,k_factor_rf=8"]
     assert final_stage.settings_around("efSearch=64") == ["efSearch=64"]
 
 
