@@ -41,8 +41,8 @@ def main():
     name = build.build_name(a.factory, a.ef_construction)
     path = build.index_path(a.index_dir or os.path.join(a.data_dir, "indexes"), name)
     report = build.build_index(ds, a.factory, path, ef_construction=a.ef_construction,
-                               build_budget=a.build_budget)
-    del report["index"]
+                               build_budget=a.build_budget, load=False)
+    del report["index"]  # the sweep maps the file
     print(f"{name}{' (reused)' if report['reused'] else ''}: add {report['add_s']:,.0f} s, build peak "
           f"{format_bytes(report['measured']['build_peak'])}, file {format_bytes(report['measured']['disk'])}")
 

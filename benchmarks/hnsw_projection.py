@@ -21,7 +21,7 @@ import json
 import math
 import os
 
-from helpers import choose, memory
+from helpers import choose, memory, planner
 from helpers.files import write_csv
 
 TARGET_RECALL = 0.95
@@ -52,21 +52,14 @@ def exponent(add1, n1, add2, n2):
 
 
 def check(report_path):
-    """(projected / measured) for the build in report_path: its add time over the
-    trace's first doubling, projected to its end with the exponent fitted the way
-    this script fits it (total time from the first row of the trace)."""
+    """The projection error on the build in report_path (planner.trace_projection
+    with the exponent fitted on its own trace, as this script fits one between sizes)."""
     r = json.load(open(report_path))
-    trace = [p for p in r["add_trace"] if p[0] >= r["add_trace"][-1][0] / 10]  # from a screening's scale
-    n0, t0 = trace[0]
-    mid = next((n, t) for n, t in trace if n >= 2 * n0)
-    mid2 = next(((n, t) for n, t in trace if n >= 4 * n0), trace[-1])
-    a = exponent(mid[1] - t0, mid[0] - n0, mid2[1] - t0, mid2[0] - n0)
-    end_n, end_t = trace[-1]
-    projected = (mid[1] - t0) * ((end_n - n0) / (mid[0] - n0)) ** (1 + a)
-    return {"build": f"{r['factory']} efC={r.get('ef_construction')}", "rows": f"{n0:,.0f} to {end_n:,.0f}",
-            "fitted on": f"{n0:,.0f} to {mid2[0]:,.0f}", "exponent": round(a, 2),
-            "projected_s": round(projected), "measured_s": round(end_t - t0),
-            "projected / measured": round(projected / (end_t - t0), 2)}
+    p = planner.trace_projection(r["add_trace"])
+    return {"build": f"{r['factory']} efC={r.get('ef_construction')}",
+            "rows": f"{p['first_row']:,} to {p['last_row']:,}", "exponent": round(p["exponent"], 2),
+            "projected_s": round(p["projected_s"]), "measured_s": round(p["measured_s"]),
+            "projected / measured": round(p["ratio"], 2)}
 
 
 def main():

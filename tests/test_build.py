@@ -104,8 +104,13 @@ def test_checkpoint_of_other_settings_is_refused(small_ds, tmp_path):
     # same factory, other training sample: a different index, so not reused either
     with pytest.raises(keyed_files.KeyedFileError, match="n_train=3,000"):
         build.build_index(small_ds, "IVF32,Flat", tmp_path / "a.faiss", n_train=3000, progress=False)
-    assert build.build_index(small_ds, "IVF32,Flat", tmp_path / "a.faiss", n_train=2000,
-                             progress=False)["reused"]
+    again = build.build_index(small_ds, "IVF32,Flat", tmp_path / "a.faiss", n_train=2000,
+                              progress=False)
+    assert again["reused"] and again["index"].ntotal == small_ds.n
+    # a caller that maps the file itself does not pay for reading it
+    left = build.build_index(small_ds, "IVF32,Flat", tmp_path / "a.faiss", n_train=2000,
+                             progress=False, load=False)
+    assert left["reused"] and left["index"] is None and left["add_s"] == again["add_s"]
 
 
 def test_bad_inputs(small_ds, tmp_path):

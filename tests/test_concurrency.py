@@ -1,6 +1,7 @@
 """Several real processes on one data folder: every outcome equals a solo run,
 or is a clear wait or refusal; a SIGKILLed lock holder never blocks the next."""
 
+import json
 import os
 import signal
 import subprocess
@@ -80,6 +81,26 @@ def test_two_builds_of_one_index_build_it_once(shared_ds, tmp_path):
     outs = _wait_all(procs)
     assert sorted(o.strip().splitlines()[-1] for o in outs) == ["BUILT", "REUSED"], outs
     assert any("waiting for pid" in o for o in outs), outs  # the second said whom it waited for
+
+
+def test_two_screenings_of_one_folder_screen_each_candidate_once(shared_ds, tmp_path):
+    out = str(tmp_path / "screen")
+    code = f"""
+        import json
+        from helpers import screen
+        ds = dataset.load_dataset({str(shared_ds.root)!r})
+        search = screen.search_of(["IVF32"], ["PQ8x4fs", "SQ8"], "Refine(SQ8)", [["HNSW8,SQ8", 16]],
+                                  [8, 2], [2], [16])
+        rows, found = screen.screen(ds, 20000, {out!r}, search, repeats=1, single_queries=5,
+                                    progress=False)
+        print(json.dumps(sorted((v["family"], v.get("add_s")) for v in found)))
+    """
+    outs = _wait_all([_spawn(code), _spawn(code)])
+    # measured add seconds are never equal twice: equal verdicts mean one process screened
+    # every candidate and the other read what it wrote
+    assert outs[0].strip().splitlines()[-1] == outs[1].strip().splitlines()[-1], outs
+    assert len(json.loads(outs[0].strip().splitlines()[-1])) == 3
+    assert any("waiting for pid" in o for o in outs), outs
 
 
 def test_two_generations_and_two_ground_truths_agree(tmp_path):

@@ -68,6 +68,19 @@ def test_extrapolation_rules():
     assert abs(planner.kmeans_seconds(100_000, 1024, 128, 1e9) - 131.072) < 1e-9
 
 
+def test_trace_projection_recovers_the_growth_that_made_a_trace():
+    # a build whose per-vector cost grows as n ** 0.3: cumulative seconds ~ n ** 1.3
+    rows = np.arange(1, 101) * 100_000
+    trace = [[0, 0.0]] + [[int(n), 2e-6 * n ** 1.3] for n in rows]
+    fitted = planner.trace_projection(trace)
+    assert fitted["first_row"] == 1_000_000 and fitted["last_row"] == 10_000_000
+    assert fitted["exponent"] == pytest.approx(0.3, abs=1e-3)
+    assert fitted["ratio"] == pytest.approx(1, abs=1e-3)
+    # a flatter model projects less than was measured, a steeper one more
+    assert planner.trace_projection(trace, 0.0)["ratio"] < 0.8
+    assert planner.trace_projection(trace, 0.6)["ratio"] > 1.2
+
+
 def test_bad_factory_in_plan():
     with pytest.raises(factory_tree.FactoryError, match="PQ8x"):
         planner.plan(1000, 64, factories=["IVF16,PQ8x"], time_builds=False)

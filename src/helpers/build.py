@@ -75,7 +75,7 @@ def train(ds, factory, n_train, ef_construction, space=None):
 
 def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
                 build_budget=None, checkpoint_seconds=600, progress=True, overwrite=False,
-                ef_construction=None, shared_coarse=True):
+                ef_construction=None, shared_coarse=True, load=True):
     """Train and fill `factory` from dataset `ds`, write it to `path`, return the report.
 
     Trains on a random sample of n_train database rows (default from the
@@ -84,7 +84,8 @@ def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
     afterwards); HNSW graphs get `ef_construction` (default faiss's 40).
     IVF indexes use the dataset's shared coarse space and assignment
     (helpers.coarse, kept in <dir of path>/coarse/) unless shared_coarse=False:
-    same index, trained and assigned once per space. Before anything is
+    same index, trained and assigned once per space. The report's "index" is
+    the index in RAM; load=False leaves a reused one on disk (None). Before anything is
     allocated the memory model's build peak is checked against `build_budget`
     (bytes the build may use; default: memory available now).
 
@@ -108,7 +109,7 @@ def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
         reused = None if overwrite else keyed_files.reusable(path, plan["key"])
         if reused is not None:
             keyed_files.Checkpoints(path, plan["key"]).clear()  # left by a kill just after a commit
-            return dict(reused, index=load_index(path), reused=True,
+            return dict(reused, index=load_index(path) if load else None, reused=True,
                         summary=f"{factory}: reused {path} (built from this dataset, checksum verified)")
         _refuse_or_warn(ds, factory, path, plan, build_budget)
         ckpts = keyed_files.Checkpoints(path, plan["key"])

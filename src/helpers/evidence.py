@@ -95,21 +95,15 @@ def graphs_10m(folder=FULL, target=0.95):
 
 def hnsw_model_error(folder=FULL, build_file=GRAPHS[0][0]):
     """How far the planner's HNSW model is from a committed 10M build: the add
-    time of that build's first doubling from a tenth of its rows on (its add trace), extrapolated to its
-    last row with planner.HNSW_COST_EXPONENT, over the add time it measured.
-    Returns (projected / measured, first row, last row, factory) or None."""
-    from .planner import HNSW_COST_EXPONENT
+    time of that build's first doubling from a tenth of its rows on (its add
+    trace), extrapolated to its last row with planner.HNSW_COST_EXPONENT, over
+    the add time it measured. Returns (projected / measured, first row, last
+    row, factory) or None."""
+    from . import planner
 
     path = os.path.join(folder, build_file)
     if not os.path.exists(path):
         return None
     report = read_json(path)
-    # from a tenth of the rows on, the scale a screening measures: a graph of 65k rows
-    # does not yet show the cost of inserting into a large one
-    trace = [p for p in report["add_trace"] if p[0] >= report["add_trace"][-1][0] / 10]
-    n0, t0 = trace[0]
-    n1, t1 = next((n, t) for n, t in trace if n >= 2 * n0)
-    end_n, end_t = trace[-1]
-    power = 1 + HNSW_COST_EXPONENT
-    projected = (t1 - t0) * (end_n ** power - n0 ** power) / (n1 ** power - n0 ** power)
-    return projected / (end_t - t0), int(n0), int(end_n), report["factory"]
+    p = planner.trace_projection(report["add_trace"], planner.HNSW_COST_EXPONENT)
+    return p["ratio"], p["first_row"], p["last_row"], report["factory"]

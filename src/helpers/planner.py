@@ -122,6 +122,34 @@ def extrapolate_add_seconds(sample_s, sample_n, n, kind):
     return sample_s * n / sample_n
 
 
+def trace_projection(trace, exponent=None):
+    """How well a growth model projects a build from its own add trace
+    ([[rows, cumulative seconds], ...], e.g. a 10M build report's add_trace).
+    From a tenth of the rows on (the scale a screening measures; a graph of 65k
+    rows does not yet show the cost of inserting into a large one), the first
+    doubling's seconds are projected to the last row with per-vector cost
+    growing as n ** exponent: seconds(n0 -> n) ~ n ** (1 + exponent) - n0 ** (1 + exponent).
+    exponent None fits it on the first two doublings. Returns {first_row,
+    last_row, exponent, projected_s, measured_s, ratio (projected / measured)}."""
+    trace = [p for p in trace if p[0] >= trace[-1][0] / 10]
+    (n0, t0), (end_n, end_t) = trace[0], trace[-1]
+    n1, t1 = next((n, t) for n, t in trace if n >= 2 * n0)
+
+    def growth(n, a):
+        return n ** (1 + a) - n0 ** (1 + a)
+
+    if exponent is None:
+        n2, t2 = next(((n, t) for n, t in trace if n >= 4 * n0), trace[-1])
+        lo, hi = -0.9, 2.0  # growth(n2) / growth(n1) rises with the exponent: bisect
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if growth(n2, mid) / growth(n1, mid) < (t2 - t0) / (t1 - t0) else (lo, mid)
+        exponent = (lo + hi) / 2
+    projected = (t1 - t0) * growth(end_n, exponent) / growth(n1, exponent)
+    return {"first_row": int(n0), "last_row": int(end_n), "exponent": exponent,
+            "projected_s": projected, "measured_s": end_t - t0, "ratio": projected / (end_t - t0)}
+
+
 def data_seconds(n, d, n_queries, gt_k, metric="L2", generate=True, sample_rows=16384,
                  block_rows=8192):
     """Estimated seconds to generate n x d synthetic rows (generate=False: the

@@ -22,7 +22,7 @@ import faiss
 from . import choose, coarse, evaluate, factory_tree, indexes, keyed_files, memory
 from .config import SCREEN_SEARCH
 from .build import build_name
-from .files import format_bytes, read_json, write_json
+from .files import format_bytes, locked, read_json, write_json
 from .indexes import set_ef_construction
 from .vectors import read_rows, take_rows, train_sample_ids
 
@@ -181,20 +181,22 @@ def screen(ds, rows, out_dir, search=SCREEN_SEARCH, target_n=None, ram_budget=No
         path = os.path.join(out_dir, coarse.file_name(name) + ".json")
         key = {"dataset": ds.fingerprint, "rows": prefix.n, "factory": factory, "efC": efc,
                "settings": _settings_or_error(factory, ds, search)}
-        if os.path.exists(path) and read_json(path).get("key") == key:
-            saved = read_json(path)
-            saved["rows"] = [choose.upgrade(r) for r in saved.get("rows", [])]  # older runs' names
-            spent += saved.get("seconds", sum(saved.get("info", {}).get(k, 0) for k in
-                                              ("kmeans_s", "assign_s", "train_s", "add_s")))
-        elif time_budget and spent > time_budget:
-            saved = {"key": key, "error": "not screened: the screening's time budget was spent"}
-        else:
-            t0 = time.perf_counter()
-            saved = _screen_one(prefix, factory, efc, out_dir, xq, gt_D, gt_I, repeats,
-                                single_queries, key, progress, target_recall)
-            saved["seconds"] = time.perf_counter() - t0
-            spent += saved["seconds"]
-            write_json(path, saved)
+        # one process screens a candidate; another on the same folder waits, then reuses it
+        with locked(path, what=f"the screening of {name}"):
+            if os.path.exists(path) and read_json(path).get("key") == key:
+                saved = read_json(path)
+                saved["rows"] = [choose.upgrade(r) for r in saved.get("rows", [])]  # older names
+                spent += saved.get("seconds", sum(saved.get("info", {}).get(k, 0) for k in
+                                                  ("kmeans_s", "assign_s", "train_s", "add_s")))
+            elif time_budget and spent > time_budget:
+                saved = {"key": key, "error": "not screened: the screening's time budget was spent"}
+            else:
+                t0 = time.perf_counter()
+                saved = _screen_one(prefix, factory, efc, out_dir, xq, gt_D, gt_I, repeats,
+                                    single_queries, key, progress, target_recall)
+                saved["seconds"] = time.perf_counter() - t0
+                spent += saved["seconds"]
+                write_json(path, saved)
         built[name] = saved
         all_rows += saved.get("rows", [])
     found = verdicts(built, prefix.n, target_n or ds.n, ds.d, ds.metric, ram_budget,
