@@ -77,6 +77,22 @@ def test_graph_at_scale_builds_records_and_sweeps(small_ds, tmp_path):
     assert f"HNSW16,SQ8 efC=40 (reused): add {report['add_s']:,.0f} s" in again
 
 
+def test_high_recall_runs_the_exact_stage_on_a_built_index(small_ds, tmp_path):
+    import csv
+
+    out = _run("high_recall.py", small_ds.root, "IVF32,PQ8x4fs,Refine(SQ8)", "--index-dir", tmp_path / "i",
+               "--settings", "nprobe=4,k_factor_rf=2", "nprobe=32,k_factor_rf=4", "--depths", 1, 4,
+               "--out", tmp_path / "h.csv", "--repeats", 2, "--single-queries", 10, "--target", 0.8)
+    rows = list(csv.DictReader(open(tmp_path / "h.csv")))
+    assert [r["setting"] for r in rows] == [
+        "nprobe=4,k_factor_rf=2,exact_depth=1", "nprobe=4,k_factor_rf=2,exact_depth=4",
+        "nprobe=32,k_factor_rf=4,exact_depth=1", "nprobe=32,k_factor_rf=4,exact_depth=4"]
+    recall = {r["setting"]: float(r["recall@10"]) for r in rows}
+    # scanning every list and re-ranking 40 candidates exactly finds more than 4 lists and 10
+    assert recall["nprobe=32,k_factor_rf=4,exact_depth=4"] > recall["nprobe=4,k_factor_rf=2,exact_depth=1"]
+    assert "For recall@10 >= 0.8:" in out and "p50 " in out
+
+
 @pytest.mark.parametrize("folder", ["full", "1m"])
 def test_answer_reads_the_committed_results(folder):
     out = _run("answer.py", os.path.join(BENCH, "results", folder))
