@@ -30,3 +30,26 @@ def test_mapped_hnsw_and_flat_storage_stay_out_of_ram(tmp_path):
         mapped = measure.loaded_rss_fresh(path, True)
         assert read["after_load"] > 0.9 * read["file"], factory
         assert mapped["after_load"] < 0.2 * mapped["file"], factory
+
+
+def test_private_peak_counts_what_a_process_holds_not_the_files_it_maps(tmp_path):
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from helpers import rss
+
+    path = tmp_path / "f.npy"
+    np.save(path, np.ones(64 << 20, dtype="uint8"))  # 64 MiB
+    # a child maps and reads the file, then allocates 64 MiB of its own
+    child = subprocess.Popen([sys.executable, "-c", (
+        "import numpy as np, time\n"
+        f"m = np.load({str(path)!r}, mmap_mode='r'); s = int(m.sum()); time.sleep(1.5)\n"
+        "a = np.full(64 << 20, 2, dtype='uint8'); time.sleep(1.5)")])
+    with rss.RSSTrace(interval=0.05, children=True) as trace:
+        child.wait()
+    assert child.returncode == 0
+    # the mapped file's pages are resident, but only the array is the child's own
+    assert trace.peak > 120 << 20
+    assert 60 << 20 < trace.peak_private < trace.peak - (48 << 20)

@@ -52,8 +52,11 @@ class RSSTrace:
     """Context manager recording RSS while a block runs.
 
     After the block: baseline (bytes at entry), peak (highest RSS seen),
-    peak_delta = peak - baseline, end_delta = RSS at exit - baseline, and
-    trace, a list of (seconds since entry, RSS bytes). children=True measures
+    peak_delta = peak - baseline, end_delta = RSS at exit - baseline, trace,
+    a list of (seconds since entry, RSS bytes), and peak_private: the highest
+    sampled RSS less its file-backed and shared pages (psutil's `shared`):
+    memory the process holds itself, where RSS also counts the page cache of
+    files it maps (a memory-mapped index), which the OS can drop. children=True measures
     this process's children instead (summed; sampled only: the kernel's mark
     is per process), e.g. the kernels a notebook runner starts.
     """
@@ -66,6 +69,7 @@ class RSSTrace:
     def __enter__(self):
         release_free_memory()
         self._kernel_peak = not self.children and reset_peak()
+        self.peak_private = 0
         self.baseline = self._rss()
         self._t0 = time.perf_counter()
         self.trace = [(0.0, self.baseline)]
@@ -74,14 +78,16 @@ class RSSTrace:
         return self
 
     def _rss(self):
-        if not self.children:
-            return current_rss()
-        total = 0
-        for child in psutil.Process().children(recursive=True):
+        procs = psutil.Process().children(recursive=True) if self.children else [psutil.Process()]
+        total = private = 0
+        for proc in procs:
             try:
-                total += child.memory_info().rss
+                m = proc.memory_info()
             except psutil.Error:  # ended between the listing and the read
-                pass
+                continue
+            total += m.rss
+            private += m.rss - getattr(m, "shared", 0)
+        self.peak_private = max(self.peak_private, private)
         return total
 
     def _sample(self):
