@@ -42,6 +42,7 @@ def main():
     report = build.build_index(ds, a.factory, path, build_budget=a.build_budget, load=False)
     print(f"{a.factory}{' (reused)' if report['reused'] else ''}: add {report['add_s']:,.0f} s, "
           f"file {format_bytes(report['measured']['disk'])}")
+    report.pop("index")  # a fresh build's copy in RAM: the stage maps the file instead
     index = index_files.as_index(path)
     xq = read_rows(ds.queries, 0, ds.queries.n)
     _, gt_I = groundtruth.ground_truth(ds, 100)

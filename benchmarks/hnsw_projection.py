@@ -57,7 +57,8 @@ def check(report_path):
     r = json.load(open(report_path))
     p = planner.trace_projection(r["add_trace"])
     return {"build": f"{r['factory']} efC={r.get('ef_construction')}",
-            "rows": f"{p['first_row']:,} to {p['last_row']:,}", "exponent": round(p["exponent"], 2),
+            "rows": f"{p['first_row']:,} to {p['last_row']:,}",
+            "fitted on": f"{p['first_row']:,} to {p['fitted_to']:,}", "exponent": round(p["exponent"], 2),
             "projected_s": round(p["projected_s"]), "measured_s": round(p["measured_s"]),
             "projected / measured": round(p["ratio"], 2)}
 

@@ -84,23 +84,28 @@ def test_two_builds_of_one_index_build_it_once(shared_ds, tmp_path):
 
 
 def test_two_screenings_of_one_folder_screen_each_candidate_once(shared_ds, tmp_path):
-    out = str(tmp_path / "screen")
+    out = tmp_path / "screen"
+    out.mkdir()
     code = f"""
         import json
         from helpers import screen
         ds = dataset.load_dataset({str(shared_ds.root)!r})
         search = screen.search_of(["IVF32"], ["PQ8x4fs", "SQ8"], "Refine(SQ8)", [["HNSW8,SQ8", 16]],
                                   [8, 2], [2], [16])
-        rows, found = screen.screen(ds, 20000, {out!r}, search, repeats=1, single_queries=5,
+        rows, found = screen.screen(ds, 20000, {str(out)!r}, search, repeats=1, single_queries=5,
                                     progress=False)
         print(json.dumps(sorted((v["family"], v.get("add_s")) for v in found)))
     """
-    outs = _wait_all([_spawn(code), _spawn(code)])
+    # both wait at the first candidate's lock, held here, so their screenings overlap
+    with files.locked(out / "HNSW8_SQ8_efC_16.json"):
+        procs = [_spawn(code), _spawn(code)]
+        for p in procs:
+            assert any("waiting for pid" in line for line in p.stdout), p.wait()
+    outs = _wait_all(procs)
     # measured add seconds are never equal twice: equal verdicts mean one process screened
-    # every candidate and the other read what it wrote
+    # each candidate and the other read what it wrote
     assert outs[0].strip().splitlines()[-1] == outs[1].strip().splitlines()[-1], outs
     assert len(json.loads(outs[0].strip().splitlines()[-1])) == 3
-    assert any("waiting for pid" in o for o in outs), outs
 
 
 def test_two_generations_and_two_ground_truths_agree(tmp_path):

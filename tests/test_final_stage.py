@@ -24,7 +24,9 @@ def test_the_exact_stage_lifts_recall_and_is_timed_cold_and_warm(small_ds, tmp_p
     evaluate.set_parameters(index, "nprobe=32,k_factor_rf=2")
     plain = evaluate.knn_recall(index.search(xq, 10)[1], gt_I, 10).mean()
     rows = final_stage.sweep("i", index, xq, gt_I, small_ds.base, small_ds.metric,
-                             ["nprobe=32,k_factor_rf=2"], depths=(1, 4), repeats=3)
+                             ["nprobe=32,k_factor_rf=2", "nprobe=64,k_factor_rf=2"], depths=(1, 4),
+                             repeats=3)
+    assert len(rows) == 2  # nprobe 64 on 32 lists is the nprobe=32 search: not timed twice
     by_depth = {r_["setting"]: r_ for r_ in rows}
     deep = by_depth["nprobe=32,k_factor_rf=2,exact_depth=4"]
     # the exact stage reorders what SQ8 got wrong: recall rises above the index's own

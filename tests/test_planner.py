@@ -74,11 +74,16 @@ def test_trace_projection_recovers_the_growth_that_made_a_trace():
     trace = [[0, 0.0]] + [[int(n), 2e-6 * n ** 1.3] for n in rows]
     fitted = planner.trace_projection(trace)
     assert fitted["first_row"] == 1_000_000 and fitted["last_row"] == 10_000_000
-    assert fitted["exponent"] == pytest.approx(0.3, abs=1e-3)
+    assert fitted["exponent"] == pytest.approx(0.3, abs=1e-3) and fitted["fitted_to"] == 4_000_000
     assert fitted["ratio"] == pytest.approx(1, abs=1e-3)
     # a flatter model projects less than was measured, a steeper one more
     assert planner.trace_projection(trace, 0.0)["ratio"] < 0.8
     assert planner.trace_projection(trace, 0.6)["ratio"] > 1.2
+    # a trace that doubles once can be projected with a given exponent, not fitted
+    short = [p for p in trace if p[0] in (1_000_000, 2_000_000, 3_000_000)]
+    assert planner.trace_projection(short, 0.3)["ratio"] == pytest.approx(1, abs=1e-3)
+    with pytest.raises(ValueError, match="too short to fit and project"):
+        planner.trace_projection(short)
 
 
 def test_bad_factory_in_plan():

@@ -37,6 +37,22 @@ def settings_around(setting, nprobe_steps=(1, 2, 4, 6, 8), k_factor_steps=(1, 2)
     return list(dict.fromkeys(out))
 
 
+def within_lists(index, settings):
+    """`settings` with nprobe capped at the index's nlist (faiss clamps it anyway:
+    a deeper setting would time the same search again), duplicates dropped."""
+    try:
+        nlist = faiss.extract_index_ivf(index).nlist
+    except RuntimeError:  # not an IVF index
+        return list(settings)
+    out = []
+    for s in settings:
+        values = dict(kv.split("=") for kv in s.split(",") if kv)
+        if "nprobe" in values:
+            values["nprobe"] = str(min(int(values["nprobe"]), nlist))
+        out.append(",".join(f"{key}={val}" for key, val in values.items()))
+    return list(dict.fromkeys(out))
+
+
 def search(index, xq, base, k, depth, metric):
     """The index's k x depth candidates re-ranked exactly: (D, I) float32 / int64 (nq, k)."""
     _, cand = index.search(xq, k * depth)
@@ -51,7 +67,7 @@ def sweep(name, index, xq, gt_I, base, metric="L2", settings=(), depths=(2, 5), 
     depth ("nprobe=256,k_factor_rf=64,exact_depth=5")."""
     xq = np.ascontiguousarray(xq, dtype="float32")
     rows = []
-    for s in settings:
+    for s in within_lists(index, settings):
         set_parameters(index, s)
         index.search(xq, k)  # the index's own warm-up
         for depth in depths:

@@ -130,24 +130,35 @@ def trace_projection(trace, exponent=None):
     doubling's seconds are projected to the last row with per-vector cost
     growing as n ** exponent: seconds(n0 -> n) ~ n ** (1 + exponent) - n0 ** (1 + exponent).
     exponent None fits it on the first two doublings. Returns {first_row,
-    last_row, exponent, projected_s, measured_s, ratio (projected / measured)}."""
+    last_row, fitted_to (the last row the fit used), exponent, projected_s,
+    measured_s, ratio (projected / measured)}; ValueError for a trace too short
+    to project (a fit needs the rows to double twice before the end)."""
     trace = [p for p in trace if p[0] >= trace[-1][0] / 10]
     (n0, t0), (end_n, end_t) = trace[0], trace[-1]
-    n1, t1 = next((n, t) for n, t in trace if n >= 2 * n0)
+    doublings = [next(((n, t) for n, t in trace[:-1] if n >= f * n0), None) for f in (2, 4)]
+    if doublings[exponent is None] is None:
+        raise ValueError(f"an add trace from {n0:,} to {end_n:,} rows is too short to "
+                         f"{'fit and ' if exponent is None else ''}project a build")
+    n1, t1 = doublings[0]
 
     def growth(n, a):
         return n ** (1 + a) - n0 ** (1 + a)
 
+    fitted_to = n1
     if exponent is None:
-        n2, t2 = next(((n, t) for n, t in trace if n >= 4 * n0), trace[-1])
+        fitted_to, t2 = doublings[1]
         lo, hi = -0.9, 2.0  # growth(n2) / growth(n1) rises with the exponent: bisect
         for _ in range(60):
             mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if growth(n2, mid) / growth(n1, mid) < (t2 - t0) / (t1 - t0) else (lo, mid)
+            rising = growth(fitted_to, mid) / growth(n1, mid) < (t2 - t0) / (t1 - t0)
+            lo, hi = (mid, hi) if rising else (lo, mid)
         exponent = (lo + hi) / 2
+        if not -0.89 < exponent < 1.99:
+            raise ValueError(f"the add trace's growth exponent is outside [-0.9, 2] ({exponent:.2f})")
     projected = (t1 - t0) * growth(end_n, exponent) / growth(n1, exponent)
-    return {"first_row": int(n0), "last_row": int(end_n), "exponent": exponent,
-            "projected_s": projected, "measured_s": end_t - t0, "ratio": projected / (end_t - t0)}
+    return {"first_row": int(n0), "last_row": int(end_n), "fitted_to": int(fitted_to),
+            "exponent": exponent, "projected_s": projected, "measured_s": end_t - t0,
+            "ratio": projected / (end_t - t0)}
 
 
 def data_seconds(n, d, n_queries, gt_k, metric="L2", generate=True, sample_rows=16384,

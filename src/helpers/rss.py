@@ -56,7 +56,8 @@ class RSSTrace:
     a list of (seconds since entry, RSS bytes), and peak_private: the highest
     sampled RSS less its file-backed and shared pages (psutil's `shared`):
     memory the process holds itself, where RSS also counts the page cache of
-    files it maps (a memory-mapped index), which the OS can drop. children=True measures
+    files it maps (a memory-mapped index), which the OS can drop, and shared
+    memory. children=True measures
     this process's children instead (summed; sampled only: the kernel's mark
     is per process), e.g. the kernels a notebook runner starts.
     """
