@@ -250,13 +250,11 @@ def _run_in(folder, state, held, runs_dir, preset, params, force, estimated, dat
             out = os.path.join(folder, name + ".ipynb")
             print(f"[{i}/{len(order)}] {name} ...", flush=True)
             t0 = time.perf_counter()
-            peak, private = _execute(name, out, per_notebook[name], notebooks_dir, progress, state)
+            _execute(name, out, per_notebook[name], notebooks_dir, progress, state)
             refused = _refused_builds(out)
             if refused:
                 state.setdefault("refused", {})[name] = refused
             state["seconds"][name] = round(time.perf_counter() - t0, 1)
-            state.setdefault("peak_rss_bytes", {})[name] = peak
-            state.setdefault("peak_private_bytes", {})[name] = private
             state["done"].append(name)
             write_json(os.path.join(folder, "run.json"), state)
             print(f"[{i}/{len(order)}] {name} done in {state['seconds'][name]:.1f} s "
@@ -282,8 +280,9 @@ def _run_in(folder, state, held, runs_dir, preset, params, force, estimated, dat
 
 
 def _execute(name, out, parameters, notebooks_dir, progress, state):
-    """Run notebook `name` with papermill into `out`; returns its kernel's peak RSS
-    and peak private memory (RSS less mapped files' page cache), in bytes. A failure is recorded in `state` and raised as RunError naming the
+    """Run notebook `name` with papermill into `out`, recording in `state` its
+    kernel's peak RSS and peak private memory (RSS less mapped files' page
+    cache), in bytes. A failure is recorded in `state` and raised as RunError naming the
     notebook and cell, the partly executed notebook kept."""
     import papermill as pm
 
@@ -312,7 +311,8 @@ def _execute(name, out, parameters, notebooks_dir, progress, state):
             "partial_notebook": out})
         raise RunError(f"{name} failed: {type(e).__name__}: {e}\nthe partly executed "
                        f"notebook is kept at {out}") from None
-    return peak.peak, peak.peak_private
+    state.setdefault("peak_rss_bytes", {})[name] = peak.peak
+    state.setdefault("peak_private_bytes", {})[name] = peak.peak_private
 
 
 def _refused_builds(notebook_path):
