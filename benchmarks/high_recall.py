@@ -12,7 +12,8 @@ helpers.build (the dataset's shared coarse space reused, resumable, reused when
 built before) into DATA_DIR/indexes, maps it, and runs helpers.final_stage on the
 given settings x --depths: recall@10 with its interval, queries/s cold and warm
 (median of --repeats batches), then p50 / p99 of the fastest setting clearing
---target. Writes OUT (CSV) and prints the verdict.
+--target. A setting deeper in every value than one that already clears --target
+is skipped: it could only be slower. Writes OUT (CSV) and prints the verdict.
 """
 
 import argparse
@@ -47,7 +48,8 @@ def main():
     xq = read_rows(ds.queries, 0, ds.queries.n)
     _, gt_I = groundtruth.ground_truth(ds, 100)
     rows = final_stage.sweep(a.factory, index, xq, gt_I, ds.base, ds.metric, a.settings, a.depths,
-                             repeats=a.repeats, file_bytes=report["measured"]["disk"])
+                             repeats=a.repeats, file_bytes=report["measured"]["disk"],
+                             stop_at=a.target)
     best, advice = final_stage.recommend(rows, a.target)
     if best:
         best.update(final_stage.latency(index, xq, ds.base, best["setting"], metric=ds.metric,

@@ -106,10 +106,17 @@ def test_finalists_chart_draws_the_committed_sweep(tmp_path):
 
     sweep = os.path.join(BENCH, "results", "full", "sweep.csv")
     shutil.copy(sweep, tmp_path / "sweep.csv")
-    out = _run("finalists_chart.py", tmp_path)
+    shutil.copy(os.path.join(BENCH, "results", "full", "summary.json"), tmp_path / "summary.json")
+    extra = tmp_path / "extra.csv"
+    with open(sweep) as f, open(extra, "w") as g:
+        g.writelines(line.replace("IVF4096,", "IVF999,", 1) for line in f)
+    out = _run("finalists_chart.py", tmp_path, "--extra", extra)
     page = open(out.strip()).read()
     names = {r["index"] for r in csv.DictReader(open(sweep))}
     assert "Plotly.newPlot" in page and all(name in page for name in names)
+    # notebook 06's exact final stage and the extra CSV are series of their own
+    assert "PCAR256,IVF16384,PQ256x4fs,Refine(SQ8) + float32 re-rank" in page
+    assert "IVF999,PQ256x4fs,Refine(SQ8) + float32 re-rank" in page
 
 
 def test_screening_table_lists_every_screened_family():

@@ -97,7 +97,7 @@ def test_two_screenings_of_one_folder_screen_each_candidate_once(shared_ds, tmp_
         print(json.dumps(sorted((v["family"], v.get("add_s")) for v in found)))
     """
     # both wait at the first candidate's lock, held here, so their screenings overlap
-    with files.locked(out / "HNSW8_SQ8_efC_16.json"):
+    with files.locked(out / "IVF32_PQ8x4fs_Refine_SQ8_.json"):
         procs = [_spawn(code), _spawn(code)]
         for p in procs:
             assert any("waiting for pid" in line for line in p.stdout), p.wait()

@@ -200,3 +200,23 @@ def test_an_hnsw_coarse_quantizer_returns_every_list_asked_for():
     evaluate.set_parameters(index, "nprobe=512")
     assert quantizer.hnsw.efSearch == heuristics.quantizer_ef_search(512) == 1024
     assert (quantizer.search(x[:50], 512)[1] >= 0).all()
+
+
+def test_a_setting_string_round_trips_and_a_malformed_one_is_refused():
+    assert evaluate.parse_setting("") == {}
+    s = "nprobe=128,k_factor_rf=64,exact_depth=2"
+    assert evaluate.parse_setting(s) == {"nprobe": "128", "k_factor_rf": "64", "exact_depth": "2"}
+    assert evaluate.format_setting(evaluate.parse_setting(s)) == s
+    for bad in ("nprobe", "nprobe=", "=5", "nprobe=1,k_factor_rf"):
+        with pytest.raises(ValueError, match="is not name=value"):
+            evaluate.parse_setting(bad)
+
+
+def test_set_parameters_sets_rabitq_query_bits_and_the_rest_through_parameter_space():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2_000, 16)).astype("float32")
+    index = faiss.index_factory(16, "IVF16,RaBitQ")
+    index.train(x)
+    evaluate.set_parameters(index, "nprobe=4,qb=4")
+    ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
+    assert (ivf.nprobe, ivf.qb) == (4, 4)

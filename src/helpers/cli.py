@@ -166,6 +166,8 @@ def screen_command(argv=None):
     ap.add_argument("--target-n", type=int, help="rows the finalists will be built on (default: all)")
     ap.add_argument("--ram-budget", default="20G")
     ap.add_argument("--time-budget", help='stop starting new candidates after this long, e.g. "40min"')
+    ap.add_argument("--build-time-budget",
+                    help='how long one finalist\'s build at --target-n may take (projected), e.g. "45min"')
     a = ap.parse_args(argv)
     try:
         rows, verdict = _screen(a, screen, load_dataset, parse_duration, parse_size)
@@ -181,7 +183,9 @@ def _screen(a, screen, load_dataset, parse_duration, parse_size):
     ds = load_dataset(a.data_dir)
     rows, verdict = screen.screen(ds, a.rows, a.out, target_n=a.target_n,
                                   ram_budget=parse_size(a.ram_budget),
-                                  time_budget=parse_duration(a.time_budget) if a.time_budget else None)
+                                  time_budget=parse_duration(a.time_budget) if a.time_budget else None,
+                                  build_time_budget=(parse_duration(a.build_time_budget)
+                                                     if a.build_time_budget else None))
     from .files import write_csv
 
     write_csv(os.path.join(a.out, "screening.csv"), [

@@ -167,6 +167,24 @@ def scan_all_setting(index, k_factor=4, nprobe=None):
     return ",".join(parts)
 
 
+def parse_setting(setting):
+    """"nprobe=128,k_factor_rf=64" -> {"nprobe": "128", "k_factor_rf": "64"} (str -> str,
+    in order); "" -> {}."""
+    values = {}
+    for part in filter(None, setting.split(",")):
+        name, eq, value = part.partition("=")
+        if not (eq and name and value):
+            raise ValueError(f"search setting {setting!r}: {part!r} is not name=value; "
+                             f"write settings like 'nprobe=128,k_factor_rf=64'")
+        values[name] = value
+    return values
+
+
+def format_setting(values):
+    """parse_setting's inverse: {"nprobe": 128} -> "nprobe=128"."""
+    return ",".join(f"{name}={value}" for name, value in values.items())
+
+
 def set_parameters(index, setting):
     """Apply a "name=value,..." string through faiss.ParameterSpace; "qb" (the
     query bits of RaBitQ, which ParameterSpace does not know) is set on the IVF.
@@ -176,14 +194,12 @@ def set_parameters(index, setting):
     efSearch steps whatever k (HNSW.cpp, search_from_candidates), so a shallower
     search returns fewer lists than asked (measured on IVF65536_HNSW32: at
     efSearch 64, 55% of 2,048 asked lists came back -1)."""
-    parts = [p for p in setting.split(",") if p and not p.startswith("qb=")]
-    for p in setting.split(","):
-        if p.startswith("qb="):
-            faiss.downcast_index(faiss.extract_index_ivf(index)).qb = int(p[3:])
-    named = dict(p.split("=") for p in parts)
+    named = parse_setting(setting)
+    if "qb" in named:
+        faiss.downcast_index(faiss.extract_index_ivf(index)).qb = int(named.pop("qb"))
     if "nprobe" in named and "quantizer_efSearch" not in named and _hnsw_quantizer(index):
-        parts.append(f"quantizer_efSearch={heuristics.quantizer_ef_search(int(named['nprobe']))}")
-    faiss.ParameterSpace().set_index_parameters(index, ",".join(parts))
+        named["quantizer_efSearch"] = heuristics.quantizer_ef_search(int(named["nprobe"]))
+    faiss.ParameterSpace().set_index_parameters(index, format_setting(named))
 
 
 def _hnsw_quantizer(index):
@@ -268,8 +284,8 @@ def sweep(indexes, xq, gt_D, gt_I, base=None, metric="L2", k=10, settings=None,
                                                         k_factors=k_factors):
             set_parameters(index, s)
             row, _ = evaluate(index, xq, gt_D, gt_I, base, metric, k, 1, 0, deep=False)
-            params = dict(kv.split("=") for kv in s.split(",")) if s else {}
-            mine.append({"index": name, "setting": s, **{p: int(v) for p, v in params.items()},
+            mine.append({"index": name, "setting": s,
+                         **{p: int(v) for p, v in parse_setting(s).items()},
                          **row, "file_bytes": nbytes, "loaded": loaded, "timed": "one batch"})
         front = pareto_frontier(mine, f"recall@{k}", "qps_median")
         top = max(front, key=lambda r: r[f"recall@{k}"])

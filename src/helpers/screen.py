@@ -30,12 +30,39 @@ TARGET_RECALL = 0.95
 FINALISTS = 2
 
 
-def candidates(search=SCREEN_SEARCH):
-    """[(factory, efConstruction or None)] in screening order: the HNSW graphs, then
-    for each code every space (so a short time budget still compares spaces)."""
-    ivf = [(f"{space},{code},{search['refine']}".rstrip(","), None)
-           for code in search["codes"] for space in search["spaces"]]
-    return [(f, efc) for f, efc in search["hnsw"]] + ivf
+# a code this many times slower than the best on the first space is not tried on the others
+CODE_SLACK = 1.5
+
+
+def ivf_family(space, code, search=SCREEN_SEARCH):
+    """The screened factory of `code` on coarse `space` ("PCAR256,IVF16384,PQ64x4fs,Refine(SQ8)")."""
+    return f"{space},{code},{search['refine']}".rstrip(",")
+
+
+def codes_to_carry(on_first, space, target_recall=TARGET_RECALL, slack=CODE_SLACK):
+    """{code: None when it goes on to the other spaces, else the measured reason it
+    does not}. on_first: {code: its screening record on `space`, the first one}.
+    A code that clears target_recall at under 1/slack of the best code's median
+    QPS, or never clears it while another does, stays behind; when no code
+    clears it every code goes on, and so does one with nothing measured (faiss
+    refused it, or the time budget ran out first)."""
+    best = {code: choose.best_setting(saved["rows"], target_recall)
+            for code, saved in on_first.items() if saved.get("rows")}
+    qps = {code: b["qps_median"] for code, (b, _) in best.items() if b}
+    if not qps:
+        return dict.fromkeys(on_first)
+    lead = max(qps, key=qps.get)
+    out = {}
+    for code in on_first:
+        if code not in best or qps.get(code, 0) * slack >= qps[lead]:
+            out[code] = None
+        elif code in qps:
+            out[code] = (f"not screened: on {space} it cleared recall@10 {target_recall} at "
+                         f"{qps[code]:,.0f} queries/s, under 1/{slack:g} of {lead}'s {qps[lead]:,.0f}")
+        else:
+            out[code] = (f"not screened: on {space} its recall@10 interval never cleared "
+                         f"{target_recall} (best {best[code][1]['recall@10']:.3f}); {lead}'s did")
+    return out
 
 
 def settings_for(factory, d, metric, search=SCREEN_SEARCH):
@@ -175,34 +202,67 @@ def screen(ds, rows, out_dir, search=SCREEN_SEARCH, target_n=None, ram_budget=No
     prefix = Prefix(ds, min(rows, ds.n))
     xq = read_rows(ds.queries, 0, ds.queries.n)
     gt_D, gt_I = _ground_truth(prefix, xq, out_dir)
-    spent, all_rows, built = 0.0, [], {}  # seconds of screening, earlier calls' included
-    for factory, efc in candidates(search):
-        name = build_name(factory, efc)
-        path = os.path.join(out_dir, coarse.file_name(name) + ".json")
-        key = {"dataset": ds.fingerprint, "rows": prefix.n, "factory": factory, "efC": efc,
-               "settings": _settings_or_error(factory, ds, search)}
-        # one process screens a candidate; another on the same folder waits, then reuses it
-        with locked(path, what=f"the screening of {name}"):
-            if os.path.exists(path) and read_json(path).get("key") == key:
-                saved = read_json(path)
-                saved["rows"] = [choose.upgrade(r) for r in saved.get("rows", [])]  # older names
-                spent += saved.get("seconds", sum(saved.get("info", {}).get(k, 0) for k in
-                                                  ("kmeans_s", "assign_s", "train_s", "add_s")))
-            elif time_budget and spent > time_budget:
-                saved = {"key": key, "error": "not screened: the screening's time budget was spent"}
+    spent, built = 0.0, {}  # seconds of screening, earlier calls' included
+
+    def one(factory, efc):
+        nonlocal spent
+        def measure(key):
+            return _screen_one(prefix, factory, efc, out_dir, xq, gt_D, gt_I, repeats,
+                               single_queries, key, progress, target_recall)
+
+        over = bool(time_budget) and spent > time_budget
+        saved, seconds = _reuse_or_screen(prefix, factory, efc, out_dir, search, over, measure)
+        spent += seconds
+        built[build_name(factory, efc)] = saved
+
+    # cheapest first, so that a time budget screens the most families: every code on
+    # the first space (one k-means for them all), the codes worth it on the other
+    # spaces (a k-means each), then the graphs (5-7 min each at 1M rows against about
+    # 1 min for a code on a space already trained: benchmarks/README.md)
+    first, others = search["spaces"][:1], search["spaces"][1:]
+    for space in first:
+        for code in search["codes"]:
+            one(ivf_family(space, code, search), None)
+    left_behind = codes_to_carry({c: built[ivf_family(first[0], c, search)] for c in search["codes"]},
+                                 first[0], target_recall) if first else {}
+    for space in others:
+        for code in search["codes"]:
+            if left_behind.get(code):
+                built[ivf_family(space, code, search)] = {"error": left_behind[code]}
             else:
-                t0 = time.perf_counter()
-                saved = _screen_one(prefix, factory, efc, out_dir, xq, gt_D, gt_I, repeats,
-                                    single_queries, key, progress, target_recall)
-                saved["seconds"] = time.perf_counter() - t0
-                spent += saved["seconds"]
-                write_json(path, saved)
-        built[name] = saved
-        all_rows += saved.get("rows", [])
+                one(ivf_family(space, code, search), None)
+    for factory, efc in search["hnsw"]:
+        one(factory, efc)
+    all_rows = [r for saved in built.values() for r in saved.get("rows", [])]
     found = verdicts(built, prefix.n, target_n or ds.n, ds.d, ds.metric, ram_budget,
                      build_time_budget, target_recall, finalists)
     write_json(os.path.join(out_dir, "verdicts.json"), found)
     return all_rows, found
+
+
+def _reuse_or_screen(prefix, factory, efc, out_dir, search, over_budget, measure):
+    """(record, seconds it counts for): the saved record when its key matches (its
+    recorded seconds), else "not screened" when over_budget (0 s), else measure(key)
+    timed and saved. One process screens a candidate; another on the same folder
+    waits for it, then reuses its record."""
+    ds = prefix.ds
+    name = build_name(factory, efc)
+    path = os.path.join(out_dir, coarse.file_name(name) + ".json")
+    key = {"dataset": ds.fingerprint, "rows": prefix.n, "factory": factory, "efC": efc,
+           "settings": _settings_or_error(factory, ds, search)}
+    with locked(path, what=f"the screening of {name}"):
+        if os.path.exists(path) and read_json(path).get("key") == key:
+            saved = read_json(path)
+            saved["rows"] = [choose.upgrade(r) for r in saved.get("rows", [])]  # older names
+            return saved, saved.get("seconds", sum(saved.get("info", {}).get(k, 0) for k in
+                                                   ("kmeans_s", "assign_s", "train_s", "add_s")))
+        if over_budget:
+            return {"key": key, "error": "not screened: the screening's time budget was spent"}, 0.0
+        t0 = time.perf_counter()
+        saved = measure(key)
+        saved["seconds"] = time.perf_counter() - t0
+        write_json(path, saved)
+        return saved, saved["seconds"]
 
 
 def finalist_factories(screen_dir):

@@ -6,6 +6,7 @@ import faiss
 import ipywidgets as W
 
 from . import memory
+from .evaluate import parse_setting
 from .files import format_bytes
 
 
@@ -139,7 +140,7 @@ class RecallExplorer:
     def open_at(self, name, setting):
         """Select index `name` with the sliders at `setting` ("nprobe=128,k_factor_rf=64"),
         searched once."""
-        values = dict(kv.split("=") for kv in setting.split(",") if kv)
+        values = parse_setting(setting)
         self._holding = True
         try:
             self.selector.value = name
