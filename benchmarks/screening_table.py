@@ -6,6 +6,8 @@
 import argparse
 import json
 
+from helpers.screen import BUDGET_SPENT
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -23,9 +25,14 @@ def main():
               f"{v.get('recall', 0):.3f} ({ci[0]:.3f}-{ci[1]:.3f}) | {v.get('qps_median', 0):,.0f} | "
               f"{v.get('ram_at_target', 0) / 2**30:.1f} | {v.get('build_s_at_target', 0) / 60:,.0f} | "
               f"{v.get('kmeans', '–')}{', %.0f s' % v['kmeans_s'] if v.get('kmeans_s') else ''} |")
-    skipped = [v["family"] for v in rows if v["verdict"].startswith("not screened")]
-    if skipped:
-        print(f"\nNot screened (time budget): {', '.join(f'`{f}`' for f in skipped)}.")
+    budget = [v["family"] for v in rows if v["verdict"].startswith(BUDGET_SPENT)]
+    if budget:
+        print(f"\nNot screened (time budget): {', '.join(f'`{f}`' for f in budget)}.")
+    behind = [v for v in rows if v["verdict"].startswith("not screened: on ")]
+    if behind:
+        print("\nNot screened (its code lost on the first space):")
+        for v in behind:
+            print(f"- `{v['family']}`: {v['verdict'][len('not screened: '):]}")
 
 
 if __name__ == "__main__":

@@ -129,6 +129,21 @@ def test_screening_table_lists_every_screened_family():
     assert out.count("| finalist |") == sum(v["verdict"] == "finalist" for v in json.load(open(path)))
 
 
+def test_screening_table_tells_a_spent_budget_from_a_code_left_behind(tmp_path):
+    import json
+
+    from helpers import screen
+
+    lost = "not screened: on IVF16 it cleared recall@10 0.95 at 600 queries/s, under 1/1.5 of A's 1,000"
+    path = tmp_path / "verdicts.json"
+    path.write_text(json.dumps([{"family": "IVF16,A", "verdict": "finalist", "qps_median": 1000},
+                                {"family": "IVF32,B", "verdict": lost},
+                                {"family": "HNSW8", "verdict": screen.BUDGET_SPENT}]))
+    out = _run("screening_table.py", path)
+    assert "Not screened (time budget): `HNSW8`." in out
+    assert "- `IVF32,B`: on IVF16 it cleared recall@10 0.95 at 600 queries/s" in out
+
+
 def test_hnsw_projection_reads_the_screening_and_checks_a_real_build(tmp_path):
     import csv
 

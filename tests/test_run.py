@@ -39,9 +39,9 @@ def test_parameter_files_are_checked(tmp_path):
         runner.load_params("tiny", f)
     with pytest.raises(ValueError, match="unknown preset"):
         runner.load_params("huge")
-    f.write_text("preset: full\ntime_budget: 3h\n")  # a preset's time budget, overridden
-    assert runner.load_params(None, f)[1]["time_budget"] == "3h"
-    assert runner.load_params("full")[1]["time_budget"] == "2h"
+    f.write_text("preset: full\ntime_budget: 4h\n")  # a preset's time budget, overridden
+    assert runner.load_params(None, f)[1]["time_budget"] == "4h"
+    assert runner.load_params("full")[1]["time_budget"] == "3h"
 
 
 @pytest.fixture(scope="module")

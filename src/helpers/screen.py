@@ -30,6 +30,7 @@ TARGET_RECALL = 0.95
 FINALISTS = 2
 
 
+BUDGET_SPENT = "not screened: the screening's time budget was spent"
 # a code this many times slower than the best on the first space is not tried on the others
 CODE_SLACK = 1.5
 
@@ -257,7 +258,7 @@ def _reuse_or_screen(prefix, factory, efc, out_dir, search, over_budget, measure
             return saved, saved.get("seconds", sum(saved.get("info", {}).get(k, 0) for k in
                                                    ("kmeans_s", "assign_s", "train_s", "add_s")))
         if over_budget:
-            return {"key": key, "error": "not screened: the screening's time budget was spent"}, 0.0
+            return {"key": key, "error": BUDGET_SPENT}, 0.0
         t0 = time.perf_counter()
         saved = measure(key)
         saved["seconds"] = time.perf_counter() - t0
