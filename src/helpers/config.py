@@ -225,7 +225,7 @@ PRESETS = {
         # lists in the screening (at 256 its best was 0.943: benchmarks/results/1m)
         "all": {"nlist": 4096, "nprobe": 32, "max_nprobe": 1024},
         "01_data_generation": {"n": 1_000_000, "n_queries": 1000, "n_train": 0, "progress": False},
-        # the same screening as full's and the same verdicts: finalists judged at the
+        # the same screening as full's, on its own rows: finalists judged at the
         # 10M target_n (a 10-minute budget at 10M kept none), then built here at 1M
         "02_memory_budget": {"check_factories": [], **screen_params(SCREEN_SEARCH, 1_000_000),
                              "screen_time_budget": "40min", "build_time_budget": FINALIST_BUILD_BUDGET},
