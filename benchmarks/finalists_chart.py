@@ -25,7 +25,11 @@ def final_stage_rows(results):
     series of its own; [] when the run had none."""
     with open(os.path.join(results, "summary.json")) as f:
         summary = json.load(f)
-    rows = summary["results"].get("06_recall_vs_latency", {}).get("high_recall_rows") or []
+    return reranked(summary["results"].get("06_recall_vs_latency", {}).get("high_recall_rows") or [])
+
+
+def reranked(rows):
+    """Final-stage rows, each index named as a series of its own."""
     return [dict(r, index=f"{r['index']} + float32 re-rank") for r in rows]
 
 
@@ -38,7 +42,7 @@ def main():
     a = ap.parse_args()
     rows = choose.read_sweep(os.path.join(a.results, "sweep.csv")) + final_stage_rows(a.results)
     for path in a.extra:
-        rows += [dict(r, index=f"{r['index']} + float32 re-rank") for r in choose.read_sweep(path)]
+        rows += reranked(choose.read_sweep(path))
     fig = plots.recall_qps(rows)
     fig.update_layout(title=a.title, width=1200, height=700)
     html = os.path.join(a.results, "finalists.html") if not a.png else tempfile.mktemp(suffix=".html")

@@ -207,6 +207,7 @@ def screen(ds, rows, out_dir, search=SCREEN_SEARCH, target_n=None, ram_budget=No
 
     def one(factory, efc):
         nonlocal spent
+
         def measure(key):
             return _screen_one(prefix, factory, efc, out_dir, xq, gt_D, gt_I, repeats,
                                single_queries, key, progress, target_recall)
@@ -220,18 +221,18 @@ def screen(ds, rows, out_dir, search=SCREEN_SEARCH, target_n=None, ram_budget=No
     # the first space (one k-means for them all), the codes worth it on the other
     # spaces (a k-means each), then the graphs (5-7 min each at 1M rows against about
     # 1 min for a code on a space already trained: benchmarks/README.md)
-    first, others = search["spaces"][:1], search["spaces"][1:]
-    for space in first:
+    if search["spaces"]:
+        first, *others = search["spaces"]
         for code in search["codes"]:
-            one(ivf_family(space, code, search), None)
-    left_behind = codes_to_carry({c: built[ivf_family(first[0], c, search)] for c in search["codes"]},
-                                 first[0], target_recall) if first else {}
-    for space in others:
-        for code in search["codes"]:
-            if left_behind.get(code):
-                built[ivf_family(space, code, search)] = {"error": left_behind[code]}
-            else:
-                one(ivf_family(space, code, search), None)
+            one(ivf_family(first, code, search), None)
+        left_behind = codes_to_carry({c: built[ivf_family(first, c, search)] for c in search["codes"]},
+                                     first, target_recall)
+        for space in others:
+            for code in search["codes"]:
+                if left_behind[code]:
+                    built[ivf_family(space, code, search)] = {"error": left_behind[code]}
+                else:
+                    one(ivf_family(space, code, search), None)
     for factory, efc in search["hnsw"]:
         one(factory, efc)
     all_rows = [r for saved in built.values() for r in saved.get("rows", [])]
