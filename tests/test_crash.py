@@ -20,7 +20,7 @@ import faiss
 import numpy as np
 import pytest
 
-from helpers import build, dataset, files, groundtruth, index_files, indexes, ingest, keyed_files, synthetic
+from helpers import build, coarse, dataset, files, groundtruth, index_files, indexes, ingest, keyed_files, synthetic
 from helpers.vectors import read_rows
 
 BUILD = """
@@ -37,6 +37,17 @@ from helpers import dataset, synthetic
 params = synthetic.GeneratorParams(d=32, intrinsic_dim=8, n_clusters=16, seed=3)
 dataset.generate_dataset(sys.argv[1], 3000, n_queries=40, n_train=0, params=params,
                          chunk_rows=500, progress=False)
+"""
+
+SCREEN = """
+import sys
+from helpers import dataset, screen
+ds = dataset.load_dataset(sys.argv[1])
+# one code: which families are screened cannot depend on a timing
+search = screen.search_of(["IVF16", "IVF32"], ["PQ8x4fs"], "Refine(SQ8)", [["HNSW8,SQ8", 16]],
+                          [4], [4], [16])
+screen.screen(ds, 3000, sys.argv[2], search, target_recall=0.5, repeats=1, single_queries=5,
+              progress=False)
 """
 
 GROUND_TRUTH = """
@@ -144,6 +155,28 @@ def test_build_killed_at_random_moments_never_duplicates_rows(tmp_path):
     for i in (index, ref):
         faiss.ParameterSpace().set_index_parameters(i, "nprobe=8")
     np.testing.assert_array_equal(index.search(xq, 10)[1], ref.search(xq, 10)[1])
+
+
+def test_screening_killed_at_every_commit_point_resumes_to_the_same_records(crash_ds, tmp_path):
+    def measured(out):
+        """{family: [(setting, recall@10)]} of a finished screening, every record read back."""
+        found = files.read_json(os.path.join(out, "verdicts.json"))
+        assert len(found) == 3 and not any(v["verdict"].startswith("not screened") for v in found)
+        return {v["family"]: [(r["setting"], r["recall@10"]) for r in files.read_json(
+            os.path.join(out, coarse.file_name(v["family"]) + ".json"))["rows"]] for v in found}
+
+    assert run(SCREEN, crash_ds.root, tmp_path / "ref") == 0
+    want = measured(tmp_path / "ref")
+
+    def args(n):
+        return crash_ds.root, tmp_path / f"k{n}"
+
+    def check(root, out):
+        assert measured(out) == want
+        assert not [f for f in os.listdir(out) if files.is_partial(f)]
+        shutil.rmtree(out)
+
+    assert every_commit_point(SCREEN, args, check) >= 4  # coarse work, three records, verdicts
 
 
 def test_generation_killed_at_every_commit_point_resumes_to_the_same_data(tmp_path):
