@@ -1,4 +1,5 @@
 import os
+import signal
 import sys
 
 import numpy as np
@@ -33,6 +34,30 @@ def pytest_runtest_makereport(item, call):
     rep = yield
     setattr(item, "rep_" + rep.when, rep)
     return rep
+
+
+_running = []  # the test being run, for a suite stopped by its overall limit (.ci/run)
+
+
+def pytest_runtest_logstart(nodeid, location):
+    _running[:] = [nodeid]
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    _running.clear()
+
+
+def pytest_configure(config):
+    """On SIGTERM (what `timeout` sends when the suite's limit is hit) name the running
+    test on the terminal, past pytest's capture, then stop as on Ctrl-C."""
+    def stopped(signum, frame):
+        config.pluginmanager.get_plugin("capturemanager").suspend_global_capture(in_=True)
+        config.pluginmanager.get_plugin("terminalreporter").write_line(
+            f"the suite was stopped by {signal.Signals(signum).name} while running: "
+            f"{', '.join(_running) or 'no test'}", red=True)
+        raise KeyboardInterrupt  # pytest then reports what ran and stops
+
+    signal.signal(signal.SIGTERM, stopped)
 
 
 def listing(folder):

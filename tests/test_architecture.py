@@ -82,4 +82,10 @@ def test_no_library_module_runs_as_a_script(module):
         return
     tree = _tree(module)
     mains = [n for n in tree.body if isinstance(n, ast.If) and "__main__" in ast.dump(n.test)]
-    assert not mains, f"{module} has an `if __name__ == '__main__'` branch: commands live in helpers.cli"
+    # the only branch allowed says the command's form (helpers.usage): `python -m helpers.run`
+    # would otherwise do nothing and exit 0
+    redirect = [ast.dump(n) for n in ast.parse(
+        f"from .usage import wrong_form\nwrong_form({module!r})").body]
+    bodies = [[ast.dump(b) for b in n.body] for n in mains]
+    assert all(b == redirect for b in bodies), \
+        f"{module} has an `if __name__ == '__main__'` branch: commands live in helpers.cli"

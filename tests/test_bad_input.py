@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from helpers import build, dataset, factory_tree, files, groundtruth, ingest, synthetic, vectors
+from helpers import build, dataset, factory_tree, files, groundtruth, ingest, limits, synthetic, vectors
 
 
 @pytest.fixture
@@ -27,15 +27,18 @@ def test_factories_faiss_accepts_but_that_make_no_index(users_ds, tmp_path, fact
     assert not (tmp_path / "i.faiss").exists()
 
 
-@pytest.mark.parametrize("kw,message", [
-    ({"add_batch": -5}, r"add_batch=-5 is invalid: it must be a whole number >= 1"),
-    ({"add_batch": 0}, r"add_batch=0 is invalid"),
-    ({"n_train": 5000}, r"n_train=5000 is invalid: .* between 1 and 3,000 \(the dataset has 3,000 rows\)"),
-    ({"ef_construction": 0}, r"ef_construction=0 is invalid"),
-    ({"checkpoint_seconds": -1}, r"checkpoint_seconds=-1 is invalid"),
+@pytest.mark.parametrize("kw,error,message", [
+    ({"add_batch": -5}, limits.OutOfRange, r"add_batch=-5 is invalid: it must be a whole number from 1 to "),
+    ({"add_batch": 0}, limits.OutOfRange, r"add_batch=0 is invalid"),
+    ({"n_train": 5000}, limits.OutOfRange,
+     r"n_train=5000 is invalid: .* from 1 to 3,000 \(the dataset has 3,000 rows\)"),
+    ({"ef_construction": 0}, limits.OutOfRange, r"ef_construction=0 is invalid"),
+    ({"ef_construction": 2**31}, limits.OutOfRange, r"ef_construction=2147483648 is invalid: .* to 2,147,483,647"),
+    ({"threads": -1}, limits.OutOfRange, r"threads=-1 is invalid"),
+    ({"checkpoint_seconds": -1}, build.BuildError, r"checkpoint_seconds=-1 is invalid"),
 ])
-def test_build_parameters_are_validated_up_front(users_ds, tmp_path, kw, message):
-    with pytest.raises(build.BuildError, match=message):
+def test_build_parameters_are_validated_up_front(users_ds, tmp_path, kw, error, message):
+    with pytest.raises(error, match=message):
         build.build_index(users_ds, "IVF16,Flat", tmp_path / "out" / "i.faiss", progress=False, **kw)
     assert not (tmp_path / "out").exists()
 

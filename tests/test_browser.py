@@ -152,6 +152,7 @@ def no_errors(page):
     assert errors.count() == 0, errors.first.inner_text()
 
 
+@pytest.mark.timeout(600)  # JupyterLab, a tiny run and a whole notebook: beyond 300 s per test
 def test_06_sliders_move_the_operating_point(page, lab):
     open_and_run_all(page, lab, "06_recall_vs_latency.ipynb")
     page.wait_for_selector(".jp-OutputArea-output select", timeout=180_000)
@@ -181,6 +182,7 @@ def test_06_sliders_move_the_operating_point(page, lab):
         page.screenshot(path=os.path.join(ARTIFACTS, f"06_{shown.split('=')[0]}.png"))
 
 
+@pytest.mark.timeout(600)  # JupyterLab, a tiny run and a whole notebook: beyond 300 s per test
 def test_02_ram_budget_control_updates_the_table(page, lab):
     open_and_run_all(page, lab, "02_memory_budget.ipynb")
     page.wait_for_selector(".jp-OutputArea-output .widget-slider", timeout=180_000)

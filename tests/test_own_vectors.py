@@ -35,6 +35,7 @@ def run_state(tmp_path):
         return tmp_path / "runs" / folder, json.load(f)
 
 
+@pytest.mark.timeout(900)  # a whole tiny run or more: beyond the suite's 300 s per test
 def test_own_vectors_run_every_notebook_and_the_recommendation_builds_at_full_scale(tmp_path):
     x = clustered(4000, 1) * np.random.default_rng(2).uniform(0.5, 2, (4000, 1)).astype(np.float32)
     write_vectors(tmp_path / "emb.npy", x)

@@ -1,5 +1,6 @@
 """The papermill pipeline, end to end at the tiny preset, in real kernels."""
 
+import glob
 import json
 import os
 import subprocess
@@ -51,6 +52,7 @@ def first_run(tmp_path_factory):
     return root, folder
 
 
+@pytest.mark.timeout(900)  # a whole tiny run or more: beyond the suite's 300 s per test
 def test_tiny_preset_end_to_end(first_run):
     root, folder = first_run
     state = read_json(os.path.join(folder, "run.json"))
@@ -93,6 +95,7 @@ def test_time_estimate_counts_only_what_is_left(first_run, capsys):
     assert all(s > 0 for s in fresh.values())
 
 
+@pytest.mark.timeout(900)  # a whole tiny run or more: beyond the suite's 300 s per test
 def test_rerun_reuses_and_force_redoes(first_run):
     root, first = first_run
     index = root / "data" / "tiny" / "indexes" / "IVF16_SQ8.faiss"
@@ -141,6 +144,7 @@ def test_failing_notebook_is_reported_and_the_rerun_continues(first_run, tmp_pat
     assert os.listdir(tmp_path / "runs") == [os.path.basename(folder)]
 
 
+@pytest.mark.timeout(900)  # a whole tiny run or more: beyond the suite's 300 s per test
 def test_pipeline_killed_at_random_moments_resumes_to_the_same_results(first_run, tmp_path):
     """Real SIGKILLs of the runner and its kernels at random moments; the same
     command then finishes the run, and every IVF index equals the uninterrupted
@@ -219,3 +223,93 @@ def test_long_stages_show_progress_in_the_runners_terminal(tmp_path):
     for stage in ("screening IVF16,PQ16x4fs,Refine(SQ8) on 3,000 rows", "assign to IVF16:",
                   "add IVF16,PQ8: 100%"):
         assert stage in out.stderr, stage
+
+
+def _kernels(pid):
+    """The ipykernel processes under process `pid`."""
+    import psutil
+
+    try:
+        return [p for p in psutil.Process(pid).children(recursive=True)
+                if "ipykernel" in " ".join(p.cmdline())]
+    except psutil.Error:
+        return []
+
+
+def _wait_for_cell(runs, name, cell, runner):
+    """Until papermill has started code cell `cell` (0-based) of notebook `name` in the
+    run folder under `runs` (it saves the executed copy as each cell starts)."""
+    import time
+
+    import nbformat
+
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and runner.poll() is None:
+        for path in glob.glob(os.path.join(runs, "*", name + ".ipynb")):
+            try:
+                cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+            except Exception:  # written as we read it
+                continue
+            if len(cells) > cell and cells[cell].metadata.get("papermill", {}).get("start_time"):
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"{name} never reached code cell {cell}")
+
+
+def test_a_killed_kernel_fails_its_stage_in_seconds_and_the_rerun_continues(tmp_path):
+    """A real runner whose kernel gets a real SIGKILL in the middle of notebook 02: the
+    runner says so within 30 s (it used to wait forever beside a <defunct> kernel)."""
+    import signal
+    import time
+
+    cmd = [sys.executable, "-m", "helpers", "run", "--preset", "tiny", "--until", "02_memory_budget",
+           "--runs-dir", str(tmp_path / "runs"), "--data-dir", str(tmp_path / "data")]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        _wait_for_cell(tmp_path / "runs", "02_memory_budget", 3, p)
+        [kernel] = _kernels(p.pid)
+        kernel.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        _, err = p.communicate(timeout=30)
+        waited = time.monotonic() - killed
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 1 and waited < 30
+    assert "02_memory_budget: the kernel died in cell [" in err and "killed by SIGKILL" in err, err
+    assert "resident" in err and "private" in err and "out-of-memory killer" in err
+    folder = os.path.join(tmp_path / "runs", os.listdir(tmp_path / "runs")[0])
+    state = read_json(os.path.join(folder, "run.json"))
+    assert state["status"] == "failed" and state["done"] == ["01_data_generation"]
+    assert state["failed"]["notebook"] == "02_memory_budget" and state["failed"]["signal"] == "SIGKILL"
+    assert state["failed"]["cell"].startswith("[") and state["failed"]["last_rss_bytes"] > 0
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "continuing the unfinished run" in again.stdout
+    assert "01_data_generation: done in an earlier attempt" in again.stdout
+    assert read_json(os.path.join(folder, "run.json"))["status"] == "stopped after 02_memory_budget"
+
+
+def test_an_aborting_kernel_is_named_with_its_signal_and_cell(tmp_path):
+    """faiss aborts the process on a failed assertion (SIGABRT): the stage fails with it."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                           "display_name": "Python 3"}})
+    nb.cells = [nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("import os\nos.abort()")]
+    nbformat.write(nb, tmp_path / "aborts.ipynb")
+    state = {}
+    with pytest.raises(runner.RunError, match=r"aborts: the kernel died in cell \[\d\] \(import os\): "
+                                              r"killed by SIGABRT \(signal 6\)"):
+        runner._execute("aborts", str(tmp_path / "out.ipynb"), {}, str(tmp_path), False, state)
+    assert state["failed"]["signal"] == "SIGABRT" and "out-of-memory" not in state["failed"]["how"]
+
+
+@pytest.mark.parametrize("module", ["run", "build", "screen", "measure"])
+def test_module_forms_say_the_command_form(module, tmp_path):
+    out = subprocess.run([sys.executable, "-m", f"helpers.{module}", "--preset", "tiny"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 2 and out.stderr == f"use: python -m helpers {module}\n"
+    assert out.stdout == "" and os.listdir(tmp_path) == []

@@ -11,7 +11,7 @@ import faiss
 import numpy as np
 import psutil
 
-from . import coarse, factory_tree, keyed_files, memory, quiet, rss
+from . import coarse, factory_tree, keyed_files, limits, memory, quiet, rss
 from .files import check_disk_space, format_bytes, locked, read_json
 from .heuristics import ADD_BATCH
 from .index_files import load_index
@@ -30,20 +30,14 @@ class BuildRefused(BuildError):
 REFUSED = "REFUSED"  # how build_all prints a refused build (the runner reports them)
 
 
-def _check_int(name, value, low, high=None, hint=""):
-    """Refuse a parameter that is not a whole number in [low, high]."""
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-    if not ok or value < low or (high is not None and value > high):
-        rng = f">= {low:,}" if high is None else f"between {low:,} and {high:,}"
-        raise BuildError(f"{name}={value!r} is invalid: it must be a whole number {rng}{hint}")
-
-
-def _check_arguments(ds, n_train, add_batch, checkpoint_seconds, ef_construction):
-    _check_int("add_batch", add_batch, 1)
+def _check_arguments(ds, n_train, add_batch, checkpoint_seconds, ef_construction, threads):
+    limits.check("add_batch", add_batch)
     if n_train is not None:
-        _check_int("n_train", n_train, 1, ds.n, f" (the dataset has {ds.n:,} rows)")
+        limits.check("n_train", n_train, 1, ds.n, f"the dataset has {ds.n:,} rows")
     if ef_construction is not None:
-        _check_int("ef_construction", ef_construction, 1)
+        limits.check("ef_construction", ef_construction)
+    if threads is not None:
+        limits.check("threads", threads)
     if not isinstance(checkpoint_seconds, (int, float)) or checkpoint_seconds < 0:
         raise BuildError(f"checkpoint_seconds={checkpoint_seconds!r} is invalid: it must be >= 0")
 
@@ -97,7 +91,7 @@ def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
     """
     path = os.fspath(path)
     add_batch = ADD_BATCH if add_batch is None else add_batch
-    _check_arguments(ds, n_train, add_batch, checkpoint_seconds, ef_construction)  # before any write
+    _check_arguments(ds, n_train, add_batch, checkpoint_seconds, ef_construction, threads)  # before any write
     out_dir = os.path.dirname(os.path.abspath(path))
     if os.path.isfile(out_dir):
         raise BuildError(f"cannot write {path}: {out_dir} is a file, not a folder")
@@ -297,3 +291,9 @@ def built_indexes(index_dir, ds):
             continue
         out[build_name(r["factory"], r.get("ef_construction"))] = (path, r["measured"]["disk"])
     return out
+
+
+if __name__ == "__main__":  # python -m helpers.<this module>: say the command form
+    from .usage import wrong_form
+
+    wrong_form("build")

@@ -133,7 +133,11 @@ def measure_command(argv=None):
         ap.add_argument("--dataset", default=None)
         ap.add_argument("--setting", default="")
         a = ap.parse_args(argv)
-        json.dump(measure.loaded_rss(a.load, a.mmap, a.dataset, a.setting), sys.stdout)
+        try:
+            json.dump(measure.loaded_rss(a.load, a.mmap, a.dataset, a.setting), sys.stdout)
+        except (ValueError, OSError) as e:
+            print(f"MEASURE FAILED: {e}", file=sys.stderr)
+            return 1
         print()
         return
     ap = argparse.ArgumentParser(prog="python -m helpers measure", description=measure.__doc__)
@@ -203,3 +207,9 @@ def main(argv=None):
         print(__doc__, file=sys.stderr)
         return 2
     return COMMANDS[argv[0]](argv[1:]) or 0
+
+
+if __name__ == "__main__":  # python -m helpers.<this module>: say the command form
+    from .usage import wrong_form
+
+    wrong_form("cli")

@@ -12,13 +12,14 @@ import time
 import faiss
 import numpy as np
 
-from . import heuristics
+from . import heuristics, limits
 from .choose import pareto_frontier
 from .exact import exact_distances
 
 
 def check_against_ground_truth(I, gt_I, k):
     """Refuse a comparison that would give a silently wrong recall."""
+    limits.check("k", k)
     if len(I) != len(gt_I):
         raise ValueError(f"{len(I)} result rows but the ground truth has {len(gt_I)} queries: "
                          f"the ground truth is from another query set; recompute it for this dataset")
@@ -188,18 +189,23 @@ def format_setting(values):
 def set_parameters(index, setting):
     """Apply a "name=value,..." string through faiss.ParameterSpace; "qb" (the
     query bits of RaBitQ, which ParameterSpace does not know) is set on the IVF.
+    Values are checked first (helpers.limits): one faiss would abort on is refused
+    with OutOfRange, nprobe beyond nlist is clipped. Returns (the setting
+    applied, notes on what was clipped).
 
     An HNSW coarse quantizer asked for nprobe lists searches quantizer_efSearch
     deep, 2 x nprobe unless the setting names it: faiss's HNSW stops after
     efSearch steps whatever k (HNSW.cpp, search_from_candidates), so a shallower
     search returns fewer lists than asked (measured on IVF65536_HNSW32: at
     efSearch 64, 55% of 2,048 asked lists came back -1)."""
-    named = parse_setting(setting)
+    named, notes = limits.check_setting(index, parse_setting(setting))
+    applied = format_setting(named)
     if "qb" in named:
-        faiss.downcast_index(faiss.extract_index_ivf(index)).qb = int(named.pop("qb"))
+        faiss.downcast_index(faiss.extract_index_ivf(index)).qb = named.pop("qb")
     if "nprobe" in named and "quantizer_efSearch" not in named and _hnsw_quantizer(index):
-        named["quantizer_efSearch"] = heuristics.quantizer_ef_search(int(named["nprobe"]))
+        named["quantizer_efSearch"] = heuristics.quantizer_ef_search(named["nprobe"])
     faiss.ParameterSpace().set_index_parameters(index, format_setting(named))
+    return applied, notes
 
 
 def _hnsw_quantizer(index):

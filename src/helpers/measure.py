@@ -64,7 +64,9 @@ def loaded_rss(path, mmap=False, dataset_dir=None, setting=""):
         xq = read_rows(queries, 0, queries.n)
         base += rss.current_rss() - before_queries  # the queries are not the index's
         if setting:
-            faiss.ParameterSpace().set_index_parameters(index, setting)
+            from .evaluate import set_parameters
+
+            set_parameters(index, setting)
         index.search(xq, 10)
         del xq
         out["after_search"] = rss.current_rss() - base
@@ -114,3 +116,9 @@ def measure_fresh(dataset_dir, factory, n_train=None, add_batch=None, threads=No
     if out.returncode:
         raise RuntimeError(f"measuring {factory} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout)
+
+
+if __name__ == "__main__":  # python -m helpers.<this module>: say the command form
+    from .usage import wrong_form
+
+    wrong_form("measure")

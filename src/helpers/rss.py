@@ -57,9 +57,11 @@ class RSSTrace:
     sampled RSS less its file-backed and shared pages (psutil's `shared`):
     memory the process holds itself, where RSS also counts the page cache of
     files it maps (a memory-mapped index), which the OS can drop, and shared
-    memory. children=True measures
-    this process's children instead (summed; sampled only: the kernel's mark
-    is per process), e.g. the kernels a notebook runner starts.
+    memory. last_rss, last_private: the latest sample in which the measured
+    processes were alive (what a kernel held just before it was killed).
+    children=True measures this process's children instead (summed; sampled
+    only: the kernel's mark is per process), e.g. the kernels a notebook runner
+    starts.
     """
 
     def __init__(self, interval=0.05, children=False):
@@ -70,7 +72,7 @@ class RSSTrace:
     def __enter__(self):
         release_free_memory()
         self._kernel_peak = not self.children and reset_peak()
-        self.peak_private = 0
+        self.peak_private = self.last_rss = self.last_private = 0
         self.baseline = self._rss()
         self._t0 = time.perf_counter()
         self.trace = [(0.0, self.baseline)]
@@ -89,6 +91,8 @@ class RSSTrace:
             total += m.rss
             private += m.rss - getattr(m, "shared", 0)
         self.peak_private = max(self.peak_private, private)
+        if total:
+            self.last_rss, self.last_private = total, private
         return total
 
     def _sample(self):

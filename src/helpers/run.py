@@ -22,25 +22,36 @@ import os
 import sys
 import time
 
-from . import config, notebook_html, rss, run_checks
+from . import config, limits, notebook_html, rss, run_checks
 from . import progress as progress_bars
 from .files import check_writable, format_bytes, locked, parse_size, read_json, write_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NOTEBOOKS = os.path.join(ROOT, "notebooks")
-def _ipc_kernel_manager():
+def _ipc_kernel_manager(started):
     """A KernelManager whose kernels talk over local IPC sockets, not TCP: nothing
     listens on the network, and the kernel has no "running over TCP without
-    encryption" warning to print once per notebook."""
+    encryption" warning to print once per notebook. Each kernel's process
+    (subprocess.Popen) is appended to `started`, so that the runner can say how a
+    kernel that died ended.
+
+    It is the asyncio manager: papermill's client (nbclient) waits for the kernel's
+    replies on an event loop and checks every second that the kernel is alive. The
+    blocking manager's client blocks that loop, so a kernel killed mid-cell was
+    waited for forever."""
     import tempfile
 
-    from jupyter_client.manager import KernelManager
+    from jupyter_client.manager import AsyncKernelManager
 
-    class IPCKernelManager(KernelManager):
+    class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kw):
             kw.setdefault("transport", "ipc")
             kw.setdefault("ip", os.path.join(tempfile.gettempdir(), f"faiss-workbook-{os.getpid()}"))
             super().__init__(**kw)
+
+        async def start_kernel(self, **kw):
+            await super().start_kernel(**kw)
+            started.append(self.provisioner.process)
 
     return IPCKernelManager
 
@@ -134,9 +145,12 @@ def _own_data(data, preset):
     return label, params, for_all, for_import
 
 
-def notebook_parameters(params, data_dir, results_dir, force, notebooks_dir=NOTEBOOKS):
+def notebook_parameters(params, data_dir, results_dir, force, notebooks_dir=NOTEBOOKS, notes=None):
     """{notebook: parameters to pass}, checked against the parameters each notebook
-    declares (helpers.config). Raises ValueError naming any it does not declare."""
+    declares (helpers.config) and against the values faiss takes (helpers.limits),
+    before any kernel starts. Raises ValueError naming any parameter a notebook
+    does not declare or a value out of range; nprobe beyond nlist is passed
+    clipped, and what was clipped is appended to `notes`."""
     out = {}
     for name in config.ORDER:
         declared = config.DECLARED[name]
@@ -148,6 +162,16 @@ def notebook_parameters(params, data_dir, results_dir, force, notebooks_dir=NOTE
                  "results_dir": results_dir, "force": force}
         chosen = {k: v for k, v in {**params["all"], **fixed}.items() if k in declared}
         out[name] = {**chosen, **params[name]}
+    rows = {**config.defaults("01_data_generation"), **out["01_data_generation"]}["n"]
+    for name, passed in out.items():
+        effective = {**config.defaults(name), **passed}
+        try:
+            checked, clipped = limits.check_parameters(effective, rows)
+        except limits.OutOfRange as e:
+            raise limits.OutOfRange(f"{name}: {e}") from None
+        passed.update({k: v for k, v in checked.items() if v != effective[k]})
+        if notes is not None:
+            notes += [f"{name}: {note}" for note in clipped]
     return out
 
 
@@ -190,7 +214,10 @@ def run(preset=None, params_file=None, force=False, runs_dir=None, data_root=Non
         raise ValueError(f"until={until!r} is not a notebook; use one of {', '.join(config.ORDER)}")
     order = config.ORDER[:config.ORDER.index(until) + 1] if until else config.ORDER
     data_dir = os.path.join(data_root, preset)
-    planned = notebook_parameters(params, data_dir, "", force, notebooks_dir)
+    clipped = []
+    planned = notebook_parameters(params, data_dir, "", force, notebooks_dir, clipped)
+    for note in clipped:
+        print(note)
     if "dataset" in params:
         n_base = planned["01_data_generation"]["n"]
         need = min_rows(run_checks.effective_parameters(planned))
@@ -282,12 +309,16 @@ def _run_in(folder, state, held, runs_dir, preset, params, force, estimated, dat
 def _execute(name, out, parameters, notebooks_dir, progress, state):
     """Run notebook `name` with papermill into `out`, recording in `state` its
     kernel's peak RSS and peak private memory (RSS less mapped files' page
-    cache), in bytes. A failure is recorded in `state` and raised as RunError naming the
-    notebook and cell, the partly executed notebook kept."""
+    cache), in bytes. A failure is recorded in `state` and raised as RunError naming
+    the notebook and cell, the partly executed notebook kept; a kernel that died
+    (an abort, a kill, the out-of-memory killer) fails the stage within seconds,
+    its signal or exit status and last measured memory named."""
     import papermill as pm
+    from nbclient.exceptions import DeadKernelError
 
     # the kernel's helpers draw text progress lines (helpers.progress), copied here
     os.environ[progress_bars.BATCH_ENV] = "1"
+    kernels = []
     try:
         with rss.RSSTrace(interval=0.5, children=True) as peak:
             pm.execute_notebook(os.path.join(notebooks_dir, name + ".ipynb"), out,
@@ -298,21 +329,77 @@ def _execute(name, out, parameters, notebooks_dir, progress, state):
                                 # FigureWidget (~5 MB each): the explorer is for live
                                 # sessions, and 06 keeps a static snapshot of it
                                 store_widget_state=False,
-                                kernel_manager_class=_ipc_kernel_manager())
+                                kernel_manager_class=_ipc_kernel_manager(kernels))
     except pm.PapermillExecutionError as e:
-        state.update(status="failed", failed={
-            "notebook": name, "cell": e.exec_count, "error": f"{e.ename}: {e.evalue}",
-            "partial_notebook": out})
-        raise RunError(f"{name} failed in cell [{e.exec_count}] with {e.ename}: "
-                       f"{e.evalue}\nthe partly executed notebook is kept at {out}") from None
-    except Exception as e:  # the kernel died, a timeout, ...
-        state.update(status="failed", failed={
-            "notebook": name, "cell": None, "error": f"{type(e).__name__}: {e}",
-            "partial_notebook": out})
-        raise RunError(f"{name} failed: {type(e).__name__}: {e}\nthe partly executed "
-                       f"notebook is kept at {out}") from None
+        _fail(state, {"notebook": name, "cell": e.exec_count, "error": f"{e.ename}: {e.evalue}",
+                      "partial_notebook": out},
+              f"{name} failed in cell [{e.exec_count}] with {e.ename}: {e.evalue}")
+    except Exception as e:  # the kernel died, did not start, the notebook could not be written
+        # a kernel that ended when the failure's cleanup shut it down did not die
+        dead = isinstance(e, DeadKernelError) or "Kernel died" in str(e)
+        died = kernel_end(kernels[-1]) if dead and kernels else None
+        failed = {"notebook": name, "cell": _running_cell(out), "error": f"{type(e).__name__}: {e}",
+                  "partial_notebook": out}
+        if died is None:
+            _fail(state, failed, f"{name} failed: {type(e).__name__}: {e}")
+        failed.update(died, last_rss_bytes=peak.last_rss, last_private_bytes=peak.last_private)
+        _fail(state, failed, f"{name}: the kernel died in cell {failed['cell']}: {died['how']}; "
+                             f"{_last_memory(peak, died)}")
     state.setdefault("peak_rss_bytes", {})[name] = peak.peak
     state.setdefault("peak_private_bytes", {})[name] = peak.peak_private
+
+
+def _fail(state, failed, message):
+    state.update(status="failed", failed=failed)
+    raise RunError(f"{message}\nthe partly executed notebook is kept at "
+                   f"{failed['partial_notebook']}") from None
+
+
+def kernel_end(process):
+    """How a kernel process (subprocess.Popen) ended: {"how": "killed by SIGKILL
+    (signal 9)", "signal": "SIGKILL"} or {"how": "exited with status 1",
+    "exit_status": 1}; None while it runs."""
+    import signal
+
+    code = process.poll() if process is not None else None
+    if code is None:
+        return None
+    if code < 0:
+        sig = signal.Signals(-code).name
+        return {"how": f"killed by {sig} (signal {-code})", "signal": sig}
+    return {"how": f"exited with status {code}", "exit_status": code}
+
+
+def _last_memory(peak, died):
+    """What the kernel last held, and for a SIGKILL the likely sender."""
+    import psutil
+
+    held = (f"it last held {format_bytes(peak.last_rss)} resident, "
+            f"{format_bytes(peak.last_private)} private")
+    if died.get("signal") != "SIGKILL":
+        return held
+    return (f"{held} of this machine's {format_bytes(psutil.virtual_memory().total)}. A SIGKILL "
+            f"nobody sent is the out-of-memory killer's (dmesg names it): give the run more "
+            f"memory or a smaller preset, and run the same command again to continue")
+
+
+def _running_cell(path):
+    """The cell papermill was running when the kernel died, as "[5] (first line)",
+    read from the partly executed notebook; "?" if it cannot be told."""
+    import nbformat
+
+    try:
+        cells = nbformat.read(path, as_version=4).cells
+    except (OSError, ValueError):
+        return "?"
+    started = [(i, c) for i, c in enumerate(cells) if c.cell_type == "code"
+               and c.get("metadata", {}).get("papermill", {}).get("start_time")]
+    if not started:
+        return "?"
+    i, cell = started[-1]
+    first = next((line.strip() for line in cell.source.splitlines() if line.strip()), "")
+    number = cell.get("execution_count") or f"cell {i + 1}"
+    return f"[{number}] ({first[:60]})"
 
 
 def _refused_builds(notebook_path):
@@ -325,3 +412,9 @@ def _refused_builds(notebook_path):
     return [line[len(REFUSED):].strip() for cell in nb.cells for out in cell.get("outputs", [])
             if out.get("output_type") == "stream"
             for line in out.get("text", "").splitlines() if line.startswith(REFUSED + " ")]
+
+
+if __name__ == "__main__":  # python -m helpers.<this module>: say the command form
+    from .usage import wrong_form
+
+    wrong_form("run")

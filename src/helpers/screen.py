@@ -374,3 +374,9 @@ def search_of(spaces, codes, refine, hnsw, nprobe_divisors, k_factors, ef_search
 def screen_dir(data_dir):
     """Where a dataset's screening lives (the finalists that "screened" stands for)."""
     return os.path.join(data_dir, "screen")
+
+
+if __name__ == "__main__":  # python -m helpers.<this module>: say the command form
+    from .usage import wrong_form
+
+    wrong_form("screen")

@@ -2,7 +2,6 @@
 `.widget` is displayed and whose callbacks can be driven from code (tests,
 papermill) by setting the sliders' values."""
 
-import faiss
 import ipywidgets as W
 
 from . import memory
@@ -59,8 +58,8 @@ class RecallExplorer:
 
     indexes: {name: (faiss index or file path, index bytes)}; a path is loaded
     memory-mapped when selected, and only the selected index is kept. rows:
-    evaluate.sweep rows, drawn as the background chart. Slider values an index
-    cannot take (nprobe > nlist) are reported in the readout, not searched.
+    evaluate.sweep rows, drawn as the background chart. Slider values beyond what
+    an index takes (nprobe > nlist) are clipped to it, and the readout says so.
     `efSearch` drives HNSW indexes and the HNSW coarse quantizer of IVF ones.
     """
 
@@ -115,7 +114,7 @@ class RecallExplorer:
         return self._loaded[1]
 
     def setting(self, index):
-        """The parameter string the sliders mean for `index`, or raise ValueError."""
+        """The parameter string the sliders mean for `index`."""
         from .evaluate import parameter_ranges
 
         ranges = parameter_ranges(index)
@@ -123,10 +122,6 @@ class RecallExplorer:
         self.ef_search.disabled = not ({"efSearch", "quantizer_efSearch"} & set(ranges))
         parts = []
         if "nprobe" in ranges:
-            nlist = faiss.extract_index_ivf(index).nlist
-            if self.nprobe.value > nlist:
-                raise ValueError(f"nprobe={self.nprobe.value} is more than this index's "
-                                 f"nlist={nlist} lists; choose at most {nlist}")
             parts.append(f"nprobe={self.nprobe.value}")
         if "efSearch" in ranges:
             parts.append(f"efSearch={self.ef_search.value}")
@@ -161,21 +156,19 @@ class RecallExplorer:
         name = self.selector.value
         index = self.index()
         try:
-            setting = self.setting(index)
+            setting, notes = set_parameters(index, self.setting(index))  # clipped to the index
         except ValueError as e:
             self.last = None
             self.readout.value = f"<b style='color:#b00'>{name}: {e}</b>"
             with self.fig.batch_update():
                 self.fig.data[-1].x, self.fig.data[-1].y = [], []
             return
-        set_parameters(index, setting)
         row, per_query = evaluate(index, self.xq, self.gt_D, self.gt_I, None, self.metric, self.k,
                                   repeats=1, single_queries=self.single_queries)
         self.last = dict(row, index=name, setting=setting)
         if "efSearch" in setting and self.ef_search.value < self.k:
-            note = f" (efSearch below k={self.k} searches with k)"
-        else:
-            note = ""
+            notes.append(f"efSearch below k={self.k} searches with k")
+        note = f" ({'; '.join(notes)})" if notes else ""
         self.readout.value = (
             f"<b>{name}</b> with {setting}{note}: {self.recall_key} "
             f"<b>{row[self.recall_key]:.3f}</b>, {row['qps_median']:,.0f} queries/s (one batch, so "
