@@ -14,12 +14,12 @@ import argparse
 import json
 import os
 
-from helpers import choose
+from helpers.search import choose
 
 
 def best_rows(sweep, target):
     """{index: its fastest row timed in full whose recall interval clears target, else
-    its most accurate} (helpers.choose.best_per_index)."""
+    its most accurate} (helpers.search.choose.best_per_index)."""
     return {name: best or top for name, (best, top) in choose.best_per_index(sweep, target).items()}
 
 

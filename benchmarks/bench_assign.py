@@ -1,8 +1,8 @@
 """Shared coarse assignment vs each IVF index assigning on its own.
 
 Builds three IVF indexes with the same nlist twice, on the same data, in one
-run: through helpers.build.build_index with the shared quantizer and
-assignment (trained and assigned once, helpers.coarse), and with
+run: through helpers.index.build.build_index with the shared quantizer and
+assignment (trained and assigned once, helpers.index.coarse), and with
 shared_coarse=False, where each trains its own quantizer and assigns every
 row itself. Each path runs --repeats times from an empty folder (the first
 run of each, a warm-up, is discarded); prints both wall times (median
@@ -18,8 +18,9 @@ import tempfile
 import faiss
 import numpy as np
 
-from helpers import build, dataset, synthetic
-from helpers.vectors import read_rows
+from helpers.data import dataset, synthetic
+from helpers.data.vectors import read_rows
+from helpers.index import build
 from timing import ratio, repeat, spread
 
 

@@ -1,6 +1,6 @@
 """Add throughput: the build helper streaming from disk vs plain faiss in RAM.
 
-Builds the same index twice in one run: through helpers.build.build_index
+Builds the same index twice in one run: through helpers.index.build.build_index
 from the disk-resident dataset, and with plain faiss from an in-RAM array
 (same training sample, same batches). Each path runs once to warm up, then
 --repeats times; prints both add rates (median [min-max]) and the ratio of
@@ -14,8 +14,10 @@ import tempfile
 
 import faiss
 
-from helpers import build, dataset, heuristics, indexes, synthetic, vectors
-from helpers.vectors import read_rows, take_rows
+from helpers.core import heuristics
+from helpers.data import dataset, synthetic, vectors
+from helpers.data.vectors import read_rows, take_rows
+from helpers.index import build, indexes
 from timing import ratio, repeat
 
 

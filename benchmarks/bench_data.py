@@ -13,8 +13,8 @@ import time
 
 import faiss
 
-from helpers import dataset, groundtruth, synthetic
-from helpers.vectors import read_rows
+from helpers.data import dataset, groundtruth, synthetic
+from helpers.data.vectors import read_rows
 from timing import ratio, repeat, spread
 
 

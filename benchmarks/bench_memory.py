@@ -9,7 +9,9 @@ peak.
 import argparse
 import tempfile
 
-from helpers import dataset, measure, synthetic, tables
+from helpers.data import dataset, synthetic
+from helpers.index import measure
+from helpers.notebook import tables
 
 FAMILIES = [
     "Flat", "IVF1024,Flat", "IVF1024,PQ64", "IVF1024,PQ128x4fs", "OPQ64_1024,IVF1024,PQ64",

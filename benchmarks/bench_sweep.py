@@ -25,9 +25,11 @@ import os
 import faiss
 import pandas as pd
 
-from helpers import dataset, evaluate, groundtruth, index_files
-from helpers.files import read_json
-from helpers.vectors import read_rows
+from helpers.core import index_files
+from helpers.core.files import read_json
+from helpers.data import dataset, groundtruth
+from helpers.data.vectors import read_rows
+from helpers.search import evaluate
 
 
 def main():

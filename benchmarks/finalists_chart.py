@@ -5,7 +5,7 @@
 Reads sweep.csv (notebook 06's rows) and, from summary.json, the rows of its
 exact final stage (the recommendation's SQ8 survivors re-ranked with the float32
 rows, named "... + float32 re-rank"), plus any --extra CSV of
-benchmarks/high_recall.py; draws helpers.plots.recall_qps (each index's
+benchmarks/high_recall.py; draws helpers.notebook.plots.recall_qps (each index's
 frontier, the high-recall end opened up) and writes it as HTML with plotly.js
 inlined; with --png, headless Chromium (/usr/bin/chromium) renders
 that page to a PNG.
@@ -17,7 +17,8 @@ import os
 import subprocess
 import tempfile
 
-from helpers import choose, plots
+from helpers.search import choose
+from helpers.notebook import plots
 
 
 def final_stage_rows(results):

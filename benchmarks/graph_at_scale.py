@@ -5,20 +5,23 @@ then swept the way the screening sweeps it.
         --ef-construction 100 --out benchmarks/results/full/graph_10m
 
 For a graph the `full` run's planner leaves out (its build would not fit the run's
-time budget): built with helpers.build (resumable after a kill, reused when built
-before) into DATA_DIR/indexes (or --index-dir), then swept with helpers.evaluate at the screening's
+time budget): built with helpers.index.build (resumable after a kill, reused when built
+before) into DATA_DIR/indexes (or --index-dir), then swept with helpers.search.evaluate at the screening's
 efSearch x refine-depth grid (config.SCREEN_SEARCH). Writes OUT/build.json (the
 build report: add time, add trace, build peak) and OUT/sweep.csv, and prints the
-best setting for recall@10 0.95 (helpers.choose).
+best setting for recall@10 0.95 (helpers.search.choose).
 """
 
 import argparse
 import os
 import shutil
 
-from helpers import build, choose, config, dataset, evaluate, groundtruth, screen
-from helpers.files import format_bytes, parse_size, write_csv
-from helpers.vectors import read_rows
+from helpers.core import config
+from helpers.core.files import format_bytes, parse_size, write_csv
+from helpers.data import dataset, groundtruth
+from helpers.data.vectors import read_rows
+from helpers.index import build
+from helpers.search import choose, evaluate, screen
 
 
 def main():

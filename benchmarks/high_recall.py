@@ -8,8 +8,8 @@ Notebook 06 extends only the index it recommends for 0.95. At 0.99 the coarse sc
 not the refine, is the cost (nprobe 8x the 0.95 setting's), and a scan reads each
 code: an index with smaller codes scans faster at the same nprobe and makes up
 for its cruder ranking with a deeper SQ8 re-rank. This builds FACTORY with
-helpers.build (the dataset's shared coarse space reused, resumable, reused when
-built before) into DATA_DIR/indexes, maps it, and runs helpers.final_stage on the
+helpers.index.build (the dataset's shared coarse space reused, resumable, reused when
+built before) into DATA_DIR/indexes, maps it, and runs helpers.search.final_stage on the
 given settings x --depths: recall@10 with its interval, queries/s cold and warm
 (median of --repeats batches), then p50 / p99 of the fastest setting clearing
 --target. A setting deeper in every value than one that already clears --target
@@ -18,9 +18,12 @@ is skipped: it could only be slower. Writes OUT (CSV) and prints the verdict.
 
 import argparse
 
-from helpers import build, dataset, final_stage, groundtruth, index_files
-from helpers.files import format_bytes, parse_size, write_csv
-from helpers.vectors import read_rows
+from helpers.core import index_files
+from helpers.core.files import format_bytes, parse_size, write_csv
+from helpers.data import dataset, groundtruth
+from helpers.data.vectors import read_rows
+from helpers.index import build
+from helpers.search import final_stage
 
 
 def main():

@@ -17,7 +17,7 @@ import json
 
 import numpy as np
 
-from helpers import planner
+from helpers.index import planner
 
 
 def reports_in(path):

@@ -21,8 +21,9 @@ import json
 import math
 import os
 
-from helpers import choose, memory, planner
-from helpers.files import write_csv
+from helpers.core.files import write_csv
+from helpers.index import memory, planner
+from helpers.search import choose
 
 TARGET_RECALL = 0.95
 
@@ -40,7 +41,7 @@ def families(folder):
 
 def best(rec):
     """(setting, recall@10, its interval, median QPS, cleared the target) of a family
-    (helpers.choose.best_setting: timed in full, interval clearing the target)."""
+    (helpers.search.choose.best_setting: timed in full, interval clearing the target)."""
     good, top = choose.best_setting(rec["rows"], TARGET_RECALL)
     r = good or top
     return r["setting"], r["recall@10"], r["recall@10_ci"], r["qps_median"], good is not None

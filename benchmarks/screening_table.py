@@ -6,7 +6,7 @@
 import argparse
 import json
 
-from helpers.screen import BUDGET_SPENT
+from helpers.search.screen import BUDGET_SPENT
 
 
 def main():

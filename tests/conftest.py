@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from faiss.contrib import vecs_io
 
-from helpers import dataset, files, ingest, synthetic
-from helpers.files import atomic_path
+from helpers.core import files
+from helpers.core.files import atomic_path
+from helpers.data import dataset, ingest, synthetic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = os.path.join(ROOT, "notebooks")

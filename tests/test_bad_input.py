@@ -6,7 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from helpers import build, dataset, factory_tree, files, groundtruth, ingest, limits, synthetic, vectors
+from helpers.core import files, limits
+from helpers.data import dataset, groundtruth, ingest, synthetic, vectors
+from helpers.index import build, factory_tree
 
 
 @pytest.fixture

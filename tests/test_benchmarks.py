@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from helpers import build
+from helpers.index import build
 
 BENCH = os.path.join(ROOT, "benchmarks")
 
@@ -132,7 +132,7 @@ def test_screening_table_lists_every_screened_family():
 def test_screening_table_tells_a_spent_budget_from_a_code_left_behind(tmp_path):
     import json
 
-    from helpers import screen
+    from helpers.search import screen
 
     lost = "not screened: on IVF16 it cleared recall@10 0.95 at 600 queries/s, under 1/1.5 of A's 1,000"
     path = tmp_path / "verdicts.json"

@@ -13,14 +13,16 @@ import faiss
 import numpy as np
 import pytest
 
-from helpers import build, dataset, files, index_files, synthetic
-from helpers.vectors import read_rows
+from helpers.core import files, index_files
+from helpers.data import dataset, synthetic
+from helpers.data.vectors import read_rows
+from helpers.index import build
 
 PARAMS = "synthetic.GeneratorParams(d=32, intrinsic_dim=8, n_clusters=16, seed=3)"
 
 
 def _spawn(code, env=None):
-    script = ("import sys\nfrom helpers import build, dataset, groundtruth, synthetic\n"
+    script = ("import sys\nfrom helpers.index import build; from helpers.data import dataset, groundtruth, synthetic\n"
               + textwrap.dedent(code))
     return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=env)
@@ -88,7 +90,7 @@ def test_two_screenings_of_one_folder_screen_each_candidate_once(shared_ds, tmp_
     out.mkdir()
     code = f"""
         import json
-        from helpers import screen
+        from helpers.search import screen
         ds = dataset.load_dataset({str(shared_ds.root)!r})
         search = screen.search_of(["IVF32"], ["PQ8x4fs", "SQ8"], "Refine(SQ8)", [["HNSW8,SQ8", 16]],
                                   [8, 2], [2], [16])
@@ -126,7 +128,7 @@ def test_a_killed_lock_holder_never_blocks(tmp_path):
     target = str(tmp_path / "artifact")
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import time
-        from helpers.files import locked
+        from helpers.core.files import locked
         with locked({target!r}):
             print("held", flush=True)
             time.sleep(600)
@@ -146,7 +148,7 @@ def test_a_killed_lock_holder_never_blocks(tmp_path):
 def test_atomic_writes_of_two_processes_never_collide(tmp_path):
     target = str(tmp_path / "state.json")
     code = f"""
-        from helpers.files import write_json
+        from helpers.core.files import write_json
         for i in range(300):
             write_json({target!r}, {{"writer": sys.argv[0], "i": i}})
     """

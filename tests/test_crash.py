@@ -1,7 +1,7 @@
 """Crash tests in the spirit of SQLite's: real SIGKILLs, then a resumed run that must
 equal an uninterrupted one.
 
-Deterministic: helpers.files.commit_point() counts the renames that make new
+Deterministic: helpers.core.files.commit_point() counts the renames that make new
 state visible; with FAISS_WORKBOOK_CRASH_AFTER=N a subprocess kills itself
 with SIGKILL right after its N-th one. Each job is killed after commit 1, then
 (from a fresh start) after commit 2, and so on until a run completes, and
@@ -20,12 +20,15 @@ import faiss
 import numpy as np
 import pytest
 
-from helpers import build, coarse, dataset, files, groundtruth, index_files, indexes, ingest, keyed_files, synthetic
-from helpers.vectors import read_rows
+from helpers.core import files, index_files, keyed_files
+from helpers.data import dataset, groundtruth, ingest, synthetic
+from helpers.data.vectors import read_rows
+from helpers.index import build, coarse, indexes
 
 BUILD = """
 import sys
-from helpers import build, dataset
+from helpers.data import dataset
+from helpers.index import build
 ds = dataset.load_dataset(sys.argv[1])
 build.build_index(ds, sys.argv[3], sys.argv[2], n_train=2000, add_batch=int(sys.argv[4]),
                   checkpoint_seconds=0, progress=False, threads=1)
@@ -33,7 +36,7 @@ build.build_index(ds, sys.argv[3], sys.argv[2], n_train=2000, add_batch=int(sys.
 
 GENERATE = """
 import sys
-from helpers import dataset, synthetic
+from helpers.data import dataset, synthetic
 params = synthetic.GeneratorParams(d=32, intrinsic_dim=8, n_clusters=16, seed=3)
 dataset.generate_dataset(sys.argv[1], 3000, n_queries=40, n_train=0, params=params,
                          chunk_rows=500, progress=False)
@@ -41,7 +44,8 @@ dataset.generate_dataset(sys.argv[1], 3000, n_queries=40, n_train=0, params=para
 
 SCREEN = """
 import sys
-from helpers import dataset, screen
+from helpers.data import dataset
+from helpers.search import screen
 ds = dataset.load_dataset(sys.argv[1])
 # one code: which families are screened cannot depend on a timing
 search = screen.search_of(["IVF16", "IVF32"], ["PQ8x4fs"], "Refine(SQ8)", [["HNSW8,SQ8", 16]],
@@ -52,7 +56,7 @@ screen.screen(ds, 3000, sys.argv[2], search, target_recall=0.5, repeats=1, singl
 
 GROUND_TRUTH = """
 import sys
-from helpers import dataset, groundtruth
+from helpers.data import dataset, groundtruth
 ds = dataset.load_dataset(sys.argv[1])
 groundtruth.ground_truth(ds, k=10, block_rows=400, progress=False)
 """

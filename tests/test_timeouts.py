@@ -16,7 +16,7 @@ HANGS = '''
 import nbformat
 import pytest
 
-from helpers import run
+from helpers.pipeline import run
 
 
 @pytest.mark.timeout(5)

@@ -1,7 +1,7 @@
-"""python -m helpers COMMAND ... (helpers.cli)."""
+"""python -m helpers COMMAND ... (helpers.pipeline.cli)."""
 
 import sys
 
-from .cli import main
+from .pipeline.cli import main
 
 sys.exit(main())

@@ -1,0 +1,6 @@
+"""pipeline: the workbook run as a batch job. The papermill runner (`run`), what a run
+will build and whether it fits, checked before anything is written (`run_checks`), the
+command line (`cli`), the run summary (`summary`) and parameters that follow a user's
+data (`profile`).
+
+May import: core, data, index, search, scale, notebook."""

@@ -1,0 +1,67 @@
+"""The screening: its order, the codes it carries to other spaces, its verdicts."""
+
+import os
+
+from helpers.index import coarse
+from helpers.search import screen
+
+
+def _record(recall, lo, qps):
+    return {"rows": [{"setting": "nprobe=4", "recall@10": recall, "recall@10_ci": [lo, recall + 0.01],
+                      "qps_median": qps, "timed": "in full"}]}
+
+
+def test_codes_close_to_the_best_go_on_and_the_rest_say_why_not():
+    on_first = {"A": _record(0.97, 0.96, 1000), "B": _record(0.96, 0.955, 700),
+                "C": _record(0.96, 0.955, 600), "D": _record(0.90, 0.89, 5000),
+                "E": {"error": "faiss cannot build it: ..."}}
+    carry = screen.codes_to_carry(on_first, "IVF16", 0.95, slack=1.5)
+    assert carry["A"] is None and carry["B"] is None  # 1000 / 700 < 1.5
+    assert carry["E"] is None  # nothing measured against it
+    assert carry["C"].startswith("not screened: on IVF16") and "600" in carry["C"] and "A's 1,000" in carry["C"]
+    assert "never cleared 0.95 (best 0.900)" in carry["D"]
+    # when no code clears the target there is nothing to judge by: all go on
+    assert set(screen.codes_to_carry({"D": _record(0.9, 0.89, 5000)}, "IVF16", 0.95).values()) == {None}
+
+
+def test_the_screening_goes_cheapest_first_and_leaves_behind_a_code_that_lost(small_ds, tmp_path):
+    search = screen.search_of(["IVF16", "PCAR32,IVF32"], ["PQ16x4fs", "PQ2x4fs"], "Refine(SQ8)",
+                              [["HNSW8,SQ8", 16]], [4, 2], [2, 8], [16, 32])
+    out = tmp_path / "screen"
+    _, found = screen.screen(small_ds, 6000, str(out), search, target_recall=0.8, repeats=1,
+                             single_queries=5, progress=False)
+    families = [v["family"] for v in found]
+    assert families == ["IVF16,PQ16x4fs,Refine(SQ8)", "IVF16,PQ2x4fs,Refine(SQ8)",
+                        "PCAR32,IVF32,PQ16x4fs,Refine(SQ8)", "PCAR32,IVF32,PQ2x4fs,Refine(SQ8)",
+                        "HNSW8,SQ8 efC=16"]
+    by = {v["family"]: v for v in found}
+    # 1-byte codes cannot put the neighbours among the refine's 80 candidates: measured on the first space,
+    # they are not built on the second, whose verdict says why
+    assert by["IVF16,PQ2x4fs,Refine(SQ8)"]["verdict"].startswith("recall@10 interval never clears")
+    lost = by["PCAR32,IVF32,PQ2x4fs,Refine(SQ8)"]["verdict"]
+    assert lost.startswith("not screened: on IVF16") and "PQ16x4fs's did" in lost
+    assert not by["PCAR32,IVF32,PQ16x4fs,Refine(SQ8)"]["verdict"].startswith("not screened")
+    # nothing is saved for it, so a screening with another search may still measure it
+    assert not os.path.exists(out / (coarse.file_name("PCAR32,IVF32,PQ2x4fs,Refine(SQ8)") + ".json"))
+    assert os.path.exists(out / (coarse.file_name("PCAR32,IVF32,PQ16x4fs,Refine(SQ8)") + ".json"))
+
+
+def test_a_spent_time_budget_leaves_the_rest_unscreened_in_order(small_ds, tmp_path):
+    search = screen.search_of(["IVF16"], ["PQ16x4fs", "PQ8x4fs"], "Refine(SQ8)",
+                              [["HNSW8,SQ8", 16]], [2], [2], [16])
+    _, found = screen.screen(small_ds, 6000, str(tmp_path), search, time_budget=1e-9, repeats=1,
+                             single_queries=5, progress=False)
+    # the first candidate starts inside the budget, every later one finds it spent
+    assert [v["verdict"] == screen.BUDGET_SPENT for v in found] == [
+        False, True, True]
+
+
+def test_the_command_refuses_a_budget_it_cannot_read(small_ds, tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "helpers", "screen", str(small_ds.root), "--out",
+                          str(tmp_path / "s"), "--build-time-budget", "soon"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and out.stderr.startswith("SCREENING FAILED:") and "soon" in out.stderr
+    assert not (tmp_path / "s").exists()  # refused before anything was written
