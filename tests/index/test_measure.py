@@ -55,3 +55,18 @@ def test_private_peak_counts_what_a_process_holds_not_the_files_it_maps(tmp_path
     # the mapped file's pages are resident, but only the array is the child's own
     assert trace.peak > 120 << 20
     assert 60 << 20 < trace.peak_private < trace.peak - (48 << 20)
+
+
+def test_a_load_setting_faiss_would_abort_on_is_one_line(small_ds, tmp_path):
+    import subprocess
+    import sys
+
+    path = str(tmp_path / "i.faiss")
+    build.build_index(small_ds, "IVF16,PQ8x4fs", path, progress=False)
+    for setting, says in (("nprobe=0", "nprobe=0 is invalid: it must be a whole number from 1 to "),
+                          ("nprobe", "'nprobe' is not name=value")):
+        out = subprocess.run([sys.executable, "-m", "helpers", "measure", "--load", path, "--dataset",
+                              str(small_ds.root), "--setting", setting],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
+        assert out.stderr.startswith("MEASURE FAILED: ") and says in out.stderr

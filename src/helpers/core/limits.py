@@ -1,4 +1,5 @@
-"""The values faiss takes, checked before faiss sees them: one place for the runner
+"""The values faiss takes, checked before faiss sees them, and the one parser of search
+settings ("nprobe=16,k_factor_rf=4"): one place for the runner
 (before any kernel starts), build_index, measure and the search settings that
 evaluate.set_parameters applies (and so the widgets).
 
@@ -56,8 +57,8 @@ def check(name, value, low=None, high=None, why=""):
     default_low, default_high = RANGES.get(name, (1, IDX_MAX))
     low = default_low if low is None else low
     high = default_high if high is None else high
-    whole = isinstance(value, int) and not isinstance(value, bool) or \
-        hasattr(value, "dtype") and value.dtype.kind in "iu"
+    whole = (isinstance(value, int) and not isinstance(value, bool)) or \
+        (hasattr(value, "dtype") and value.dtype.kind in "iu")  # numpy integers too
     if not whole or not low <= value <= high:
         raise OutOfRange(f"{name}={value!r} is invalid: it must be a whole number from {low:,} to "
                          f"{high:,}{' (' + why + ')' if why else ''}")
@@ -89,6 +90,24 @@ def check_parameters(params, rows):
                      f"it is clipped to {params['nlist']:,}, every list")
         params["nprobe"] = params["nlist"]
     return params, notes
+
+
+def parse_setting(setting):
+    """"nprobe=128,k_factor_rf=64" -> {"nprobe": "128", "k_factor_rf": "64"} (str -> str,
+    in order); "" -> {}."""
+    values = {}
+    for part in filter(None, setting.split(",")):
+        name, eq, value = part.partition("=")
+        if not (eq and name and value):
+            raise ValueError(f"search setting {setting!r}: {part!r} is not name=value; "
+                             f"write settings like 'nprobe=128,k_factor_rf=64'")
+        values[name] = value
+    return values
+
+
+def format_setting(values):
+    """parse_setting's inverse: {"nprobe": 128} -> "nprobe=128"."""
+    return ",".join(f"{name}={value}" for name, value in values.items())
 
 
 def check_setting(index, values):

@@ -63,9 +63,8 @@ def loaded_rss(path, mmap=False, dataset_dir=None, setting=""):
         xq = read_rows(queries, 0, queries.n)
         base += rss.current_rss() - before_queries  # the queries are not the index's
         if setting:  # checked first: faiss aborts on some values (helpers.core.limits)
-            values, _ = limits.check_setting(index, dict(p.split("=", 1) for p in setting.split(",")))
-            faiss.ParameterSpace().set_index_parameters(
-                index, ",".join(f"{k}={v}" for k, v in values.items()))
+            values, _ = limits.check_setting(index, limits.parse_setting(setting))
+            faiss.ParameterSpace().set_index_parameters(index, limits.format_setting(values))
         index.search(xq, 10)
         del xq
         out["after_search"] = rss.current_rss() - base

@@ -351,7 +351,7 @@ def _execute(name, out, parameters, notebooks_dir, progress, state):
     except Exception as e:  # the kernel died, did not start, the notebook could not be written
         # a kernel that ended when the failure's cleanup shut it down did not die
         dead = isinstance(e, DeadKernelError) or "Kernel died" in str(e)
-        died = kernel_end(kernels[-1]) if dead and kernels else None
+        died = _kernel_end(kernels[-1]) if dead and kernels else None
         failed = {"notebook": name, "cell": _running_cell(out), "error": f"{type(e).__name__}: {e}",
                   "partial_notebook": out}
         if died is None:
@@ -364,12 +364,13 @@ def _execute(name, out, parameters, notebooks_dir, progress, state):
 
 
 def _fail(state, failed, message):
+    """Record `failed` in the run's state and raise RunError with `message`."""
     state.update(status="failed", failed=failed)
     raise RunError(f"{message}\nthe partly executed notebook is kept at "
                    f"{failed['partial_notebook']}") from None
 
 
-def kernel_end(process):
+def _kernel_end(process):
     """How a kernel process (subprocess.Popen) ended: {"how": "killed by SIGKILL
     (signal 9)", "signal": "SIGKILL"} or {"how": "exited with status 1",
     "exit_status": 1}; None while it runs."""

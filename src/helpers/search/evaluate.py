@@ -15,6 +15,7 @@ import numpy as np
 import psutil
 
 from ..core import heuristics, limits
+from ..core.limits import format_setting, parse_setting  # the one parser, here for callers of evaluate
 from ..core.index_files import as_index, load_index
 from ..core.progress import tqdm
 from ..index.build import build_all
@@ -170,24 +171,6 @@ def scan_all_setting(index, k_factor=4, nprobe=None):
     parts = [f"nprobe={nprobe}"] if "nprobe" in ranges else []
     parts += [f"k_factor_rf={k_factor}"] if "k_factor_rf" in ranges else []
     return ",".join(parts)
-
-
-def parse_setting(setting):
-    """"nprobe=128,k_factor_rf=64" -> {"nprobe": "128", "k_factor_rf": "64"} (str -> str,
-    in order); "" -> {}."""
-    values = {}
-    for part in filter(None, setting.split(",")):
-        name, eq, value = part.partition("=")
-        if not (eq and name and value):
-            raise ValueError(f"search setting {setting!r}: {part!r} is not name=value; "
-                             f"write settings like 'nprobe=128,k_factor_rf=64'")
-        values[name] = value
-    return values
-
-
-def format_setting(values):
-    """parse_setting's inverse: {"nprobe": 128} -> "nprobe=128"."""
-    return ",".join(f"{name}={value}" for name, value in values.items())
 
 
 def set_parameters(index, setting):
