@@ -4,7 +4,7 @@ import pytest
 
 from helpers.core import index_files
 from helpers.data.vectors import read_rows
-from helpers.index import build, coarse, indexes, memory
+from helpers.index import build, factory_tree, memory
 from conftest import listing
 
 IVF_FAMILIES = ["IVF32,Flat", "IVF32,SQ8", "IVF32,SQ4", "IVF32,SQfp16", "IVF32,PQ16",
@@ -20,7 +20,7 @@ def test_shared_assignment_builds_the_same_index_as_add(small_ds, tmp_path, fact
     kw = dict(n_train=2000, add_batch=700, progress=False)
     normal = build.build_index(small_ds, factory, tmp_path / "a.faiss", shared_coarse=False, **kw)
     shared = build.build_index(small_ds, factory, tmp_path / "b.faiss", **kw)
-    assert not normal["preassigned"] and shared["preassigned"] == indexes.preassignable(factory)
+    assert not normal["preassigned"] and shared["preassigned"] == factory_tree.preassignable(factory)
     assert shared["preassigned"] or factory.endswith("RFlat")  # fast-scan + RFlat adds normally
     assert type(faiss.downcast_index(shared["index"])) is type(faiss.downcast_index(normal["index"]))
     xq = read_rows(small_ds.queries, 0, small_ds.queries.n)
@@ -41,14 +41,6 @@ def test_one_training_and_one_assignment_per_nlist(small_ds, tmp_path):
         assert r["coarse_reused"] == (f != "IVF32,SQ8")
     assert listing(tmp_path / "coarse") == [
         "IVF32.assign.npz", "IVF32.quantizer.faiss", "IVF32.quantizer.faiss.json"]
-
-
-def test_coarse_factory():
-    assert coarse.coarse_factory("IVF4096,PQ64,Refine(SQ8)") == "IVF4096"
-    assert coarse.coarse_factory("IVF65536_HNSW32,SQ8") == "IVF65536_HNSW32"
-    assert coarse.coarse_factory("PCAR256,IVF1024_HNSW32,PQ64x4fs,Refine(SQ8)") == "PCAR256,IVF1024_HNSW32"
-    for f in ("HNSW32,SQ8", "Flat", "IVF64,PQ16x4fs,RFlat"):
-        assert coarse.coarse_factory(f) is None
 
 
 def test_preassigned_build_peak_has_no_doubling(small_ds):

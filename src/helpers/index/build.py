@@ -18,7 +18,7 @@ from ..core.index_files import load_index
 from ..data.vectors import check_finite, iter_blocks, take_rows, train_sample_ids
 from . import coarse, factory_tree, memory
 from .indexes import (add_preassigned, final_index, load_space, new_index, omp_threads,
-        preassignable, replay_hnsw_levels, reserve, set_ef_construction, work_index)
+        replay_hnsw_levels, reserve, set_ef_construction, work_index)
 
 
 class BuildError(ValueError):
@@ -50,16 +50,16 @@ def _key(ds, factory, n_train, ef_construction):
             "n_train": int(n_train), "ef_construction": ef_construction, "n": ds.n, "d": ds.d}
 
 
-def train(ds, factory, n_train, ef_construction, space=None):
-    """Phase 1: a new index for `factory`, trained on a random sample of n_train
-    rows. With `space` (a trained coarse space, helpers.index.coarse) it is the work
-    index that preassigned adds fill (indexes.work_index), with the space's
-    transforms and centroids: only its codes are trained. Returns (index, what
-    faiss printed while training)."""
+def train(ds, node, n_train, ef_construction, space=None):
+    """Phase 1: a new index for the parsed factory `node` (factory_tree.parse),
+    trained on a random sample of n_train rows. With `space` (a trained coarse
+    space, helpers.index.coarse) it is the work index that preassigned adds fill
+    (indexes.work_index), with the space's transforms and centroids: only its
+    codes are trained. Returns (index, what faiss printed while training)."""
     if space is None:
-        index = new_index(factory, ds.d, ds.metric)
+        index = new_index(node["factory"], ds.d, ds.metric)
     else:
-        index = load_space(work_index(factory, ds.d, ds.metric), space)
+        index = load_space(work_index(node), space)
     if ef_construction:
         set_ef_construction(index, ef_construction)
     xt = take_rows(ds.base, train_sample_ids(ds.n, n_train))
@@ -94,10 +94,7 @@ def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
     path = os.fspath(path)
     add_batch = ADD_BATCH if add_batch is None else add_batch
     _check_arguments(ds, n_train, add_batch, checkpoint_seconds, ef_construction, threads)  # before any write
-    out_dir = os.path.dirname(os.path.abspath(path))
-    if os.path.isfile(out_dir):
-        raise BuildError(f"cannot write {path}: {out_dir} is a file, not a folder")
-    os.makedirs(out_dir, exist_ok=True)
+    _make_folder(path)
     # one writer per index: a second build of it waits, then reuses it (or resumes it)
     with locked(path, what=f"the index {path}"), omp_threads(threads) as threads:
         plan = _plan(ds, factory, path, n_train, add_batch, threads, build_budget,
@@ -121,6 +118,14 @@ def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
     return report
 
 
+def _make_folder(path):
+    """The folder of `path`, created if missing; a BuildError if a file has its name."""
+    out_dir = os.path.dirname(os.path.abspath(path))
+    if os.path.isfile(out_dir):
+        raise BuildError(f"cannot write {path}: {out_dir} is a file, not a folder")
+    os.makedirs(out_dir, exist_ok=True)
+
+
 def _reused(path, factory, plan, reused, load):
     """The report of an index built before from the same inputs."""
     keyed_files.Checkpoints(path, plan["key"]).clear()  # left by a kill just after a commit
@@ -139,13 +144,17 @@ def _summary_line(factory, plan, report):
 
 def _plan(ds, factory, path, n_train, add_batch, threads, build_budget, ef_construction,
           shared_coarse):
-    """What the build will be: its key, whether it shares the coarse assignment,
-    and the memory model's prediction."""
-    preassigned = shared_coarse and preassignable(factory)
-    pred = memory.predict(factory, ds.n, ds.d, ds.metric, n_train=n_train, add_batch=add_batch,
-                          threads=threads, preassigned=preassigned, build_budget=build_budget)
-    return {"factory": factory, "path": path, "preassigned": preassigned, "pred": pred,
+    """What the build will be: the parsed factory, its key, the coarse space whose
+    assignment it shares (None: it assigns its own rows), and the memory model's
+    prediction."""
+    tree = factory_tree.parse(factory, ds.d, ds.metric)
+    space = factory_tree.coarse_factory(factory) if shared_coarse else None
+    pred = memory.predict_tree(tree, ds.n, n_train=n_train, add_batch=add_batch, threads=threads,
+                               preassigned=space is not None, build_budget=build_budget)
+    return {"factory": factory, "tree": tree, "path": path, "coarse": space,
+            "preassigned": space is not None, "pred": pred,
             "key": _key(ds, factory, pred["n_train"], ef_construction),
+            "min_train": memory.min_train_size(tree),
             "predicted": {k: pred[k] for k in ("index_ram", "disk", "train_peak", "add_peak",
                                                "build_peak")}}
 
@@ -157,10 +166,9 @@ def _refuse_or_warn(ds, factory, path, plan, build_budget):
     reasons = memory.fits(pred, math.inf, build_budget=build_budget or psutil.virtual_memory().available)
     if reasons:
         raise BuildRefused(f"refusing to build {factory} on {ds.n:,} x {ds.d}: " + "; ".join(reasons))
-    node = factory_tree.parse(factory, ds.d, ds.metric)
-    if pred["n_train"] < memory.min_train_size(node):
+    if pred["n_train"] < plan["min_train"]:
         warnings.warn(f"{pred['n_train']:,} training vectors for {factory}: faiss wants at least "
-                      f"{memory.min_train_size(node):,} (39 per centroid of its largest "
+                      f"{plan['min_train']:,} (39 per centroid of its largest "
                       f"k-means); centroids will be poor")
     check_disk_space(os.path.dirname(os.path.abspath(path)), pred["disk"], f"the index {path}")
 
@@ -173,7 +181,7 @@ def _train_phase(ds, plan, ckpts, overwrite, report, progress):
     with rss.RSSTrace() as trace:
         if plan["preassigned"]:
             space, assign, info = coarse.coarse_assignment(
-                ds, coarse.coarse_factory(plan["factory"]), plan["key"]["n_train"],
+                ds, plan["coarse"], plan["key"]["n_train"],
                 os.path.join(os.path.dirname(os.path.abspath(plan["path"])), "coarse"),
                 progress=progress)
             report.update(coarse_train_s=info["train_s"], coarse_assign_s=info["assign_s"],
@@ -182,7 +190,7 @@ def _train_phase(ds, plan, ckpts, overwrite, report, progress):
         work, start_row = ckpts.load(overwrite)
         report["resumed_from"] = "checkpoint" if start_row else ("trained" if work is not None else None)
         if work is None:
-            work, report["faiss_said"] = train(ds, plan["factory"], plan["key"]["n_train"],
+            work, report["faiss_said"] = train(ds, plan["tree"], plan["key"]["n_train"],
                                                plan["key"]["ef_construction"], space)
             ckpts.save(work, 0)
             report["train_s"] = time.perf_counter() - t0
@@ -218,7 +226,7 @@ def _add_phase(ds, plan, work, start_row, assign, ckpts, checkpoint_seconds, rep
                 if rows_done - trace[-1][0] >= every or rows_done == ds.n:
                     trace.append((rows_done, round(time.perf_counter() - t0, 3)))
                 stream.advance(rows_done)
-        index = final_index(work, plan["factory"], ds.d, ds.metric) if assign is not None else work
+        index = final_index(work, plan["tree"]) if assign is not None else work
         add_s = time.perf_counter() - t0
     _report_add(report, ds.n - start_row, add_s, trace, train_trace, add_trace)
     return index

@@ -5,7 +5,7 @@ fast-scan, a refine stage) need the same expensive things: the trained
 pre-transform if any (PCA), k-means centroids, and the list of every database
 row (an N x nlist x d matrix product: 5.6 min for 10M x 1024 at nlist 4096 on
 2 cores). A coarse space is the factory prefix up to the IVF
-("IVF4096", "PCAR256,IVF16384_HNSW32"; helpers.index.indexes.split_factory). Each is
+("IVF4096", "PCAR256,IVF16384_HNSW32"; helpers.index.factory_tree.coarse_factory). Each is
 computed once per dataset, kept in ``<index_dir>/coarse/`` and tied to the
 dataset's fingerprint; builds then add with preassigned lists
 (helpers.index.indexes.add_preassigned).
@@ -36,14 +36,6 @@ from ..core.heuristics import ASSIGN_BLOCK, QUANTIZER_EF_SEARCH, TWO_LEVEL_SIZE
 from ..core.index_files import load_index
 from ..data.vectors import check_finite, iter_blocks, take_rows, train_sample_ids
 from . import factory_tree, indexes
-
-
-def coarse_factory(factory):
-    """The coarse space of an IVF factory string that can be shared
-    ("IVF4096,PQ64,Refine(SQ8)" -> "IVF4096", "PCAR256,IVF16384_HNSW32,RaBitQfs"
-    -> "PCAR256,IVF16384_HNSW32"); None for anything else (HNSW, Flat, or a
-    family indexes.preassignable refuses)."""
-    return indexes.split_factory(factory)[0] if indexes.preassignable(factory) else None
 
 
 def file_name(coarse):
@@ -129,10 +121,17 @@ def _search_depth(space):
     return space
 
 
-def assign_rows(space, x):
+def nearest_lists(space, x):
     """List id (int64 (n,)) of each row of x (float32 (n, d)) in the trained coarse
-    space: its nearest centroid after the space's transforms."""
-    return indexes.assign(_search_depth(space), x)
+    space `space`, searched as it is set: its transforms, then the nearest centroid."""
+    _, a = faiss.extract_index_ivf(space).quantizer.search(indexes.apply_transforms(space, x), 1)
+    return a.ravel()
+
+
+def assign_rows(space, x):
+    """nearest_lists with the space's HNSW quantizer (if any) searching at least
+    QUANTIZER_EF_SEARCH deep, as every build's assignment does."""
+    return nearest_lists(_search_depth(space), x)
 
 
 def coarse_assignment(ds, coarse, n_train, coarse_dir, block_rows=ASSIGN_BLOCK, seed=0,

@@ -1,9 +1,16 @@
-"""What a factory string builds, described by faiss itself.
+"""What a factory string builds: the one place where facts about it are read.
 
 The string is parsed by ``faiss.index_factory`` on an empty index (which
 allocates almost nothing); the resulting object tree is turned into a dict
 tree of facts: kind, code sizes, nlist, PQ shape, HNSW level probabilities
-and neighbour counts, transform sizes. helpers.index.memory computes sizes from it.
+and neighbour counts, transform sizes, fast-scan search defaults.
+helpers.index.memory computes sizes from it, helpers.index.indexes builds from it.
+
+An IVF factory string also splits into a *coarse space* (pre-transforms and
+the IVF quantizer: "PCAR256,IVF16384_HNSW32") and what is stored per vector
+("PQ64x4fs,Refine(SQ8)"); a fast-scan code has a plain *twin* that
+preassigned adds can fill (helpers.index.indexes). These are facts of the
+string's parts, read here without faiss.
 """
 
 import re
@@ -11,6 +18,10 @@ import re
 import faiss
 
 from ..data.dataset import faiss_metric
+
+
+_IVF = re.compile(r"IVF\d+(_HNSW\d+)?")
+_FAST_SCAN = {re.compile(r"(PQ\d+x4)fsr?"): r"\1", re.compile(r"RaBitQfs(\d*)"): r"RaBitQ\1"}
 
 
 class FactoryError(ValueError):
@@ -86,9 +97,9 @@ def _describe_ivf(index, d, name):
     elif isinstance(index, faiss.IndexIVFScalarQuantizer):
         node.update(encoder="sq", encoder_params_bytes=2 * d * 4)
     elif isinstance(index, faiss.IndexIVFRaBitQFastScan):
-        node.update(encoder="rabitqfs")  # 1-bit codes + per-vector factors, in blocks
+        node.update(encoder="rabitqfs", qb=index.qb)  # 1-bit codes + per-vector factors, in blocks
     elif isinstance(index, faiss.IndexIVFRaBitQ):
-        node.update(encoder="rabitq")
+        node.update(encoder="rabitq", qb=index.qb)
     elif not isinstance(index, faiss.IndexIVFFlat):
         raise FactoryError(f"the memory model does not cover {name} yet")
     return node
@@ -109,15 +120,12 @@ def _describe(index, d):
         return {"kind": "refine", "base": _describe(index.base_index, d),
                 "refine": _describe(index.refine_index, d), "d": d}
     if isinstance(index, faiss.IndexHNSW):
-        hnsw = index.hnsw
-        probas = faiss.vector_to_array(hnsw.assign_probas)
-        cum = faiss.vector_to_array(hnsw.cum_nneighbor_per_level)
-        slots = float(sum(p * cum[level + 1] for level, p in enumerate(probas)))
+        cum = faiss.vector_to_array(index.hnsw.cum_nneighbor_per_level)
         storage = _describe(index.storage, d)
         sdc = 0
         if storage["kind"] == "pq":  # IndexHNSWPQ keeps the PQ's symmetric table (not saved)
             sdc = storage["M"] * (1 << storage["nbits"]) ** 2 * 4
-        return {"kind": "hnsw", "M": int(cum[1] // 2), "slots_per_vector": slots,
+        return {"kind": "hnsw", "M": int(cum[1] // 2), "slots_per_vector": slots_per_vector(index.hnsw),
                 "storage": storage, "d": d, "ram_only_bytes": sdc}
     if isinstance(index, faiss.IndexIVF):
         return _describe_ivf(index, d, name)
@@ -135,8 +143,57 @@ def _describe(index, d):
     raise FactoryError(f"the memory model does not cover {name} yet")
 
 
+def slots_per_vector(hnsw):
+    """Neighbour slots faiss allocates per vector of an HNSW graph, on average over
+    the levels its random level draw gives (float)."""
+    probas = faiss.vector_to_array(hnsw.assign_probas)
+    cum = faiss.vector_to_array(hnsw.cum_nneighbor_per_level)
+    return float(sum(p * cum[level + 1] for level, p in enumerate(probas)))
+
+
 def inner_index(node):
     """The index under pre-transforms and refinement (the one with the IVF / HNSW)."""
     while node["kind"] in ("pretransform", "refine"):
         node = node["index"] if node["kind"] == "pretransform" else node["base"]
     return node
+
+
+def split_factory(factory):
+    """(coarse space, the rest) of an IVF factory string; (None, factory) if it has
+    no IVF. "PCAR256,IVF16384,PQ64x4fs,Refine(SQ8)" -> ("PCAR256,IVF16384",
+    "PQ64x4fs,Refine(SQ8)")."""
+    parts = factory.split(",")
+    for i, p in enumerate(parts):
+        if _IVF.fullmatch(p):
+            return ",".join(parts[:i + 1]), ",".join(parts[i + 1:])
+    return None, factory
+
+
+def twin_factory(factory):
+    """The factory string with its fast-scan code replaced by the plain twin
+    ("IVF4096,PQ128x4fs,Refine(SQ8)" -> "IVF4096,PQ128x4,Refine(SQ8)"); None when
+    `factory` has no fast-scan IVF code."""
+    space, rest = split_factory(factory)
+    if space is None:
+        return None
+    code, *tail = rest.split(",")
+    for pattern, plain in _FAST_SCAN.items():
+        if pattern.fullmatch(code):
+            return ",".join([space, pattern.sub(plain, code)] + tail)
+    return None
+
+
+def preassignable(factory):
+    """Whether `factory` can be filled from a shared coarse assignment: an IVF
+    whose codes are not fast-scan behind an exact RFlat (whose codes it cannot
+    share with the twin)."""
+    space, rest = split_factory(factory)
+    return space is not None and not (twin_factory(factory) and rest.endswith("RFlat"))
+
+
+def coarse_factory(factory):
+    """The coarse space of an IVF factory string that can be shared
+    ("IVF4096,PQ64,Refine(SQ8)" -> "IVF4096", "PCAR256,IVF16384_HNSW32,RaBitQfs"
+    -> "PCAR256,IVF16384_HNSW32"); None for anything else (HNSW, Flat, or a
+    family preassignable refuses)."""
+    return split_factory(factory)[0] if preassignable(factory) else None

@@ -1,10 +1,10 @@
 """faiss index objects: coarse spaces, fast-scan twins, preassigned adds.
 
-An IVF factory string splits into a *coarse space* (pre-transforms and the
-IVF quantizer: "PCAR256,IVF16384_HNSW32") and what is stored per vector
-("PQ64x4fs,Refine(SQ8)"). Indexes that share a coarse space share its trained
-transform, its centroids and the list of every row, so they are trained and
-assigned once (helpers.index.coarse, helpers.search.screen) and each index only encodes.
+Indexes that share a coarse space (helpers.index.factory_tree.split_factory)
+share its trained transform, its centroids and the list of every row, so they
+are trained and assigned once (helpers.index.coarse, helpers.search.screen)
+and each index only encodes. What an index is made of is read from its
+parsed factory tree (factory_tree.parse), never from a second faiss object.
 
 Fast-scan IVF indexes (PQ…x4fs, RaBitQfs) keep their lists in SIMD blocks
 that faiss's preassigned add path does not fill correctly: they are filled as
@@ -13,43 +13,14 @@ constructors, IndexIVFPQFastScan(ivfpq) and IndexIVFRaBitQFastScan(ivfrabitq).
 """
 
 import contextlib
-import re
 
 import faiss
 import numpy as np
 from faiss.contrib import ivf_tools
 
 from ..data.dataset import faiss_metric
-from .factory_tree import FactoryError, explain_factory_error
-
-
-_IVF = re.compile(r"IVF\d+(_HNSW\d+)?")
-_FAST_SCAN = {re.compile(r"(PQ\d+x4)fsr?"): r"\1", re.compile(r"RaBitQfs(\d*)"): r"RaBitQ\1"}
-
-
-def split_factory(factory):
-    """(coarse space, the rest) of an IVF factory string; (None, factory) if it has
-    no IVF. "PCAR256,IVF16384,PQ64x4fs,Refine(SQ8)" -> ("PCAR256,IVF16384",
-    "PQ64x4fs,Refine(SQ8)")."""
-    parts = factory.split(",")
-    for i, p in enumerate(parts):
-        if _IVF.fullmatch(p):
-            return ",".join(parts[:i + 1]), ",".join(parts[i + 1:])
-    return None, factory
-
-
-def twin_factory(factory):
-    """The factory string with its fast-scan code replaced by the plain twin
-    ("IVF4096,PQ128x4fs,Refine(SQ8)" -> "IVF4096,PQ128x4,Refine(SQ8)"); None when
-    `factory` has no fast-scan IVF code."""
-    space, rest = split_factory(factory)
-    if space is None:
-        return None
-    code, *tail = rest.split(",")
-    for pattern, plain in _FAST_SCAN.items():
-        if pattern.fullmatch(code):
-            return ",".join([space, pattern.sub(plain, code)] + tail)
-    return None
+from .factory_tree import (FactoryError, explain_factory_error, inner_index, slots_per_vector,
+        twin_factory)
 
 
 def components(index, parts=("index", "base_index", "refine_index", "storage", "quantizer")):
@@ -105,14 +76,6 @@ def load_space(index, space):
     quantizer.this.disown()
     ivf.quantizer, ivf.own_fields = quantizer, True
     return index
-
-
-def assign(space, x):
-    """List id (int64 (n,)) of each row of x (float32 (n, d)) in the trained coarse
-    space `space`: its transforms, then the nearest centroid."""
-    ivf = faiss.extract_index_ivf(space)
-    _, a = ivf.quantizer.search(apply_transforms(space, x), 1)
-    return a.ravel()
 
 
 def add_preassigned(index, x, assign_ids):
@@ -201,37 +164,31 @@ def storage(index):
     return components(index, ("index", "base_index", "refine_index", "storage"))
 
 
-def work_index(factory, d, metric="L2"):
-    """The untrained index that preassigned adds fill for `factory`: the index
-    itself, or for fast-scan its plain twin with the fast-scan index's residual
-    setting (faiss's "PQ64x4fs" encodes vectors, "PQ64x4fsr" residuals)."""
+def work_index(node):
+    """The untrained index that preassigned adds fill for the parsed factory
+    `node` (factory_tree.parse): the index itself, or for fast-scan its plain
+    twin with the fast-scan index's residual setting (faiss's "PQ64x4fs"
+    encodes vectors, "PQ64x4fsr" residuals)."""
+    factory, d, metric = node["factory"], node["d"], node["metric"]
     twin = twin_factory(factory)
     if twin is None:
         return new_index(factory, d, metric)
-    work, reference = new_index(twin, d, metric), new_index(factory, d, metric)
-    faiss.extract_index_ivf(work).by_residual = faiss.extract_index_ivf(reference).by_residual
+    work = new_index(twin, d, metric)
+    faiss.extract_index_ivf(work).by_residual = inner_index(node)["by_residual"]
     return work
 
 
-def final_index(work, factory, d, metric="L2"):
-    """The index for `factory` from a filled work_index: fast-scan converted, with
-    the fast-scan index's own search defaults (RaBitQfs's qb); else `work`."""
-    if twin_factory(factory) is None:
+def final_index(work, node):
+    """The index for the parsed factory `node` from a filled work_index:
+    fast-scan converted, with the fast-scan index's own search default
+    (RaBitQfs's qb, which the plain twin's differs from); else `work`."""
+    if twin_factory(node["factory"]) is None:
         return work
-    reference = new_index(factory, d, metric)  # kept alive while its IVF is read
-    fs_default = faiss.downcast_index(faiss.extract_index_ivf(reference))
     out = to_fast_scan(work)
-    if hasattr(fs_default, "qb"):
-        faiss.downcast_index(faiss.extract_index_ivf(out)).qb = fs_default.qb
+    qb = inner_index(node).get("qb")
+    if qb is not None:
+        faiss.downcast_index(faiss.extract_index_ivf(out)).qb = qb
     return out
-
-
-def preassignable(factory):
-    """Whether `factory` can be filled from a shared coarse assignment: an IVF
-    whose codes are not fast-scan behind an exact RFlat (whose codes it cannot
-    share with the twin)."""
-    space, rest = split_factory(factory)
-    return space is not None and not (twin_factory(factory) and rest.endswith("RFlat"))
 
 
 def set_ef_construction(index, ef_construction):
@@ -280,10 +237,7 @@ def reserve(index, n, list_sizes=None):
         elif isinstance(sub, faiss.IndexHNSW):
             links = sub.hnsw.neighbors
             have = links.size()
-            cum = faiss.vector_to_array(sub.hnsw.cum_nneighbor_per_level)
-            probas = faiss.vector_to_array(sub.hnsw.assign_probas)
-            slots = sum(p * cum[level + 1] for level, p in enumerate(probas))
-            links.resize(max(have, int(n * slots * 1.02) + 1024))
+            links.resize(max(have, int(n * slots_per_vector(sub.hnsw) * 1.02) + 1024))
             links.resize(have)
         elif isinstance(sub, faiss.IndexIVF) and list_sizes is not None:
             il = faiss.downcast_InvertedLists(sub.invlists)

@@ -1,10 +1,7 @@
 """Predict the memory and disk an index needs, before building it.
 
-The factory string is parsed by faiss itself (``faiss.index_factory`` on an
-empty index, which allocates almost nothing); the resulting object tree gives
-the facts: code sizes, nlist, PQ shape, HNSW level probabilities and neighbour
-counts, transform sizes. On top of those facts this module adds what a build
-allocates, following faiss's C++ code:
+The facts of an index come from its parsed factory tree (helpers.index.factory_tree);
+on top of them this module adds what a build allocates, following faiss's C++ code:
 
 - IVF: inverted lists hold code_size + 8 (id) bytes per vector; IVF-PQ with
   L2 keeps a precomputed table of nlist x M x 2^nbits floats when it is under
@@ -37,6 +34,7 @@ ENCODER_TRAIN_MAX = 65536      # pq.cp.max_points_per_centroid * ksub (256 * 256
 KMEANS_MAX_PER_CENTROID = 256  # ClusteringParameters.max_points_per_centroid
 BLAS_BLOCK = 4096 * 1024 * 4   # exhaustive search distance block (bs_x x bs_y floats)
 FASTSCAN_BBS = 32
+PQ_ENCODE_BLOCK = 256 * 1024   # product_quantizer_compute_codes_bs
 FAST_SCAN = ("pqfs", "rabitqfs")  # encoders filled through a plain twin and converted
 
 
@@ -182,9 +180,6 @@ def _add_extra(node, batch, d, n, threads):
     return 0
 
 
-PQ_ENCODE_BLOCK = 256 * 1024  # product_quantizer_compute_codes_bs
-
-
 def _pq_encode_tables(node, d, block):
     """ProductQuantizer::compute_codes: with sub-vectors of 16 dimensions or
     more it first computes all distance tables, block x M x 2^nbits floats
@@ -304,9 +299,15 @@ def _preassigned_peak(node, n, final, add_peak, built_end, batch_bytes, add_extr
     return add_peak, built_end, batch_bytes, add_extra
 
 
-def predict(factory, n, d, metric="L2", n_train=None, add_batch=ADD_BATCH, threads=None,
-            nq=1000, k=10, nprobe=16, k_factor=1, preassigned=False, build_budget=None):
-    """Everything the model says about building `factory` on n x d vectors.
+def predict(factory, n, d, metric="L2", **options):
+    """predict_tree for the factory string `factory` on n x d vectors."""
+    return predict_tree(parse(factory, d, metric), n, **options)
+
+
+def predict_tree(node, n, n_train=None, add_batch=ADD_BATCH, threads=None, nq=1000, k=10,
+                 nprobe=16, k_factor=1, preassigned=False, build_budget=None):
+    """Everything the model says about building the parsed factory `node`
+    (factory_tree.parse: it holds the factory, d and metric) on n vectors.
 
     n_train: training-sample rows (default: what the build helper would use,
     capped so that training fits `build_budget` bytes when one is given);
@@ -317,49 +318,48 @@ def predict(factory, n, d, metric="L2", n_train=None, add_batch=ADD_BATCH, threa
     build peak.
     """
     threads = threads or faiss.omp_get_max_threads()
-    node = parse(factory, d, metric)
-    n_train = _train_rows(node, n, d, n_train, build_budget)
+    if n_train is None:  # the build helper's default, capped to fit build_budget
+        n_train = default_train_size(node, n)
+        if build_budget:
+            n_train = capped_train_size(node, n_train, node["d"], build_budget)
+    check_training(node, n_train)
+    peak = _build_peaks(node, n, n_train, add_batch, threads, preassigned)
+    visited = threads * n if inner_index(node)["kind"] == "hnsw" else 0  # a byte a vector a thread
+    search = search_bytes(node, nq, k, nprobe, k_factor) + nq * node["d"] * 4 + visited
+    return {
+        "factory": node["factory"], "n": n, "d": node["d"], "metric": node["metric"],
+        "n_train": n_train, "add_batch": add_batch, "threads": threads,
+        "index_ram": int(peak["final"]), "disk": int(disk_bytes(node, n)),
+        "train_peak": int(peak["train"]), "add_peak": int(peak["add"]),
+        "build_peak": int(max(peak["train"], peak["add"])), "search": int(search),
+        "lines": [
+            ("training sample", int(peak["sample"])),
+            ("training temporaries (k-means, encoder, transforms)", int(peak["train_extra"])),
+            ("index when complete (as read from disk)", int(peak["final"])),
+            ("index as built: growth slack (inverted lists grown batch by batch when no shared "
+             "assignment gives their final sizes up front)", int(peak["slack"])),
+            ("add batches read from disk (current + prefetched)", int(peak["batches"])),
+            ("add temporaries (assignment, residuals, codes, HNSW locks)", int(peak["add_extra"])),
+        ],
+    }
+
+
+def _build_peaks(node, n, n_train, add_batch, threads, preassigned):
+    """The build's bytes: training sample, temporaries and peak; final index; add peak and parts."""
+    d = node["d"]
     sample = n_train * d * 4
     train_extra = _train_extra(node, n_train, d)
     fixed = index_ram(node, 0)
     train_peak = sample + train_extra + fixed
     final = index_ram(node, n)
-    add_peak, built_end, batch_bytes, add_extra = _add_peak(node, n, d, add_batch, threads,
-                                                            preassigned)
+    add_peak, built_end, batch_bytes, add_extra = _add_peak(node, n, d, add_batch, threads, preassigned)
     if preassigned:
         add_peak, built_end, batch_bytes, add_extra = _preassigned_peak(
             node, n, final, add_peak, built_end, batch_bytes, add_extra)
         train_peak = max(train_peak, _assign_pass_peak(n, d, fixed))
-    search = search_bytes(node, nq, k, nprobe, k_factor) + nq * d * 4
-    if inner_index(node)["kind"] == "hnsw":
-        search += threads * n
-    return {
-        "factory": factory, "n": n, "d": d, "metric": metric, "n_train": n_train,
-        "add_batch": add_batch, "threads": threads,
-        "index_ram": int(final), "disk": int(disk_bytes(node, n)),
-        "train_peak": int(train_peak), "add_peak": int(add_peak),
-        "build_peak": int(max(train_peak, add_peak)),
-        "search": int(search),
-        "lines": [
-            ("training sample", int(sample)),
-            ("training temporaries (k-means, encoder, transforms)", int(train_extra)),
-            ("index when complete (as read from disk)", int(final)),
-            ("index as built: growth slack (inverted lists grown batch by batch when no shared "
-             "assignment gives their final sizes up front)", int(max(0, built_end - final))),
-            ("add batches read from disk (current + prefetched)", int(batch_bytes)),
-            ("add temporaries (assignment, residuals, codes, HNSW locks)", int(add_extra)),
-        ],
-    }
-
-
-def _train_rows(node, n, d, n_train, build_budget):
-    """n_train, or the build helper's default capped to fit build_budget bytes; checked."""
-    if n_train is None:
-        n_train = default_train_size(node, n)
-        if build_budget:
-            n_train = capped_train_size(node, n_train, d, build_budget)
-    check_training(node, n_train)
-    return n_train
+    return {"sample": sample, "train_extra": train_extra, "train": train_peak, "final": final,
+            "add": add_peak, "slack": max(0, built_end - final), "batches": batch_bytes,
+            "add_extra": add_extra}
 
 
 def _assign_pass_peak(n, d, fixed):

@@ -17,7 +17,7 @@ import psutil
 from ..core import heuristics, quiet
 from ..data import synthetic
 from ..data.dataset import faiss_metric
-from . import coarse as coarse_module, factory_tree, indexes, memory
+from . import coarse as coarse_module, factory_tree, memory
 from .indexes import (add_preassigned, components, new_index, omp_threads, set_ef_construction,
         work_index)
 
@@ -76,7 +76,7 @@ def estimate_build_seconds(factory, n, d, metric="L2", n_train=None, sample=None
         sample = synthetic.draw(_generator(d), synthetic.TRAIN, 0, 5000)
     rate = rate or gemm_rate(d)
     n_train = n_train or memory.default_train_size(node, n)
-    index = (work_index if preassigned else new_index)(factory, d, metric)
+    index = work_index(node) if preassigned else new_index(factory, d, metric)
     if ef_construction:
         set_ef_construction(index, ef_construction)
     inner = factory_tree.inner_index(node)
@@ -91,7 +91,7 @@ def estimate_build_seconds(factory, n, d, metric="L2", n_train=None, sample=None
     sample_train_s = time.perf_counter() - t0
     if preassigned and ivf is not None:
         # the build's own path: lists precomputed, fast-scan codes through a work index
-        assign = indexes.assign(index, sample)
+        assign = coarse_module.nearest_lists(index, sample)
         t0 = time.perf_counter()
         add_preassigned(index, sample, assign)
     else:
@@ -193,11 +193,11 @@ def coarse_seconds(n, d, coarse, rate=None, sample=None):
     and assign all n rows to it: its transform, then k-means (two-level:
     about 2 sqrt(nlist) centroids per point) and the assignment in the
     space's dimension."""
-    space = new_index(coarse + ",Flat", d)  # alive while its IVF is read
-    ivf = faiss.extract_index_ivf(space)
-    nlist, d_space = ivf.nlist, ivf.d
+    space = factory_tree.parse(coarse + ",Flat", d)
+    ivf = factory_tree.inner_index(space)
+    nlist, d_space = ivf["nlist"], ivf["d"]
     rate = rate or gemm_rate(d)
-    n_train = memory.default_train_size(factory_tree.parse(coarse + ",Flat", d), n)
+    n_train = memory.default_train_size(space, n)
     k = 2 * math.isqrt(nlist) if coarse_module.uses_two_level(coarse, d) else nlist
     out = kmeans_seconds(n_train, k, d_space, rate)
     if d_space != d:  # the transform, applied to every row once

@@ -210,34 +210,13 @@ def run(preset=None, params_file=None, force=False, runs_dir=None, data_root=Non
     estimate_seconds exceed it is refused before it starts."""
     runs_dir = runs_dir or os.path.join(ROOT, "runs")
     data_root = data_root or os.environ.get(DATA_DIR_ENV) or os.path.join(ROOT, "data")
-    preset, params = load_params(preset, params_file, data)
-    for k, v in (limits or {}).items():
-        parse_size(v)  # a size that cannot be read stops here, not in a notebook
-        params["all"][k] = v
-    params = json.loads(json.dumps(params))  # plain JSON values, comparable with run.json
-    if until is not None and until not in config.ORDER:
-        raise ValueError(f"until={until!r} is not a notebook; use one of {', '.join(config.ORDER)}")
-    order = config.ORDER[:config.ORDER.index(until) + 1] if until else config.ORDER
+    preset, params, order = _chosen(preset, params_file, data, limits, until)
     data_dir = os.path.join(data_root, preset)
     clipped = []
     planned = notebook_parameters(params, data_dir, "", force, notebooks_dir, clipped)
     for note in clipped:
         print(note)
-    if "dataset" in params:
-        n_base = planned["01_data_generation"]["n"]
-        need = min_rows(run_checks.effective_parameters(planned))
-        if n_base < need:
-            raise ValueError(f"{params['dataset']['base']}: {n_base:,} base rows, but this run's "
-                             f"indexes need at least {need:,} to train (k-means needs a point per "
-                             f"centroid); give more vectors or a preset with a smaller nlist")
-    for folder, what in ((data_dir, "the data folder"), (runs_dir, "the runs folder")):
-        check_writable(folder, what)  # a read-only folder is said now, not after an hour
-    resources = run_checks.check_resources(planned, data_dir)  # before anything is written
-    print(f"disk: this run writes up to {format_bytes(resources['disk_needed'])} in {data_dir} "
-          f"({format_bytes(resources['disk_free'])} free)")
-    for f, why in resources["refused"]:
-        print(f"  {f} will be refused by its notebook: {why}")
-    estimated = run_checks.check_time(planned, data_dir, time_budget or params["time_budget"])
+    estimated = _preflight(planned, params, data_dir, runs_dir, time_budget)
     folder, state = _unfinished_run(runs_dir, preset, params, force)
     with contextlib.ExitStack() as held:
         if folder:  # a run folder has one runner at a time: another one here is refused
@@ -248,6 +227,41 @@ def run(preset=None, params_file=None, force=False, runs_dir=None, data_root=Non
                 folder, state = None, None  # it finished meanwhile: this run gets its own
         return _run_in(folder, state, held, runs_dir, preset, params, force, estimated, data_dir,
                        notebooks_dir, order, progress, export_html, until)
+
+
+def _chosen(preset, params_file, data, budgets, until):
+    """(preset, its parameters as plain JSON values with the `budgets` applied to
+    every notebook, the notebooks to run), each checked."""
+    preset, params = load_params(preset, params_file, data)
+    for k, v in (budgets or {}).items():
+        parse_size(v)  # a size that cannot be read stops here, not in a notebook
+        params["all"][k] = v
+    params = json.loads(json.dumps(params))  # plain JSON values, comparable with run.json
+    if until is not None and until not in config.ORDER:
+        raise ValueError(f"until={until!r} is not a notebook; use one of {', '.join(config.ORDER)}")
+    return preset, params, config.ORDER[:config.ORDER.index(until) + 1] if until else config.ORDER
+
+
+def _preflight(planned, params, data_dir, runs_dir, time_budget):
+    """What must hold before anything is written: enough of the user's rows to
+    train on, writable folders, the disk the run writes (printed, with the builds
+    the memory model refuses) and its estimated time within `time_budget`.
+    Returns the estimate (run_checks.check_time)."""
+    if "dataset" in params:
+        n_base = planned["01_data_generation"]["n"]
+        need = min_rows(run_checks.effective_parameters(planned))
+        if n_base < need:
+            raise ValueError(f"{params['dataset']['base']}: {n_base:,} base rows, but this run's "
+                             f"indexes need at least {need:,} to train (k-means needs a point per "
+                             f"centroid); give more vectors or a preset with a smaller nlist")
+    for folder, what in ((data_dir, "the data folder"), (runs_dir, "the runs folder")):
+        check_writable(folder, what)  # a read-only folder is said now, not after an hour
+    resources = run_checks.check_resources(planned, data_dir)
+    print(f"disk: this run writes up to {format_bytes(resources['disk_needed'])} in {data_dir} "
+          f"({format_bytes(resources['disk_free'])} free)")
+    for f, why in resources["refused"]:
+        print(f"  {f} will be refused by its notebook: {why}")
+    return run_checks.check_time(planned, data_dir, time_budget or params["time_budget"])
 
 
 def _run_in(folder, state, held, runs_dir, preset, params, force, estimated, data_dir,

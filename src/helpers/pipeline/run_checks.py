@@ -13,7 +13,7 @@ from ..core.files import format_bytes, parse_duration, parse_size
 from ..data.ingest import parse_metric
 from ..index import coarse, memory, planner
 from ..index.build import build_name, index_path
-from ..index.indexes import preassignable, split_factory
+from ..index.factory_tree import coarse_factory, preassignable, split_factory
 from ..index.planner import format_seconds
 from ..search.screen import finalist_factories, screen_dir
 
@@ -85,7 +85,7 @@ def check_resources(per_notebook, data_dir):
         if not os.path.exists(b["path"]):
             need += b["pred"]["disk"]
         if preassignable(b["factory"]):
-            spaces.add(coarse.coarse_factory(b["factory"]))
+            spaces.add(coarse_factory(b["factory"]))
     need += len(spaces) * n * 8
     probe = data_dir
     while not os.path.exists(probe):
@@ -129,7 +129,7 @@ def estimate_seconds(per_notebook, data_dir):
         if b["refused"] or os.path.exists(b["path"]):
             continue
         preassigned = preassignable(f)
-        c = coarse.coarse_factory(f) if preassigned else None
+        c = coarse_factory(f) if preassigned else None
         if c and f"coarse {c}" not in out and not os.path.exists(coarse.paths(coarse_dir, c)[1]):
             out[f"coarse {c}"] = planner.coarse_seconds(n, d, c, rate, sample)
         if f.startswith("OPQ"):

@@ -32,9 +32,7 @@ from ..core import heuristics, index_files, keyed_files, quiet
 from ..core.files import atomic_path, check_disk_space, file_sha256, locked, read_json, write_json
 from ..data.dataset import load_dataset
 from ..data.vectors import iter_blocks
-from ..index import build, coarse, factory_tree, indexes, memory, planner
-from ..index.factory_tree import parse
-from ..index.memory import index_ram, predict
+from ..index import build, coarse, factory_tree, memory, planner
 
 
 SHARD_FORMAT = "faiss-workbook-shard/1"
@@ -46,7 +44,7 @@ class ShardError(ValueError):
 
 def check_shardable(factory):
     """Refuse, with the reason, a factory merge_ondisk cannot assemble."""
-    if not indexes.preassignable(factory) or re.search(r"fs\b|Refine|RFlat", factory):
+    if not factory_tree.preassignable(factory) or re.search(r"fs\b|Refine|RFlat", factory):
         raise ShardError(f"{factory!r} cannot be built in shards and merged on disk: use plain IVF "
                          f"with Flat, SQ or 8-bit PQ codes, e.g. IVF4096,SQ8 (fast-scan codes live "
                          f"in SIMD blocks, refine stages and HNSW graphs are not inverted lists)")
@@ -69,7 +67,7 @@ def train_template(ds, factory, out_dir, n_train=None, coarse_dir=None, progress
     n_train = n_train or memory.predict(factory, ds.n, ds.d, ds.metric)["n_train"]
     os.makedirs(out_dir, exist_ok=True)
     coarse_dir = coarse_dir or os.path.join(out_dir, "coarse")
-    cname = coarse.coarse_factory(factory)
+    cname = factory_tree.coarse_factory(factory)
     assign_path = coarse.paths(coarse_dir, cname)[1]
     if os.path.exists(assign_path):  # reused (and checked) as the single-machine build does
         quantizer, _, _ = coarse.coarse_assignment(ds, cname, n_train, coarse_dir, progress=progress)
@@ -79,7 +77,9 @@ def train_template(ds, factory, out_dir, n_train=None, coarse_dir=None, progress
     path = os.path.join(out_dir, "template.faiss")
     key = {"dataset": ds.fingerprint, "factory": factory, "n_train": n_train, "metric": ds.metric}
     if not keyed_files.cached(path, key):
-        keyed_files.cache_index(build.train(ds, factory, n_train, None, quantizer)[0], path, key)
+        template, _ = build.train(ds, factory_tree.parse(factory, ds.d, ds.metric), n_train, None,
+                                  quantizer)
+        keyed_files.cache_index(template, path, key)
     return path, assign_path
 
 
@@ -158,9 +158,10 @@ def shard_memory(factory, ds, shards):
     shard's rows, plus the template it loads): the workers' memory limit."""
     rows = -(-ds.n // shards)
     # the add peak of `rows`, with the trained sample size of the whole build (the template)
-    n_train = predict(factory, ds.n, ds.d, ds.metric)["n_train"]
-    p = predict(factory, rows, ds.d, ds.metric, n_train=min(n_train, rows))
-    return int(p["add_peak"] + index_ram(parse(factory, ds.d, ds.metric), 0))
+    node = factory_tree.parse(factory, ds.d, ds.metric)
+    n_train = memory.predict_tree(node, ds.n)["n_train"]
+    p = memory.predict_tree(node, rows, n_train=min(n_train, rows))
+    return int(p["add_peak"] + memory.index_ram(node, 0))
 
 
 def connect(address=None, n_workers=None, threads_per_worker=1, memory_limit="auto", timeout=5,
@@ -192,7 +193,7 @@ def build_sharded(client, ds, factory, out_dir, shards, n_train=None, retries=2,
     out_dir/merged.faiss. Shards already built from the same template are not
     redone. coarse_dir: see train_template. Returns {"path", "shards", "ntotal",
     "built", "reused", "preassigned"}."""
-    pred = predict(factory, ds.n, ds.d, ds.metric)
+    pred = memory.predict(factory, ds.n, ds.d, ds.metric)
     # shards and the merged lists both hold every code once, plus the template
     check_disk_space(out_dir, 2 * pred["disk"], f"the shards and merged index of {factory}")
     template, assign_path = train_template(ds, factory, out_dir, n_train, coarse_dir, progress)

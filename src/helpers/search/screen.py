@@ -138,15 +138,16 @@ def _space(prefix, space, n_train, out_dir):
 def build_candidate(prefix, factory, ef_construction, out_dir, batch=65536):
     """Build `factory` over the prefix (sharing its coarse space). Returns
     (index, info dict with train/add seconds and the space's k-means costs)."""
-    ds, space_name = prefix.ds, indexes.split_factory(factory)[0]
+    ds, space_name = prefix.ds, factory_tree.split_factory(factory)[0]
+    tree = factory_tree.parse(factory, ds.d, ds.metric)
     xt_ids = train_sample_ids(prefix.n, min(prefix.n, 65536))
     info = {}
     if space_name:
         # the k-means sample the full-scale build will use (memory.default_train_size)
-        n_train = memory.default_train_size(factory_tree.parse(factory, ds.d, ds.metric), prefix.n)
+        n_train = memory.default_train_size(tree, prefix.n)
         space, assign, info = _space(prefix, space_name, n_train, out_dir)
         info = dict(info)
-        index = indexes.load_space(indexes.work_index(factory, ds.d, ds.metric), space)
+        index = indexes.load_space(indexes.work_index(tree), space)
     else:
         index = indexes.new_index(factory, ds.d, ds.metric)
         if ef_construction:
@@ -162,7 +163,7 @@ def build_candidate(prefix, factory, ef_construction, out_dir, batch=65536):
         else:
             index.add(x)
     if space_name:
-        index = indexes.final_index(index, factory, ds.d, ds.metric)
+        index = indexes.final_index(index, tree)
     info["add_s"] = time.perf_counter() - t0
     return index, info
 
@@ -293,7 +294,7 @@ def expand(factories, screen_dir):
         if f != "screened":
             out.append(f)
             continue
-        found = [x for x in finalist_factories(screen_dir) if indexes.split_factory(x)[0]]
+        found = [x for x in finalist_factories(screen_dir) if factory_tree.split_factory(x)[0]]
         if not found:
             raise ValueError(f"the screening in {screen_dir} kept no IVF finalist (see its "
                              f"verdicts.json): widen its search or its budgets, or name the "
@@ -345,7 +346,7 @@ def verdicts(built, rows, target_n, d, metric, ram_budget=None, time_budget=None
         v = {"family": name, "verdict": saved.get("error"), **saved.get("info", {})}
         if not v["verdict"]:
             v["build_s_at_target"] = projected_build_s(saved["info"], rows, target_n,
-                                                       indexes.split_factory(factory)[0] is None)
+                                                       factory_tree.split_factory(factory)[0] is None)
             v["ram_at_target"] = memory.predict(factory, target_n, d, metric)["index_ram"]
             best, top = choose.best_setting(saved["rows"], target_recall)
             v.update(best_setting=(best or top)["setting"], recall=(best or top)["recall@10"],
