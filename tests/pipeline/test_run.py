@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from helpers.core import config
+from helpers.core import config, disk
 from helpers.core.files import read_json
 from helpers.notebook import notebook_html
 from helpers.pipeline import cli, run_checks
@@ -79,6 +79,26 @@ def test_tiny_preset_end_to_end(first_run):
     page = open(os.path.join(folder, "06_recall_vs_latency.html")).read()
     assert "Plotly.newPlot" in page and page.count("plotly.js v") == 1  # inlined once
     assert notebook_html.WIDGET_NOTE in page  # the live explorer says where it lives
+
+
+def test_check_predicts_the_measured_disk_peak_and_writes_nothing(first_run, tmp_path, capsys):
+    root, folder = first_run
+    measured = read_json(os.path.join(folder, "run.json"))["disk_peak_bytes"]
+    assert measured["stage"] in config.ORDER and measured["bytes"] > 0
+    args = ["--preset", "tiny", "--check", "--runs-dir", str(tmp_path / "runs"),
+            "--data-dir", str(tmp_path / "data")]
+    assert cli.run_command(args) == 0
+    out = capsys.readouterr().out
+    assert "the run fits (nothing was written)" in out and "disk fits now: yes" in out
+    assert "index IVF16,PQ8" in out and "run folder: notebooks and their HTML" in out
+    assert os.listdir(tmp_path) == []  # not even the folders
+    found = runner.run("tiny", runs_dir=tmp_path / "runs", data_root=tmp_path / "data", check=True)
+    assert os.listdir(tmp_path) == [] and found["problems"] == []
+    assert abs(found["plan"]["peak"] / measured["bytes"] - 1) < 0.15
+    # the data folder alone (where the 10M run's bytes are), as the run left it
+    data = sum(size for label, size in found["plan"]["parts"]
+               if not label.startswith(("run folder", "the largest index's last checkpoint")))
+    assert abs(data / disk.folder_bytes(root / "data" / "tiny") - 1) < 0.15
 
 
 def test_time_estimate_counts_only_what_is_left(first_run, capsys):
@@ -190,8 +210,30 @@ def test_run_that_cannot_fit_on_disk_is_refused_before_writing(tmp_path, capsys)
     args = ["--params", str(big), "--runs-dir", str(tmp_path / "runs"), "--data-dir", str(tmp_path / "data")]
     assert cli.run_command(args) == 1
     err = capsys.readouterr().err
-    assert "this run needs" in err and "free some space or pass --data-dir" in err
+    assert "this run writes up to" in err and "free some space or pass --data-dir" in err
     assert not (tmp_path / "runs").exists() and not (tmp_path / "data").exists()
+    assert cli.run_command(args + ["--check"]) == 1  # the check says so, and exits 1
+    out = capsys.readouterr().out
+    assert "does not fit: this run writes up to" in out and "disk fits now: no" in out
+    assert "the run does not fit (nothing was written)" in out
+    assert os.listdir(tmp_path) == ["big.yaml"]
+
+
+def test_a_run_on_a_small_real_file_system_is_refused_before_writing(tmp_path, capsys):
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(small)],
+                             capture_output=True, text=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a 16 MB tmpfs here: {mounted.stderr.strip()}")
+    try:
+        args = ["--preset", "tiny", "--runs-dir", str(small / "runs"), "--data-dir", str(small / "data")]
+        assert cli.run_command(args) == 1  # tiny writes ~40 MB, most of it HTML
+        err = capsys.readouterr().err
+        assert "but only 16.0 MiB is free there" in err and "plus a margin of" in err
+        assert os.listdir(small) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
 
 
 def test_run_over_its_time_budget_is_refused_before_writing(tmp_path, capsys):

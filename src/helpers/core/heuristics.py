@@ -29,6 +29,11 @@ MIN_NLIST, MAX_NLIST = 16, 65536
 # -- searching
 QUANTIZER_EF_SEARCH = 64      # HNSW coarse quantizers search at least this deep
 
+# -- disk: a run starts only with this much free beyond its predicted writes (the
+# disk is shared: other tenants write while it runs, and the model can be wrong)
+DISK_MARGIN_SHARE = 0.05
+DISK_MARGIN_MIN = 64 << 20
+
 
 def per_centroid(nlist):
     """Training points per centroid the builds sample for an nlist-centroid k-means."""

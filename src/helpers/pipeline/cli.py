@@ -35,7 +35,7 @@ def run_command(argv=None):
     ap.add_argument("--runs-dir", default=None, help="where run folders go (default: runs/)")
     ap.add_argument("--data-dir", default=None,
                     help=f"where <preset>/ with the dataset and indexes goes (default: ${run.DATA_DIR_ENV} "
-                         f"or data/); the full preset needs about 70 GB")
+                         f"or data/); --check says how much a preset needs")
     own = ap.add_argument_group("your own vectors (instead of generated data)")
     own.add_argument("--base", help="your vectors: .npy, .fvecs, .bvecs, .hdf5 (ann-benchmarks), "
                                     "a .parquet file, or a folder of .npy or .parquet files")
@@ -53,6 +53,10 @@ def run_command(argv=None):
     ap.add_argument("--until", choices=config.ORDER, help="stop after this notebook (default: run all)")
     ap.add_argument("--time-budget", help='refuse the run if its builds are estimated to take longer, '
                                           'e.g. "2h", "90min" (default: the preset\'s: 2h for full)')
+    ap.add_argument("--check", action="store_true",
+                    help="print what the run will write (its peak disk, finalists included), its "
+                         "peak memory and time, and whether each fits now; write nothing; exit 0 "
+                         "when it fits, 1 when it does not")
     a = ap.parse_args(argv)
     data = {k: getattr(a, k) for k in run.DATASET_KEYS if getattr(a, k) is not None}
     if data and "base" not in data:
@@ -60,10 +64,12 @@ def run_command(argv=None):
     limits = {k: v for k, v in (("ram_budget", a.ram_budget), ("build_budget", a.build_budget)) if v}
     try:
         folder = run.run(a.preset, a.params, a.force, a.runs_dir, a.data_dir, data=data or None,
-                         until=a.until, limits=limits, time_budget=a.time_budget)
+                         until=a.until, limits=limits, time_budget=a.time_budget, check=a.check)
     except (run.RunError, ValueError, OSError, LockedError) as e:
         print(f"\nRUN FAILED: {e}", file=sys.stderr)
         return 1
+    if a.check:
+        return 1 if folder["problems"] else 0
     print(f"\nrun {'complete' if not a.until else 'stopped after ' + a.until}: {folder}/summary.html")
     return 0
 

@@ -20,52 +20,23 @@ import datetime
 import glob
 import json
 import os
-import signal
 import sys
-import tempfile
 import time
 
-import psutil
 import yaml
 
-from ..core import config, limits, progress as progress_bars, rss
+from ..core import config, disk, limits, progress as progress_bars, rss
 from ..core.files import check_writable, format_bytes, locked, parse_size, read_json, write_json
 from ..data import ingest
 from ..index.build import REFUSED
 from ..notebook import notebook_html
-from . import profile, run_checks
+from . import kernels, profile, run_checks
 from .profile import min_rows
 from .summary import write_summary
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 NOTEBOOKS = os.path.join(ROOT, "notebooks")
-
-
-def _ipc_kernel_manager(started):
-    """A KernelManager whose kernels talk over local IPC sockets, not TCP: nothing
-    listens on the network, and the kernel has no "running over TCP without
-    encryption" warning to print once per notebook. Each kernel's process
-    (subprocess.Popen) is appended to `started`, so that the runner can say how a
-    kernel that died ended.
-
-    It is the asyncio manager: papermill's client (nbclient) waits for the kernel's
-    replies on an event loop and checks every second that the kernel is alive. The
-    blocking manager's client blocks that loop, so a kernel killed mid-cell was
-    waited for forever."""
-    from jupyter_client.manager import AsyncKernelManager  # heavy: only a notebook run needs a kernel
-
-    class IPCKernelManager(AsyncKernelManager):
-        def __init__(self, **kw):
-            kw.setdefault("transport", "ipc")
-            kw.setdefault("ip", os.path.join(tempfile.gettempdir(), f"faiss-workbook-{os.getpid()}"))
-            super().__init__(**kw)
-
-        async def start_kernel(self, **kw):
-            await super().start_kernel(**kw)
-            started.append(self.provisioner.process)
-
-    return IPCKernelManager
 
 
 class RunError(RuntimeError):
@@ -199,7 +170,7 @@ def _unfinished_run(runs_dir, preset, params, force):
 
 def run(preset=None, params_file=None, force=False, runs_dir=None, data_root=None,
         notebooks_dir=NOTEBOOKS, progress=True, export_html=True, data=None, until=None, limits=None,
-        time_budget=None):
+        time_budget=None, check=False):
     """Execute the notebooks in order; return the run folder. Raises RunError when
     a notebook fails (after writing the summary of what completed).
 
@@ -207,7 +178,10 @@ def run(preset=None, params_file=None, force=False, runs_dir=None, data_root=Non
     (default: all of them); limits: {"ram_budget": "16G", "build_budget": "20G"},
     the budgets every notebook applies (sizes as setup.budgets reads them);
     time_budget: "2h", "90min", ... (default: the preset's, if any): a run whose
-    estimate_seconds exceed it is refused before it starts."""
+    estimate_seconds exceed it is refused before it starts. check=True runs the
+    checks alone: it prints what the run will write, its peak disk, memory and
+    time and whether each fits now, writes nothing, and returns
+    run_checks.check_resources's report ("problems" empty when the run fits)."""
     runs_dir = runs_dir or os.path.join(ROOT, "runs")
     data_root = data_root or os.environ.get(DATA_DIR_ENV) or os.path.join(ROOT, "data")
     preset, params, order = _chosen(preset, params_file, data, limits, until)
@@ -216,7 +190,14 @@ def run(preset=None, params_file=None, force=False, runs_dir=None, data_root=Non
     planned = notebook_parameters(params, data_dir, "", force, notebooks_dir, clipped)
     for note in clipped:
         print(note)
-    estimated = _preflight(planned, params, data_dir, runs_dir, time_budget)
+    estimated, found = _preflight(planned, params, data_dir, runs_dir, time_budget, order,
+                                  notebooks_dir, export_html, check)
+    if check:
+        for problem in found["problems"]:
+            print(f"does not fit: {problem}")
+        print("the run does not fit" if found["problems"] else "the run fits",
+              "(nothing was written)")
+        return found
     folder, state = _unfinished_run(runs_dir, preset, params, force)
     with contextlib.ExitStack() as held:
         if folder:  # a run folder has one runner at a time: another one here is refused
@@ -242,11 +223,14 @@ def _chosen(preset, params_file, data, budgets, until):
     return preset, params, config.ORDER[:config.ORDER.index(until) + 1] if until else config.ORDER
 
 
-def _preflight(planned, params, data_dir, runs_dir, time_budget):
+def _preflight(planned, params, data_dir, runs_dir, time_budget, order, notebooks_dir,
+               export_html, check=False):
     """What must hold before anything is written: enough of the user's rows to
-    train on, writable folders, the disk the run writes (printed, with the builds
-    the memory model refuses) and its estimated time within `time_budget`.
-    Returns the estimate (run_checks.check_time)."""
+    train on, writable folders, the disk the run writes and the memory its builds
+    need (run_checks.check_resources, printed), and its estimated time within
+    `time_budget`. Raises ValueError with the first problem; with check=True
+    prints every part and verdict instead and raises nothing. Returns (the time
+    estimate, run_checks.check_resources's report)."""
     if "dataset" in params:
         n_base = planned["01_data_generation"]["n"]
         need = min_rows(run_checks.effective_parameters(planned))
@@ -256,12 +240,38 @@ def _preflight(planned, params, data_dir, runs_dir, time_budget):
                              f"centroid); give more vectors or a preset with a smaller nlist")
     for folder, what in ((data_dir, "the data folder"), (runs_dir, "the runs folder")):
         check_writable(folder, what)  # a read-only folder is said now, not after an hour
-    resources = run_checks.check_resources(planned, data_dir)
-    print(f"disk: this run writes up to {format_bytes(resources['disk_needed'])} in {data_dir} "
-          f"({format_bytes(resources['disk_free'])} free)")
-    for f, why in resources["refused"]:
+    running = [name for name in order if name not in params["skip"]]
+    found = run_checks.check_resources(planned, data_dir, runs_dir, running, notebooks_dir,
+                                       export_html)
+    print(f"disk: this run writes up to {format_bytes(found['disk_needed'])} in {data_dir} and "
+          f"{runs_dir} (predicted peak {format_bytes(found['plan']['peak'])} of both; "
+          f"{format_bytes(found['disk_free'])} free)")
+    for f, why in found["refused"]:
         print(f"  {f} will be refused by its notebook: {why}")
-    return run_checks.check_time(planned, data_dir, time_budget or params["time_budget"])
+    if check:
+        _print_check(found)
+    elif found["problems"]:
+        raise ValueError(found["problems"][0])
+    try:
+        estimated = run_checks.check_time(planned, data_dir, time_budget or params["time_budget"])
+    except ValueError as e:
+        if not check:
+            raise
+        found["problems"].append(str(e))
+        estimated = None
+    return estimated, found
+
+
+def _print_check(found):
+    """The parts of the disk plan, the memory peak, and whether each fits now."""
+    for label, size in found["plan"]["parts"]:
+        if size:
+            print(f"  {format_bytes(size):>10}  {label}")
+    disk_ok = found["disk_needed"] + found["margin"] <= found["disk_free"]
+    print(f"disk fits now: {'yes' if disk_ok else 'no'} (margin {format_bytes(found['margin'])})")
+    print(f"memory: the largest build peaks at {format_bytes(found['peak_memory'])} of "
+          f"{format_bytes(found['memory_budget'])} (the build budget): "
+          f"{'fits' if found['peak_memory'] <= found['memory_budget'] else 'does not fit'}")
 
 
 def _run_in(folder, state, held, runs_dir, preset, params, force, estimated, data_dir,
@@ -277,19 +287,23 @@ def _run_in(folder, state, held, runs_dir, preset, params, force, estimated, dat
     os.makedirs(data_dir, exist_ok=True)
     t_run = time.perf_counter()
     try:
-        for i, name in enumerate(order, 1):
-            step = f"[{i}/{len(order)}] {name}"
-            if name in state["done"]:
-                print(f"{step}: done in an earlier attempt, skipped")
-            elif name in params["skip"]:
-                print(f"{step}: not run in this preset: {params['skip'][name]}")
-                state.setdefault("skipped", {})[name] = params["skip"][name]
-            else:
-                _run_one(step, name, folder, state, per_notebook[name], notebooks_dir, progress)
-                print(f"{step} done in {state['seconds'][name]:.1f} s "
-                      f"(run so far {time.perf_counter() - t_run:.0f} s)", flush=True)
-                if export_html:
-                    notebook_html.to_html(os.path.join(folder, name + ".ipynb"))
+        with disk.DiskTrace([data_dir, folder], stage="start") as used:
+            for i, name in enumerate(order, 1):
+                step = f"[{i}/{len(order)}] {name}"
+                if name in state["done"]:
+                    print(f"{step}: done in an earlier attempt, skipped")
+                elif name in params["skip"]:
+                    print(f"{step}: not run in this preset: {params['skip'][name]}")
+                    state.setdefault("skipped", {})[name] = params["skip"][name]
+                else:
+                    used.stage = name
+                    _run_one(step, name, folder, state, per_notebook[name], notebooks_dir, progress,
+                             used)
+                    print(f"{step} done in {state['seconds'][name]:.1f} s "
+                          f"(run so far {time.perf_counter() - t_run:.0f} s)", flush=True)
+                    if export_html:
+                        notebook_html.to_html(os.path.join(folder, name + ".ipynb"))
+                    _record_disk(state, used)
         finished = set(state["done"]) | set(state.get("skipped", {}))
         state["status"] = "complete" if finished >= set(config.ORDER) else f"stopped after {until}"
         if state.get("refused"):
@@ -320,12 +334,25 @@ def _new_run_folder(runs_dir, preset, params, force, estimated, held):
     return folder, state
 
 
-def _run_one(step, name, folder, state, parameters, notebooks_dir, progress):
+def _record_disk(state, used):
+    """The largest disk use of the data and run folders so far (helpers.core.disk),
+    across every attempt of this run, with the stage it was measured in."""
+    used.sample()
+    before = state.get("disk_peak_bytes", {"bytes": -1})
+    if used.peak > before["bytes"]:
+        state["disk_peak_bytes"] = {"bytes": used.peak, "stage": used.peak_stage,
+                                    "folders": used.folders, "sampled_every_s": used.interval}
+
+
+def _run_one(step, name, folder, state, parameters, notebooks_dir, progress, used):
     """Execute notebook `name` into `folder` and record it as done in run.json."""
     out = os.path.join(folder, name + ".ipynb")
     print(f"{step} ...", flush=True)
     t0 = time.perf_counter()
-    _execute(name, out, parameters, notebooks_dir, progress, state)
+    try:
+        _execute(name, out, parameters, notebooks_dir, progress, state)
+    finally:
+        _record_disk(state, used)  # a failed stage's disk is news too
     refused = _refused_builds(out)
     if refused:
         state.setdefault("refused", {})[name] = refused
@@ -346,7 +373,7 @@ def _execute(name, out, parameters, notebooks_dir, progress, state):
 
     # the kernel's helpers draw text progress lines (helpers.core.progress), copied here
     os.environ[progress_bars.BATCH_ENV] = "1"
-    kernels = []
+    started = []  # the kernels papermill starts (kernels.ipc_kernel_manager)
     try:
         with rss.RSSTrace(interval=0.5, children=True) as peak:
             pm.execute_notebook(os.path.join(notebooks_dir, name + ".ipynb"), out,
@@ -357,7 +384,7 @@ def _execute(name, out, parameters, notebooks_dir, progress, state):
                                 # FigureWidget (~5 MB each): the explorer is for live
                                 # sessions, and 06 keeps a static snapshot of it
                                 store_widget_state=False,
-                                kernel_manager_class=_ipc_kernel_manager(kernels))
+                                kernel_manager_class=kernels.ipc_kernel_manager(started))
     except pm.PapermillExecutionError as e:
         _fail(state, {"notebook": name, "cell": e.exec_count, "error": f"{e.ename}: {e.evalue}",
                       "partial_notebook": out},
@@ -365,14 +392,14 @@ def _execute(name, out, parameters, notebooks_dir, progress, state):
     except Exception as e:  # the kernel died, did not start, the notebook could not be written
         # a kernel that ended when the failure's cleanup shut it down did not die
         dead = isinstance(e, DeadKernelError) or "Kernel died" in str(e)
-        died = _kernel_end(kernels[-1]) if dead and kernels else None
-        failed = {"notebook": name, "cell": _running_cell(out), "error": f"{type(e).__name__}: {e}",
-                  "partial_notebook": out}
+        died = kernels.how_it_ended(started[-1]) if dead and started else None
+        failed = {"notebook": name, "cell": kernels.running_cell(out),
+                  "error": f"{type(e).__name__}: {e}", "partial_notebook": out}
         if died is None:
             _fail(state, failed, f"{name} failed: {type(e).__name__}: {e}")
         failed.update(died, last_rss_bytes=peak.last_rss, last_private_bytes=peak.last_private)
         _fail(state, failed, f"{name}: the kernel died in cell {failed['cell']}: {died['how']}; "
-                             f"{_last_memory(peak, died)}")
+                             f"{kernels.last_memory(peak, died)}")
     state.setdefault("peak_rss_bytes", {})[name] = peak.peak
     state.setdefault("peak_private_bytes", {})[name] = peak.peak_private
 
@@ -382,52 +409,6 @@ def _fail(state, failed, message):
     state.update(status="failed", failed=failed)
     raise RunError(f"{message}\nthe partly executed notebook is kept at "
                    f"{failed['partial_notebook']}") from None
-
-
-def _kernel_end(process):
-    """How a kernel process (subprocess.Popen) ended: {"how": "killed by SIGKILL
-    (signal 9)", "signal": "SIGKILL"} or {"how": "exited with status 1",
-    "exit_status": 1}; None while it runs."""
-    code = process.poll() if process is not None else None
-    if code is None:
-        return None
-    if code < 0:
-        sig = signal.Signals(-code).name
-        return {"how": f"killed by {sig} (signal {-code})", "signal": sig}
-    return {"how": f"exited with status {code}", "exit_status": code}
-
-
-def _last_memory(peak, died):
-    """What the kernel last held, and for a SIGKILL the likely sender."""
-    held = (f"it last held {format_bytes(peak.last_rss)} resident, "
-            f"{format_bytes(peak.last_private)} private" if peak.last_rss else
-            f"it died before its memory was first sampled ({peak.interval} s after the start)")
-    if died.get("signal") != "SIGKILL":
-        return held
-    return (f"{held} of this machine's {format_bytes(psutil.virtual_memory().total)}. A SIGKILL "
-            f"nobody sent is the out-of-memory killer's (dmesg names it): give the run more "
-            f"memory or a smaller preset, and run the same command again to continue")
-
-
-def _running_cell(path):
-    """The cell papermill was running when the kernel died, as "[5] (first line)"
-    (its execution count) or "#2 (first line)" (its place in the notebook, when the
-    kernel died before counting it), read from the partly executed notebook; "?" if
-    it cannot be told."""
-    import nbformat  # heavy: only executed notebooks need nbformat
-
-    try:
-        cells = nbformat.read(path, as_version=4).cells
-    except (OSError, ValueError):
-        return "?"
-    started = [(i, c) for i, c in enumerate(cells) if c.cell_type == "code"
-               and c.get("metadata", {}).get("papermill", {}).get("start_time")]
-    if not started:
-        return "?"
-    i, cell = started[-1]
-    first = next((line.strip() for line in cell.source.splitlines() if line.strip()), "")
-    number = f"[{cell.execution_count}]" if cell.get("execution_count") else f"#{i + 1}"
-    return f"{number} ({first[:60]})"
 
 
 def _refused_builds(notebook_path):

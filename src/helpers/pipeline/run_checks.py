@@ -8,14 +8,16 @@ import shutil
 
 import psutil
 
-from ..core import config, quiet
+from ..core import config, disk, quiet
 from ..core.files import format_bytes, parse_duration, parse_size
+from ..core.heuristics import DISK_MARGIN_MIN, DISK_MARGIN_SHARE
 from ..data.ingest import parse_metric
 from ..index import coarse, memory, planner
 from ..index.build import build_name, index_path
 from ..index.factory_tree import coarse_factory, preassignable, split_factory
 from ..index.planner import format_seconds
 from ..search.screen import finalist_factories, screen_dir
+from . import disk_plan
 
 
 def effective_parameters(per_notebook):
@@ -65,41 +67,44 @@ def planned_builds(per_notebook):
     return builds, available
 
 
-def check_resources(per_notebook, data_dir):
-    """Refuse, before anything is written, a run whose data, coarse assignments and
-    indexes cannot fit on the disk of data_dir, or none of whose indexes fits in
-    the memory available now. Returns {"disk_needed", "disk_free", "refused":
-    [(factory, reasons)]} (indexes the builds will refuse, with the model's reasons)."""
+def check_resources(per_notebook, data_dir, runs_dir, order, notebooks_dir, export_html=True):
+    """What the run needs of this machine, told before anything is written: its disk
+    (disk_plan.disk_plan: every part, the screening's finalists at the largest it may
+    pick) against the free space of the data and runs folders, less what the data
+    folder holds already, with a margin (heuristics.DISK_MARGIN_*); its peak build
+    memory (the finalists' included) against the build budget. Returns {"plan", "disk_needed" (bytes still to
+    write), "disk_free", "margin", "peak_memory", "memory_budget", "refused":
+    [(factory, reasons)], "problems": [one line each; empty when the run fits]}."""
     per_notebook = effective_parameters(per_notebook)
-    gen = per_notebook["01_data_generation"]
-    n, d = gen["n"], gen["d"]
-    itemsize = 2 if gen["storage_dtype"] == "float16" and not gen.get("base_path") else 4
-    need = 0 if os.path.exists(os.path.join(data_dir, "manifest.json")) else \
-        (n + gen["n_queries"] + gen["n_train"]) * d * itemsize
     builds, available = planned_builds(per_notebook)
-    refused, spaces = [], set()
-    for b in builds:
-        if b["refused"]:
-            refused.append((b["factory"], b["refused"]))
-            continue
-        if not os.path.exists(b["path"]):
-            need += b["pred"]["disk"]
-        if preassignable(b["factory"]):
-            spaces.add(coarse_factory(b["factory"]))
-    need += len(spaces) * n * 8
-    probe = data_dir
-    while not os.path.exists(probe):
-        probe = os.path.dirname(probe)
-    free = shutil.disk_usage(probe).free
-    if need > free:
-        raise ValueError(f"this run needs {format_bytes(need)} of disk in {data_dir} (dataset, "
-                         f"coarse assignments, indexes) but {probe} has {format_bytes(free)} free; "
-                         f"free some space or pass --data-dir on a larger disk")
+    plan = disk_plan.disk_plan(per_notebook, builds, order, notebooks_dir, export_html)
+    need = max(0, plan["peak"] - disk.folder_bytes(data_dir))
+    margin = max(DISK_MARGIN_SHARE * need, DISK_MARGIN_MIN)
+    free = min(shutil.disk_usage(_existing(f)).free for f in (data_dir, runs_dir))
+    problems = []
+    if need + margin > free:
+        problems.append(f"this run writes up to {format_bytes(need)} in {data_dir} and {runs_dir} "
+                        f"(its predicted peak, plus a margin of {format_bytes(margin)}), but only "
+                        f"{format_bytes(free)} is free there; free some space or pass --data-dir "
+                        f"and --runs-dir on a larger disk")
+    refused = [(b["factory"], b["refused"]) for b in builds if b["refused"]]
     screened = "screened" in per_notebook["03_build_ivfpq"]["factories"]  # checked when built
     if refused and len(refused) == len(builds) and not screened:
-        raise ValueError(f"none of the run's indexes can be built in {format_bytes(available)} of "
-                         f"memory (the build budget): " + "; ".join(f"{f}: {r}" for f, r in refused))
-    return {"disk_needed": need, "disk_free": free, "refused": refused}
+        problems.append(f"none of the run's indexes can be built in {format_bytes(available)} of "
+                        f"memory (the build budget): " + "; ".join(f"{f}: {r}" for f, r in refused))
+    peak_memory = max([b["pred"]["build_peak"] for b in builds if not b["refused"]]
+                      + [pred["build_peak"] for _, pred in plan["finalists"]], default=0)
+    return {"plan": plan, "disk_needed": need, "disk_free": free, "margin": margin,
+            "peak_memory": peak_memory, "memory_budget": available, "refused": refused,
+            "problems": problems}
+
+
+def _existing(folder):
+    """`folder`, or its nearest parent that exists (whose disk it will be on)."""
+    folder = os.path.abspath(folder)
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    return folder
 
 
 def estimate_seconds(per_notebook, data_dir):
