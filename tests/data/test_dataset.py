@@ -9,7 +9,9 @@ import pytest
 
 from helpers.core.files import NotEnoughDiskError
 from helpers.data import dataset, synthetic
+from helpers.data.groundtruth import compute_ground_truth
 from helpers.data.vectors import open_vectors, read_rows
+from helpers.search.evaluate import knn_recall, recall_interval
 from conftest import listing
 
 P = synthetic.GeneratorParams(d=32, intrinsic_dim=8, n_clusters=16, seed=3)
@@ -95,6 +97,28 @@ def test_float16_storage(tmp_path):
     assert x.dtype == np.float32
     np.testing.assert_allclose(x, synthetic.chunk(P, synthetic.BASE, 0, 700, 5000)[:10], atol=1e-3)
     assert os.path.getsize(ds.base.path) < 5000 * 32 * 2 + 1000
+
+
+def test_float16_storage_keeps_float32_recall_on_its_own_values(tmp_path):
+    """The full preset's float16 base: a fingerprint of its own, and an index's
+    recall@10, against ground truth computed on the stored values, equal to that of
+    float32 storage within the recall's interval."""
+    got = {}
+    for dtype in ("float32", "float16"):
+        ds = dataset.generate_dataset(tmp_path / dtype, 5000, n_queries=400, params=P, metric="IP",
+                                      dtype=dtype, chunk_rows=700, progress=False)
+        xq, xb = read_rows(ds.queries, 0, ds.queries.n), read_rows(ds.base, 0, ds.n)
+        _, gt_I = compute_ground_truth(xq, ds.base, 10, ds.metric, progress=False)
+        index = faiss.index_factory(ds.d, "IVF32,SQ8", faiss.METRIC_INNER_PRODUCT)
+        index.train(xb)
+        index.add(xb)
+        index.nprobe = 2  # below every list: a recall with room to move
+        per_query = knn_recall(index.search(xq, 10)[1], gt_I, 10)
+        got[dtype] = (ds, per_query.mean(), recall_interval(per_query))
+    (ds32, r32, ci32), (ds16, r16, ci16) = got["float32"], got["float16"]
+    assert ds16.manifest["dtype"] == "float16" and ds16.fingerprint != ds32.fingerprint
+    assert 0.3 < r32 < 0.99
+    assert ci32[0] <= r16 <= ci32[1] and ci16[0] <= r32 <= ci16[1]
 
 
 def test_existing_dataset_reused_and_never_silently_overwritten(tmp_path):

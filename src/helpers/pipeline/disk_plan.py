@@ -96,7 +96,7 @@ def copy_parts(per_notebook, order, finalists):
         return memory.predict(f, n, d, metric)["disk"]
 
     p03 = per_notebook["03_build_ivfpq"]
-    if "03_build_ivfpq" in order and p03.get("ondisk_factory"):
+    if "03_build_ivfpq" in order and p03.get("ondisk_factory") and p03.get("ondisk_lists", True):
         f = p03["ondisk_factory"].format(nlist=p03["nlist"], large_nlist=p03.get("large_nlist"))
         fs = [g for g, _ in finalists] if f == "screened" else [f]
         plain = [disk(g) for g in fs if not factory_tree.twin_factory(g)]
