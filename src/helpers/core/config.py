@@ -249,8 +249,8 @@ PRESETS = {
     "full": {  # the question this workbook answers: 10M x 1024 on 2 cores and 24 GiB
         # nprobe up to 2048: a finalist with nlist 16384 scans 1/16 of its lists at 0.95 (1M screening)
         "all": {"nlist": 4096, "nprobe": 32, "max_nprobe": 2048, "ram_budget": "20G"},
-        # the base stored as float16: 20 GB instead of 40 (issue 41: the run must fit on half
-        # a shared disk); ground truth and recall are computed on the stored values
+        # the base stored as float16: half the disk of float32 (issue 41: the run must fit on
+        # half a shared disk); ground truth and recall are computed on the stored values
         "01_data_generation": {"n": 10_000_000, "n_queries": 1000, "n_train": 0, "progress": False,
                                "storage_dtype": "float16"},
         # what to build is measured: the search's families on the first 1M rows, the two
@@ -260,8 +260,8 @@ PRESETS = {
         "03_build_ivfpq": {"hnsw_quantizer_factory": "", "rerank_k_factors": [1, 4, 16],
                            "cap_nprobe": 256, "factories": ["screened"],
                            "rerank_factory": "screened", "ondisk_factory": "screened",
-                           # an on-disk copy of a finalist's lists would be up to 15 GB more
-                           # disk (issue 41): read and mapped loads are compared, the 1m run
+                           # an on-disk copy of a finalist's lists would add them to the disk
+                           # again (issue 41): read and mapped loads are compared, the 1m run
                            # shows on-disk lists
                            "ondisk_lists": False},
         # HNSW32,SQ8 adds 2,750 vectors/s or fewer once past 1M rows here (1m run), so 10M

@@ -34,9 +34,7 @@ def check_disk_space(directory, nbytes, what="the file"):
     A margin of 5% (at least 1 MiB) is kept for the file system itself.
     """
     directory = os.path.abspath(directory)
-    probe = directory
-    while not os.path.exists(probe):
-        probe = os.path.dirname(probe)
+    probe = existing_parent(directory)
     free = shutil.disk_usage(probe).free
     needed = int(nbytes + max(nbytes * 0.05, 1 << 20))
     if free < needed:
@@ -143,13 +141,19 @@ def commit_point():
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def existing_parent(folder):
+    """`folder` (absolute), or its nearest parent that exists: the disk it will be on."""
+    folder = os.path.abspath(folder)
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    return folder
+
+
 def check_writable(folder, what="the folder"):
     """Make sure files can be written in `folder` (or, while it does not exist, in
     its nearest existing parent) before any long computation, creating nothing;
     WriteError naming it and the way out otherwise."""
-    probe = os.path.abspath(folder)
-    while not os.path.exists(probe):  # nothing is created here: the nearest existing folder
-        probe = os.path.dirname(probe)
+    probe = existing_parent(folder)  # nothing is created here
     try:
         with open(temp_path(os.path.join(probe, ".write-check")), "wb") as f:
             os.remove(f.name)

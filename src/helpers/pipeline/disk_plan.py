@@ -34,7 +34,7 @@ def dataset_parts(gen):
     itemsize = 2 if gen["storage_dtype"] == "float16" and not gen.get("base_path") else 4
     return [("base vectors", n * d * itemsize + NPY_HEADER),
             ("queries", gen["n_queries"] * d * 4 + NPY_HEADER),
-            ("training vectors", gen.get("n_train", 0) * d * 4 + NPY_HEADER if gen.get("n_train") else 0),
+            ("training vectors", gen["n_train"] * d * 4 + NPY_HEADER if gen.get("n_train") else 0),
             ("ground truth", gen["n_queries"] * gen["gt_k"] * 12 + RECORD)]
 
 
@@ -72,16 +72,16 @@ def finalist_bound(p02, gen, metric):
 
 
 def index_parts(builds, finalists, index_dir, n, d, metric):
-    """[(label, bytes)] of the indexes the run builds (run_checks.planned_builds,
-    refused ones left out) and the screening's finalists, once per file, with a
-    coarse assignment per shared space."""
+    """([(label, bytes)] of the indexes the run builds (run_checks.planned_builds,
+    refused ones left out) and the screening's finalists, once per file,
+    [(label, bytes)] of a coarse space per shared space)."""
     disks = {b["path"]: (b["factory"], build_name(b["factory"], b["ef_construction"]),
                          b["pred"]["disk"]) for b in builds if not b["refused"]}
     for f, pred in finalists:
         disks.setdefault(index_path(index_dir, build_name(f)), (f, f, pred["disk"]))
     spaces = {factory_tree.coarse_factory(f) for f, _, _ in disks.values()} - {None}
-    return ([(f"index {name}", size + RECORD) for _, name, size in disks.values()]
-            + [(f"coarse space {s}", _coarse_bytes(s, n, d, metric)) for s in sorted(spaces)])
+    return ([(f"index {name}", size + RECORD) for _, name, size in disks.values()],
+            [(f"coarse space {s}", _coarse_bytes(s, n, d, metric)) for s in sorted(spaces)])
 
 
 def copy_parts(per_notebook, order, finalists):
@@ -136,13 +136,12 @@ def disk_plan(per_notebook, builds, order, notebooks_dir, export_html=True):
     metric = parse_metric(gen["metric"])[0]
     screens = p02.get("screen_rows") and "screened" in per_notebook["03_build_ivfpq"]["factories"]
     finalists = finalist_bound(p02, gen, metric) if screens else []
-    parts = (dataset_parts(gen) + screening_parts(p02, gen, metric)
-             + index_parts(builds, finalists, per_notebook["03_build_ivfpq"]["index_dir"], gen["n"],
-                           gen["d"], metric)
+    indexes, spaces = index_parts(builds, finalists, per_notebook["03_build_ivfpq"]["index_dir"],
+                                  gen["n"], gen["d"], metric)
+    parts = (dataset_parts(gen) + screening_parts(p02, gen, metric) + indexes + spaces
              + copy_parts(per_notebook, order, finalists)
              + [("run folder: notebooks and their HTML", run_folder_bytes(order, notebooks_dir,
-                                                                           export_html))])
-    indexes = [size for label, size in parts if label.startswith("index ")]
-    checkpoint = max(indexes, default=0)
-    parts.append(("the largest index's last checkpoint, until its build commits", checkpoint))
+                                                                           export_html)),
+                ("the largest index's last checkpoint, until its build commits",
+                 max((size for _, size in indexes), default=0))])
     return {"parts": parts, "peak": int(sum(size for _, size in parts)), "finalists": finalists}

@@ -267,11 +267,11 @@ def _print_check(found):
     for label, size in found["plan"]["parts"]:
         if size:
             print(f"  {format_bytes(size):>10}  {label}")
-    disk_ok = found["disk_needed"] + found["margin"] <= found["disk_free"]
-    print(f"disk fits now: {'yes' if disk_ok else 'no'} (margin {format_bytes(found['margin'])})")
+    print(f"disk fits now: {'yes' if found['disk_fits'] else 'no'} "
+          f"(margin {format_bytes(found['margin'])})")
     print(f"memory: the largest build peaks at {format_bytes(found['peak_memory'])} of "
           f"{format_bytes(found['memory_budget'])} (the build budget): "
-          f"{'fits' if found['peak_memory'] <= found['memory_budget'] else 'does not fit'}")
+          f"{'fits' if found['memory_fits'] else 'does not fit'}")
 
 
 def _run_in(folder, state, held, runs_dir, preset, params, force, estimated, data_dir,

@@ -9,7 +9,7 @@ import shutil
 import psutil
 
 from ..core import config, disk, quiet
-from ..core.files import format_bytes, parse_duration, parse_size
+from ..core.files import existing_parent, format_bytes, parse_duration, parse_size
 from ..core.heuristics import DISK_MARGIN_MIN, DISK_MARGIN_SHARE
 from ..data.ingest import parse_metric
 from ..index import coarse, memory, planner
@@ -72,17 +72,18 @@ def check_resources(per_notebook, data_dir, runs_dir, order, notebooks_dir, expo
     (disk_plan.disk_plan: every part, the screening's finalists at the largest it may
     pick) against the free space of the data and runs folders, less what the data
     folder holds already, with a margin (heuristics.DISK_MARGIN_*); its peak build
-    memory (the finalists' included) against the build budget. Returns {"plan", "disk_needed" (bytes still to
-    write), "disk_free", "margin", "peak_memory", "memory_budget", "refused":
-    [(factory, reasons)], "problems": [one line each; empty when the run fits]}."""
+    memory (the finalists' included) against the build budget. Returns {"plan",
+    "disk_needed" (bytes still to write), "disk_free", "margin", "disk_fits",
+    "peak_memory", "memory_budget", "memory_fits", "refused": [(factory, reasons)],
+    "problems": [one line each; empty when the run fits]}."""
     per_notebook = effective_parameters(per_notebook)
     builds, available = planned_builds(per_notebook)
     plan = disk_plan.disk_plan(per_notebook, builds, order, notebooks_dir, export_html)
     need = max(0, plan["peak"] - disk.folder_bytes(data_dir))
     margin = max(DISK_MARGIN_SHARE * need, DISK_MARGIN_MIN)
-    free = min(shutil.disk_usage(_existing(f)).free for f in (data_dir, runs_dir))
-    problems = []
-    if need + margin > free:
+    free = min(shutil.disk_usage(existing_parent(f)).free for f in (data_dir, runs_dir))
+    disk_fits, problems = need + margin <= free, []
+    if not disk_fits:
         problems.append(f"this run writes up to {format_bytes(need)} in {data_dir} and {runs_dir} "
                         f"(its predicted peak, plus a margin of {format_bytes(margin)}), but only "
                         f"{format_bytes(free)} is free there; free some space or pass --data-dir "
@@ -95,16 +96,9 @@ def check_resources(per_notebook, data_dir, runs_dir, order, notebooks_dir, expo
     peak_memory = max([b["pred"]["build_peak"] for b in builds if not b["refused"]]
                       + [pred["build_peak"] for _, pred in plan["finalists"]], default=0)
     return {"plan": plan, "disk_needed": need, "disk_free": free, "margin": margin,
-            "peak_memory": peak_memory, "memory_budget": available, "refused": refused,
-            "problems": problems}
-
-
-def _existing(folder):
-    """`folder`, or its nearest parent that exists (whose disk it will be on)."""
-    folder = os.path.abspath(folder)
-    while not os.path.exists(folder):
-        folder = os.path.dirname(folder)
-    return folder
+            "disk_fits": disk_fits, "peak_memory": peak_memory,
+            "memory_budget": available, "memory_fits": peak_memory <= available,
+            "refused": refused, "problems": problems}
 
 
 def estimate_seconds(per_notebook, data_dir):
