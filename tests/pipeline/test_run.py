@@ -3,13 +3,19 @@
 import glob
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
 from helpers.core import config, disk
-from helpers.core.files import read_json
+from helpers.core.files import is_partial, read_json
+from helpers.data import dataset
+from helpers.index import build
 from helpers.notebook import notebook_html
 from helpers.pipeline import cli, run_checks
 from helpers.pipeline import run as runner
@@ -232,6 +238,59 @@ def test_a_run_on_a_small_real_file_system_is_refused_before_writing(tmp_path, c
         err = capsys.readouterr().err
         assert "but only 16.0 MiB is free there" in err and "plus a margin of" in err
         assert os.listdir(small) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
+def _fill_once_a_file_appears(folder, suffix, filler, leave=64 << 10):
+    """Another tenant: once a file ending in `suffix` appears under `folder`, take
+    all but `leave` bytes of the free disk with `filler` (a background thread)."""
+    def fill():
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            if glob.glob(os.path.join(folder, "**", "*" + suffix), recursive=True):
+                with open(filler, "wb") as f:
+                    os.posix_fallocate(f.fileno(), 0, shutil.disk_usage(folder).free - leave)
+                return
+            time.sleep(0.01)
+    thread = threading.Thread(target=fill, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.timeout(600)
+def test_a_disk_that_fills_mid_stage_fails_in_one_line_and_the_rerun_completes(tmp_path, capsys):
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128m", "tmpfs", str(small)],
+                             capture_output=True, text=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a 128 MB tmpfs here: {mounted.stderr.strip()}")
+    try:
+        filler = small / "other-tenant"
+        args = ["--preset", "tiny", "--until", "03_build_ivfpq",
+                "--runs-dir", str(small / "runs"), "--data-dir", str(small / "data")]
+        # the disk fills once 03 has written its first index
+        thread = _fill_once_a_file_appears(str(small / "data" / "tiny" / "indexes"), ".faiss", filler)
+        assert cli.run_command(args) == 1
+        thread.join()
+        err = capsys.readouterr().err
+        failed = [line for line in err.splitlines() if "03_build_ivfpq failed" in line]
+        assert len(failed) == 1, err
+        assert re.search(r"WriteError: .*cannot write \S+: the disk is full.* free now in ", failed[0])
+        written = glob.glob(str(small / "**" / "*"), recursive=True)
+        assert not [f for f in written if is_partial(f)], "a partial file was left"
+        state = read_json(glob.glob(str(small / "runs" / "*" / "run.json"))[0])
+        assert state["status"] == "failed" and state["failed"]["notebook"] == "03_build_ivfpq"
+        os.remove(filler)  # the tenant leaves: the same command continues and completes
+        assert cli.run_command(args) == 0
+        out = capsys.readouterr().out
+        assert "02_memory_budget: done in an earlier attempt" in out
+        state = read_json(glob.glob(str(small / "runs" / "*" / "run.json"))[0])
+        assert state["status"] == "stopped after 03_build_ivfpq"
+        index_dir = small / "data" / "tiny" / "indexes"
+        ds = dataset.load_dataset(small / "data" / "tiny")
+        assert len(build.built_indexes(index_dir, ds)) >= 5  # every index whole and loadable
     finally:
         subprocess.run(["umount", str(small)], check=True)
 

@@ -111,10 +111,14 @@ _ADVICE = {
 
 
 def explain_write_error(e, path):
-    """`e` (an OSError) as a WriteError naming `path` and the way out; other
-    errors unchanged."""
+    """`e` (an OSError) as a WriteError naming `path` and the way out, and for a
+    full disk the space left on it; other errors unchanged."""
     if isinstance(e, OSError) and not isinstance(e, WriteError) and e.errno in _ADVICE:
-        return WriteError(e.errno, f"cannot write {path}: {_ADVICE[e.errno]} ({e.strerror})")
+        said = f"cannot write {path}: {_ADVICE[e.errno]} ({e.strerror}"
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            folder = existing_parent(os.path.dirname(os.path.abspath(path)))
+            said += f"; {format_bytes(shutil.disk_usage(folder).free)} free now in {folder}"
+        return WriteError(e.errno, said + ")")
     return e
 
 

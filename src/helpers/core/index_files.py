@@ -20,11 +20,22 @@ def write_index_file(index, fname):
     """Write `index` into the file `fname` through Python (a full disk raises at
     once, where faiss's own file writer may only print "close error" and go
     on), flushed and fsynced. Returns its size in bytes; raises WriteError."""
+    failed = []  # the OSError of a write inside faiss, which faiss reports as a RuntimeError
+
+    def write(buf):
+        try:
+            return f.write(buf)
+        except OSError as e:
+            failed.append(e)
+            raise
+
     with open(fname, "wb") as f:
-        writer = faiss.PyCallbackIOWriter(f.write)
+        writer = faiss.PyCallbackIOWriter(write)
         try:
             faiss.write_index(index, writer)
         except RuntimeError as e:
+            if failed:  # a full disk is said as one (files.explain_write_error)
+                raise failed[0] from None
             raise WriteError(errno.EIO, f"cannot write {fname}: faiss says "
                                         f"{str(e).strip().splitlines()[-1]}") from None
         del writer

@@ -310,13 +310,13 @@ def _run_in(folder, state, held, runs_dir, preset, params, force, estimated, dat
             n = sum(len(v) for v in state["refused"].values())
             state["status"] += f", {n} build(s) refused (see run.json: refused)"
     finally:
-        write_json(os.path.join(folder, "run.json"), state)
         try:
+            write_json(os.path.join(folder, "run.json"), state)
             write_summary(folder)
-        except Exception as e:  # never hide the error that stopped the run
+        except Exception as e:  # never hide the error that stopped the run (a full disk stops both)
             if e.__context__ is None and state["status"] != "failed":
                 raise  # no earlier error in flight: this one is the news
-            print(f"the run summary could not be written: {type(e).__name__}: {e}")
+            print(f"the run's record could not be updated: {type(e).__name__}: {e}")
     return folder
 
 
