@@ -172,6 +172,27 @@ def test_bad_input_is_refused_with_the_file_and_nothing_is_committed(case, match
     assert not (root / "base.npy").exists()
 
 
+def test_float16_and_fvecs_files_are_used_in_place_and_read_as_float32(vectors, tmp_path):
+    half = vectors.astype(np.float16)
+    np.save(tmp_path / "b16.npy", half)
+    write_vectors(tmp_path / "b.fvecs", vectors)
+    write_vectors(tmp_path / "q.fvecs", vectors[:40] + 0.01)
+    for name, stored in (("b16.npy", half), ("b.fvecs", vectors)):
+        ds = ingest.import_vectors(tmp_path / name.replace(".", "_"), tmp_path / name,
+                                   tmp_path / "q.fvecs", "l2", progress=False)
+        assert ds.manifest["in_place"] and ds.base.path == str(tmp_path / name)
+        assert ds.manifest["files"]["base"]["dtype"] == stored.dtype.name
+        assert not (tmp_path / name.replace(".", "_") / "base.npy").exists()  # no copy
+        got = read_rows(ds.base, 0, ds.n)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, stored.astype(np.float32))
+        dataset.verify_dataset(ds)
+    # held-out queries must leave the base: that needs a copy, and float16 becomes float32
+    held = ingest.import_vectors(tmp_path / "held", tmp_path / "b16.npy", None, "l2",
+                                 n_queries=40, progress=False)
+    assert "in_place" not in held.manifest and held.n == N - 40
+
+
 def test_import_killed_mid_write_resumes_to_the_same_dataset(vectors, tmp_path):
     path = write_format("npy", tmp_path, vectors)
     code = (f"from helpers.data import ingest; ingest.import_vectors({str(tmp_path / 'ds')!r}, "

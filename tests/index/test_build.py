@@ -8,7 +8,7 @@ import faiss
 import numpy as np
 import pytest
 
-from helpers.core import files, index_files, keyed_files
+from helpers.core import disk, files, index_files, keyed_files
 from helpers.data import groundtruth
 from helpers.data.vectors import read_rows
 from helpers.index import build, factory_tree, indexes, memory, planner
@@ -48,8 +48,9 @@ import sys
 from helpers.data import dataset
 from helpers.index import build
 ds = dataset.load_dataset(sys.argv[1])
-build.build_index(ds, sys.argv[3], sys.argv[2], n_train=2000, add_batch=1000, checkpoint_seconds=0,
-                  progress=False, threads=int(sys.argv[4]) or None)
+build.build_index(ds, sys.argv[3], sys.argv[2], n_train=2000, add_batch=int(sys.argv[6]),
+                  checkpoint_seconds=0, progress=False, threads=int(sys.argv[4]) or None,
+                  disk_budget=int(sys.argv[5]) or None)
 """
 
 
@@ -70,7 +71,7 @@ def test_build_killed_after_a_checkpoint_resumes_to_the_same_index(small_ds, tmp
         path = tmp_path / f"k{n}" / "r.faiss"
         env = dict(os.environ, **{files.CRASH_ENV: str(n)})
         p = subprocess.run([sys.executable, "-c", KILLED_BUILD, str(small_ds.root), str(path), factory,
-                            str(threads)], env=env, capture_output=True)
+                            str(threads), "0", "1000"], env=env, capture_output=True)
         assert p.returncode == -9, p.stderr.decode()[-500:]  # killed before the end
         state = path.parent / "r.faiss.checkpoint.json"
         if state.exists() and json.loads(state.read_text())["rows_added"] >= 2000:
@@ -86,6 +87,51 @@ def test_build_killed_after_a_checkpoint_resumes_to_the_same_index(small_ds, tmp
     D2, I2 = r["index"].search(xq, 10)
     np.testing.assert_array_equal(I1, I2)
     np.testing.assert_array_equal(D1, D2)
+
+
+def test_within_a_disk_budget_checkpoints_take_each_others_place_and_a_kill_anywhere_resumes(
+        small_ds, tmp_path):
+    """A folder budget that holds the index, its coarse space and a fifth more: the
+    checkpoints cannot all go beside each other, nor the last beside the final index.
+    SIGKILL after every commit in turn: the folder never holds more than its budget,
+    and every rerun ends with the uninterrupted build's index."""
+    factory, setting = "IVF32,SQ8", "nprobe=8"
+    want = build.build_index(small_ds, factory, tmp_path / "want" / "w.faiss", n_train=2000,
+                             add_batch=1500, progress=False)
+    coarse_bytes = disk.folder_bytes(tmp_path / "want" / "coarse")
+    budget = coarse_bytes + int(1.2 * want["measured"]["disk"])
+    xq = read_rows(small_ds.queries, 0, small_ds.queries.n)
+    faiss.ParameterSpace().set_index_parameters(want["index"], setting)
+    for n in range(1, 60):
+        path = tmp_path / f"k{n}" / "r.faiss"
+        env = dict(os.environ, **{files.CRASH_ENV: str(n)})
+        p = subprocess.run([sys.executable, "-c", KILLED_BUILD, str(small_ds.root), str(path), factory,
+                            "0", str(budget), "1500"], env=env, capture_output=True)
+        assert p.returncode in (0, -9), p.stderr.decode()[-500:]
+        assert disk.folder_bytes(path.parent) <= budget, f"over the budget after commit {n}"
+        r = build.build_index(small_ds, factory, path, n_train=2000, add_batch=1500,
+                              checkpoint_seconds=0, progress=False, disk_budget=budget)
+        faiss.ParameterSpace().set_index_parameters(r["index"], setting)
+        for got, expected in zip(r["index"].search(xq, 10), want["index"].search(xq, 10)):
+            np.testing.assert_array_equal(got, expected)
+        if p.returncode == 0:  # the build finished before the n-th commit: every one was tried
+            break
+    assert n > 8  # the trained index, three checkpoints, the index and its report at least
+    assert json.loads((path.parent / "r.faiss.json").read_text())["checkpoints_in_place"]
+
+
+def test_a_build_over_its_folders_disk_budget_is_refused_before_writing(small_ds, tmp_path):
+    build.build_index(small_ds, "IVF32,SQ8", tmp_path / "a.faiss", n_train=2000, progress=False)
+    held = disk.folder_bytes(tmp_path)
+    before = listing(tmp_path)
+    with pytest.raises(build.BuildRefused, match=r"refusing to build IVF32,PQ16.*its files \(.*\) "
+                                                 r"would take .* over its disk budget of"):
+        build.build_index(small_ds, "IVF32,PQ16", tmp_path / "b.faiss", n_train=2000,
+                          progress=False, disk_budget=held + 1000)
+    assert listing(tmp_path) == before
+    # with room for it, the same build goes ahead
+    build.build_index(small_ds, "IVF32,PQ16", tmp_path / "b.faiss", n_train=2000, progress=False,
+                      disk_budget=held + (1 << 20))
 
 
 def test_plan_over_budget_is_refused_before_allocating(small_ds, tmp_path):
@@ -151,7 +197,7 @@ def test_corrupt_file_refused_and_never_replaces_a_good_one(small_ds, tmp_path):
     script = KILLED_BUILD.replace("progress=False", "progress=False, overwrite=True")
     env = dict(os.environ, **{files.CRASH_ENV: "3"})
     p = subprocess.run([sys.executable, "-c", script, str(small_ds.root), str(tmp_path / "i.faiss"),
-                        "IVF32,SQ8", "0"], env=env, capture_output=True)
+                        "IVF32,SQ8", "0", "0", "1000"], env=env, capture_output=True)
     assert p.returncode == -9
     assert (tmp_path / "i.faiss").read_bytes() == data  # ... leaves the good index as it was
 

@@ -295,6 +295,15 @@ def test_a_disk_that_fills_mid_stage_fails_in_one_line_and_the_rerun_completes(t
         subprocess.run(["umount", str(small)], check=True)
 
 
+def test_the_full_run_from_empty_is_planned_within_45_gb_by_its_disk_budget(tmp_path):
+    found = runner.run("full", runs_dir=tmp_path / "runs", data_root=tmp_path / "data", check=True)
+    parts = dict(found["plan"]["parts"])
+    cap = [label for label in parts if label.startswith("the index folder's disk budget (22.0 GiB)")]
+    assert len(cap) == 1 and parts[cap[0]] < 0  # the worst-case finalists alone would be more
+    assert found["plan"]["peak"] <= 45e9  # half of a 90 GB shared disk (issue 41)
+    assert os.listdir(tmp_path) == []
+
+
 def test_run_over_its_time_budget_is_refused_before_writing(tmp_path, capsys):
     args = ["--preset", "tiny", "--time-budget", "0.01s", "--runs-dir", str(tmp_path / "runs"),
             "--data-dir", str(tmp_path / "data")]

@@ -65,3 +65,25 @@ def test_the_command_refuses_a_budget_it_cannot_read(small_ds, tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and out.stderr.startswith("SCREENING FAILED:") and "soon" in out.stderr
     assert not (tmp_path / "s").exists()  # refused before anything was written
+
+
+def test_the_finalists_files_fit_the_disk_budget_together():
+    # the fastest, a larger one, a smaller one, all over recall 0.95, on one coarse space
+    fast, large, small = "IVF16,PQ8x4fs,Refine(SQ8)", "IVF16,PQ16x4fs,Refine(SQ8)", "IVF16,SQ8"
+    built = {f: dict(_record(0.97, 0.96, qps), info={"add_s": 1.0, "train_s": 1.0})
+             for f, qps in ((fast, 3000), (large, 2000), (small, 1000))}
+    n, d = 100_000, 64
+    both = screen.files_bytes([fast, large], n, d, "L2")
+    alone = {f: screen.files_bytes([f], n, d, "L2") for f in (fast, large)}
+    assert both < alone[fast] + alone[large]  # their shared coarse space counts once
+
+    def verdicts(budget):
+        return {v["family"]: v["verdict"] for v in screen.verdicts(
+            built, 1000, n, d, "L2", target_recall=0.95, finalists=2, disk_budget=budget)}
+
+    assert verdicts(None) == {fast: "finalist", large: "finalist", small: verdicts(None)[small]}
+    assert verdicts(None)[small].startswith("slower: 1,000 queries/s")
+    tight = verdicts(both - 1)  # the two fastest do not fit together: the next that does goes on
+    assert tight[fast] == "finalist" and tight[small] == "finalist"
+    assert tight[large].startswith("its files at 100,000 rows would take the finalists' to ")
+    assert tight[large].endswith("disk budget")

@@ -93,7 +93,8 @@ class Checkpoints:
     checkpoint file and its row count, and the key it was built for. A new
     checkpoint file is complete before the JSON names it, and the file it
     replaces is removed only after, so a kill at any instant leaves one
-    consistent pair. The trained, still empty index is checkpoint 0.
+    consistent pair. The trained, still empty index is checkpoint 0, kept
+    beside the latest so that fall_back() can free the disk of the others.
     """
 
     def __init__(self, path, key):
@@ -123,12 +124,34 @@ class Checkpoints:
         return index, state["rows_added"]
 
     def save(self, index, rows):
-        file = f"{self.path}.checkpoint-{rows}"
+        """Write checkpoint `rows` beside the one it replaces, then name it. The
+        trained index (checkpoint 0, small) is kept until clear(): fall_back()'s state."""
+        file = self._file(rows)
         write_index(index, file)
-        write_json(self.state_path, dict(self.key, rows_added=rows, file=os.path.basename(file)))
+        self._name(rows)
         for old in self.files():
-            if old != file and not is_partial(old):
+            if old not in (file, self._file(0)) and not is_partial(old):
                 os.remove(old)
+
+    def fall_back(self):
+        """Name the trained index (checkpoint 0) again and remove the later
+        checkpoints, freeing their disk: until the next save a kill resumes from
+        the trained index, not from the rows added (from scratch where an older
+        run left no checkpoint 0)."""
+        if os.path.exists(self._file(0)):
+            self._name(0)
+        elif os.path.exists(self.state_path):
+            os.remove(self.state_path)
+        for old in self.files():
+            if old != self._file(0) and not is_partial(old):
+                os.remove(old)
+
+    def _file(self, rows):
+        return f"{self.path}.checkpoint-{rows}"
+
+    def _name(self, rows):
+        write_json(self.state_path, dict(self.key, rows_added=rows,
+                                         file=os.path.basename(self._file(rows))))
 
     def clear(self):
         if os.path.exists(self.state_path):

@@ -220,22 +220,25 @@ def _import(root, spec, src, qsrc, held, keep, normalize, max_rows, base, chunk_
 
 def _in_place(src, qsrc, normalize, max_rows, held):
     """Whether the dataset can use the user's files where they are, without a copy:
-    single float32 files, nothing normalised, held out or subsampled (a base
-    without queries, for building from recommended.json, qualifies too)."""
+    single float32 or float16 files (.npy, .fvecs, HDF5: read as stored, as the
+    generator's float16 base is), nothing normalised, held out or subsampled (a
+    base without queries, for building from recommended.json, qualifies too).
+    Those need a copy: the stored rows themselves change or leave the base."""
     return (not normalize and not max_rows and not held
-            and all(s.kind == "file" and s.dtype == "float32" for s in (src, qsrc) if s is not None))
+            and all(s.kind == "file" and s.dtype in dataset.STORAGE_DTYPES
+                    for s in (src, qsrc) if s is not None))
 
 
 def _describe_in_place(root, spec, src, qsrc, chunk_rows):
-    """A dataset whose manifest points at the user's float32 files: one checksum
-    pass over each (NaN / inf refused with their rows), no copy written."""
+    """A dataset whose manifest points at the user's float32 or float16 files: one
+    checksum pass over each (NaN / inf refused with their rows), no copy written."""
     files = {}
     for role, vf in (("base", src.parts[0]), ("queries", qsrc.parts[0] if qsrc else None)):
         if vf is None:
             continue
         digests = dataset_files.chunk_digests(vf, chunk_rows, check_finite=True)
         files[role] = {"path": os.path.abspath(vf.path), "key": vf.key, "shape": list(vf.shape),
-                       "dtype": "float32", "chunk_rows": chunk_rows, "sha256_chunks": digests,
+                       "dtype": vf.dtype.name, "chunk_rows": chunk_rows, "sha256_chunks": digests,
                        "sha256": combine_digests(digests), "quick": quick_fingerprint(vf.path)}
     manifest = dict(spec, format=dataset.FORMAT, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                     n_queries=qsrc.n if qsrc else 0, files=files, in_place=True,

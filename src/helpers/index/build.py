@@ -11,7 +11,7 @@ import faiss
 import numpy as np
 import psutil
 
-from ..core import keyed_files, limits, quiet, rss
+from ..core import disk, keyed_files, limits, quiet, rss
 from ..core.files import check_disk_space, format_bytes, locked, read_json
 from ..core.heuristics import ADD_BATCH
 from ..core.index_files import load_index
@@ -71,7 +71,7 @@ def train(ds, node, n_train, ef_construction, space=None):
 
 def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
                 build_budget=None, checkpoint_seconds=600, progress=True, overwrite=False,
-                ef_construction=None, shared_coarse=True, load=True):
+                ef_construction=None, shared_coarse=True, load=True, disk_budget=None):
     """Train and fill `factory` from dataset `ds`, write it to `path`, return the report.
 
     Trains on a random sample of n_train database rows (default from the
@@ -83,13 +83,17 @@ def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
     same index, trained and assigned once per space. The report's "index" is
     the index in RAM; load=False leaves a reused one on disk (None). Before anything is
     allocated the memory model's build peak is checked against `build_budget`
-    (bytes the build may use; default: memory available now).
+    (bytes the build may use; default: memory available now), and its file
+    against `disk_budget` (bytes the index's folder may hold, coarse spaces and
+    checkpoints included; default: the free disk).
 
     The phases, as faiss's bench_all_ivf has them: plan (key, prediction,
     reuse, refusal), train, add (from disk, checkpointed: a rerun resumes after
     the last checkpoint), commit (the index and its JSON report, `path`.json,
-    as one unit: keyed_files). An existing index is reused only if built from
-    the same inputs and intact.
+    as one unit: keyed_files). A checkpoint, and the final index, go beside the
+    previous checkpoint where the disk and the budget hold both, else in its place
+    (Checkpoints.fall_back). An existing index is reused only if
+    built from the same inputs and intact.
     """
     path = os.fspath(path)
     add_batch = ADD_BATCH if add_batch is None else add_batch
@@ -98,19 +102,21 @@ def build_index(ds, factory, path, n_train=None, add_batch=None, threads=None,
     # one writer per index: a second build of it waits, then reuses it (or resumes it)
     with locked(path, what=f"the index {path}"), omp_threads(threads) as threads:
         plan = _plan(ds, factory, path, n_train, add_batch, threads, build_budget,
-                     ef_construction, shared_coarse)
+                     ef_construction, shared_coarse, disk_budget)
         reused = None if overwrite else keyed_files.reusable(path, plan["key"])
         if reused is not None:
             return _reused(path, factory, plan, reused, load)
-        _refuse_or_warn(ds, factory, path, plan, build_budget)
         ckpts = keyed_files.Checkpoints(path, plan["key"])
         if overwrite:
             ckpts.clear()
+        _refuse_or_warn(ds, factory, path, plan, build_budget, ckpts)
         report = dict(plan["key"], add_batch=add_batch, threads=threads,
                       preassigned=plan["preassigned"], predicted=plan["predicted"])
         work, start_row, assign, train_trace = _train_phase(ds, plan, ckpts, overwrite, report, progress)
         index = _add_phase(ds, plan, work, start_row, assign, ckpts, checkpoint_seconds, report,
                            progress, train_trace)
+        if not _room(plan, plan["pred"]["disk"]):
+            ckpts.fall_back()  # the final index takes the last checkpoint's place
         keyed_files.commit(index, path, report)
         ckpts.clear()
     report["index"], report["reused"] = index, False
@@ -143,27 +149,30 @@ def _summary_line(factory, plan, report):
 
 
 def _plan(ds, factory, path, n_train, add_batch, threads, build_budget, ef_construction,
-          shared_coarse):
+          shared_coarse, disk_budget):
     """What the build will be: the parsed factory, its key, the coarse space whose
-    assignment it shares (None: it assigns its own rows), and the memory model's
-    prediction."""
+    assignment it shares (None: it assigns its own rows), the memory model's
+    prediction, and the disk budget of its folder."""
     tree = factory_tree.parse(factory, ds.d, ds.metric)
     space = factory_tree.coarse_factory(factory) if shared_coarse else None
     pred = memory.predict_tree(tree, ds.n, n_train=n_train, add_batch=add_batch, threads=threads,
                                preassigned=space is not None, build_budget=build_budget)
     return {"factory": factory, "tree": tree, "path": path, "coarse": space,
-            "preassigned": space is not None, "pred": pred,
+            "preassigned": space is not None, "pred": pred, "disk_budget": disk_budget,
+            "out_dir": os.path.dirname(os.path.abspath(path)),
             "key": _key(ds, factory, pred["n_train"], ef_construction),
             "min_train": memory.min_train_size(tree),
             "predicted": {k: pred[k] for k in ("index_ram", "disk", "train_peak", "add_peak",
                                                "build_peak")}}
 
 
-def _refuse_or_warn(ds, factory, path, plan, build_budget):
-    """Refuse a build the memory model says will not fit (BuildRefused) or the disk
-    cannot hold; warn when the training sample is below faiss's minimum."""
+def _refuse_or_warn(ds, factory, path, plan, build_budget, ckpts):
+    """Refuse a build the memory model says will not fit (BuildRefused), or whose
+    file the disk or the folder's disk budget cannot hold; warn when the training
+    sample is below faiss's minimum."""
     pred = plan["pred"]
     reasons = memory.fits(pred, math.inf, build_budget=build_budget or psutil.virtual_memory().available)
+    reasons += _over_disk_budget(ds, plan, ckpts)
     if reasons:
         raise BuildRefused(f"refusing to build {factory} on {ds.n:,} x {ds.d}: " + "; ".join(reasons))
     if pred["n_train"] < plan["min_train"]:
@@ -171,6 +180,22 @@ def _refuse_or_warn(ds, factory, path, plan, build_budget):
                       f"{plan['min_train']:,} (39 per centroid of its largest "
                       f"k-means); centroids will be poor")
     check_disk_space(os.path.dirname(os.path.abspath(path)), pred["disk"], f"the index {path}")
+
+
+def _over_disk_budget(ds, plan, ckpts):
+    """[reason] when the folder, with this build's files, would hold more than its
+    disk budget; [] otherwise. This build's own checkpoints are not counted: its
+    final index takes their place."""
+    if not plan["disk_budget"]:
+        return []
+    held = disk.folder_bytes(plan["out_dir"]) - sum(os.path.getsize(f) for f in ckpts.files())
+    new = plan["pred"]["disk"]
+    if plan["coarse"] and not os.path.exists(coarse.paths(_coarse_dir(plan), plan["coarse"])[1]):
+        new += coarse.files_bytes(plan["coarse"], ds.n, ds.d, ds.metric)
+    if held + new <= plan["disk_budget"]:
+        return []
+    return [f"its files ({format_bytes(new)}) would take {plan['out_dir']} to "
+            f"{format_bytes(held + new)}, over its disk budget of {format_bytes(plan['disk_budget'])}"]
 
 
 def _train_phase(ds, plan, ckpts, overwrite, report, progress):
@@ -181,9 +206,7 @@ def _train_phase(ds, plan, ckpts, overwrite, report, progress):
     with rss.RSSTrace() as trace:
         if plan["preassigned"]:
             space, assign, info = coarse.coarse_assignment(
-                ds, plan["coarse"], plan["key"]["n_train"],
-                os.path.join(os.path.dirname(os.path.abspath(plan["path"])), "coarse"),
-                progress=progress)
+                ds, plan["coarse"], plan["key"]["n_train"], _coarse_dir(plan), progress=progress)
             report.update(coarse_train_s=info["train_s"], coarse_assign_s=info["assign_s"],
                           coarse_reused=info["reused"])
         t0 = time.perf_counter()
@@ -198,12 +221,15 @@ def _train_phase(ds, plan, ckpts, overwrite, report, progress):
     return work, start_row, assign, trace
 
 
+def _coarse_dir(plan):
+    return os.path.join(plan["out_dir"], "coarse")
+
+
 def _add_phase(ds, plan, work, start_row, assign, ckpts, checkpoint_seconds, report, progress,
                train_trace):
     """Phase 2: add the rows after start_row from disk, in batches, checkpointing
     every checkpoint_seconds; the final index (fast-scan converted). Fills the
     report's add times, add trace and memory peaks."""
-    out_dir = os.path.dirname(os.path.abspath(plan["path"]))
     with rss.RSSTrace() as add_trace:
         t0 = time.perf_counter()
         reserve(work, ds.n, np.bincount(assign, minlength=faiss.extract_index_ivf(work).nlist)
@@ -212,7 +238,7 @@ def _add_phase(ds, plan, work, start_row, assign, ckpts, checkpoint_seconds, rep
         every = max(report["add_batch"], ds.n // 200)
 
         def save(rows_done):
-            _checkpoint(ckpts, work, rows_done, ds.n, out_dir, plan, report)
+            _checkpoint(ckpts, work, rows_done, ds.n, plan, report)
 
         with keyed_files.StreamedPass(ds.n, start_row, f"add {plan['factory']}", save,
                                       checkpoint_seconds, progress) as stream:
@@ -232,15 +258,28 @@ def _add_phase(ds, plan, work, start_row, assign, ckpts, checkpoint_seconds, rep
     return index
 
 
-def _checkpoint(ckpts, work, rows_done, n, out_dir, plan, report):
-    """A checkpoint is a copy of the partial index beside the final one: skipped
-    (and said once) where the disk cannot hold both."""
-    if keyed_files.room_for(out_dir, (rows_done / n + 1) * plan["pred"]["disk"]):
+def _checkpoint(ckpts, work, rows_done, n, plan, report):
+    """A copy of the partial index: beside the previous one where the disk and the
+    folder's budget hold both, else in its place (the previous one removed first:
+    Checkpoints.fall_back), else skipped (and said once)."""
+    size = rows_done / n * plan["pred"]["disk"]
+    if not _room(plan, size):
+        ckpts.fall_back()
+        report["checkpoints_in_place"] = True
+    if _room(plan, size):
         ckpts.save(work, rows_done)
     elif "skipped_checkpoints" not in report:
         report["skipped_checkpoints"] = True
-        print(f"not enough free disk in {out_dir} for a checkpoint beside "
-              f"the final index: this build will not be resumable")
+        print(f"not enough disk in {plan['out_dir']} for a checkpoint: this build resumes "
+              f"only from its trained index")
+
+
+def _room(plan, nbytes):
+    """Whether nbytes more fit on the disk of the index's folder (check_disk_space's
+    margin kept) and within its disk budget."""
+    if not keyed_files.room_for(plan["out_dir"], nbytes):
+        return False
+    return not plan["disk_budget"] or disk.folder_bytes(plan["out_dir"]) + nbytes <= plan["disk_budget"]
 
 
 def _report_add(report, added, add_s, trace, train_trace, add_trace):
@@ -268,14 +307,15 @@ def index_path(index_dir, name):
 
 
 def build_all(ds, factories, index_dir, build_budget=None, n_train=None, add_batch=None,
-              threads=None, overwrite=False, progress=True, ef_construction=None):
+              threads=None, overwrite=False, progress=True, ef_construction=None, disk_budget=None):
     """build_index for each factory into index_dir, printing a summary line each.
 
     Returns {factory: report}, each report with the index's "path" but not the
     index itself: a finished index is freed before the next one is built (at
     10M vectors two of them would not fit), and loaded again where needed
     (as_index). A factory the memory model says will not fit in build_budget
-    (default: memory available when its turn comes) is refused before
+    (default: memory available when its turn comes), or whose file would take
+    index_dir over disk_budget (bytes; default: the free disk), is refused before
     anything is allocated: it is printed with the reasons and left out of the
     result. An index already built from this dataset is reused unless
     overwrite=True.
@@ -287,7 +327,7 @@ def build_all(ds, factories, index_dir, build_budget=None, n_train=None, add_bat
         try:
             r = build_index(ds, f, path, n_train=n_train, add_batch=add_batch, threads=threads,
                             build_budget=build_budget, progress=progress, overwrite=overwrite,
-                            ef_construction=ef_construction)
+                            ef_construction=ef_construction, disk_budget=disk_budget)
         except BuildRefused as e:
             print(f"{REFUSED} {e}")
             continue

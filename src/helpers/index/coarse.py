@@ -35,7 +35,7 @@ from ..core.files import locked, read_json, sha256_bytes, write_json
 from ..core.heuristics import ASSIGN_BLOCK, QUANTIZER_EF_SEARCH, TWO_LEVEL_SIZE
 from ..core.index_files import load_index
 from ..data.vectors import check_finite, iter_blocks, take_rows, train_sample_ids
-from . import factory_tree, indexes
+from . import factory_tree, indexes, memory
 
 
 def file_name(coarse):
@@ -79,6 +79,12 @@ def paths(coarse_dir, coarse):
     """(quantizer file, assignment file) of `coarse` ("IVF4096") under coarse_dir."""
     base = os.path.join(coarse_dir, file_name(coarse))
     return base + ".quantizer.faiss", base + ".assign.npz"
+
+
+def files_bytes(coarse, n, d, metric):
+    """Bytes (int) of the two files of `coarse` for n rows: its trained quantizer
+    (memory model) and the assignment, an int64 list number per row."""
+    return memory.disk_bytes(factory_tree.parse(coarse + ",Flat", d, metric), 0) + n * 8
 
 
 def quantizer_key(ds, coarse, n_train, seed=0):

@@ -7,7 +7,9 @@ finalists are not known before notebook 02 has run, so they count at the largest
 the screening may pick: its `finalists` largest IVF families whose RAM at
 target_n fits the RAM budget. The peak adds, beside everything else, the largest
 index's last checkpoint, which lives beside the finished index until it is
-committed (helpers.index.build). The runner measures the same folders as it goes
+committed (helpers.index.build); notebook 03's disk_budget caps the index folder
+(the screening picks finalists whose files fit in it together, and a build refuses
+to go over it). The runner measures the same folders as it goes
 (run.json's disk_peak_bytes, helpers.core.disk).
 """
 
@@ -15,9 +17,9 @@ import json
 import math
 import os
 
-from ..core.files import parse_size
+from ..core.files import format_bytes, parse_size
 from ..data.ingest import parse_metric
-from ..index import factory_tree, memory
+from ..index import coarse, factory_tree, memory
 from ..index.build import build_name, index_path
 from ..search.screen import ivf_family
 
@@ -40,7 +42,7 @@ def dataset_parts(gen):
 
 def _coarse_bytes(space, rows, d, metric):
     """A coarse space's files: its trained quantizer and the list of each of `rows` rows."""
-    return memory.disk_bytes(factory_tree.parse(space + ",Flat", d, metric), 0) + rows * 8 + RECORD
+    return coarse.files_bytes(space, rows, d, metric) + RECORD
 
 
 def screening_parts(p02, gen, metric):
@@ -138,10 +140,22 @@ def disk_plan(per_notebook, builds, order, notebooks_dir, export_html=True):
     finalists = finalist_bound(p02, gen, metric) if screens else []
     indexes, spaces = index_parts(builds, finalists, per_notebook["03_build_ivfpq"]["index_dir"],
                                   gen["n"], gen["d"], metric)
-    parts = (dataset_parts(gen) + screening_parts(p02, gen, metric) + indexes + spaces
+    folder = indexes + spaces + [("the largest index's last checkpoint, until its build commits",
+                                  max((size for _, size in indexes), default=0))]
+    parts = (dataset_parts(gen) + screening_parts(p02, gen, metric) + folder
+             + _budget_cap(folder, per_notebook["03_build_ivfpq"].get("disk_budget", ""))
              + copy_parts(per_notebook, order, finalists)
              + [("run folder: notebooks and their HTML", run_folder_bytes(order, notebooks_dir,
-                                                                           export_html)),
-                ("the largest index's last checkpoint, until its build commits",
-                 max((size for _, size in indexes), default=0))])
+                                                                           export_html))])
     return {"parts": parts, "peak": int(sum(size for _, size in parts)), "finalists": finalists}
+
+
+def _budget_cap(folder, disk_budget):
+    """[(label, negative bytes)] bringing the index folder's parts down to its disk
+    budget, when they exceed it: its builds refuse to go over it, and checkpoints
+    then take the place of the previous one (helpers.index.build); [] otherwise."""
+    budget, held = parse_size(disk_budget), sum(size for _, size in folder)
+    if not budget or held <= budget:
+        return []
+    return [(f"the index folder's disk budget ({format_bytes(budget)}) caps the "
+             f"{len(folder)} parts above", budget - held)]

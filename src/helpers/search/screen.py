@@ -192,7 +192,7 @@ def _serialized_size(index):
 
 def screen(ds, rows, out_dir, search=SCREEN_SEARCH, target_n=None, ram_budget=None, time_budget=None,
            build_time_budget=None, target_recall=TARGET_RECALL, finalists=FINALISTS,
-           repeats=evaluate.MIN_BATCHES, single_queries=500, progress=True):
+           repeats=evaluate.MIN_BATCHES, single_queries=500, progress=True, disk_budget=None):
     """Screen the candidates of `search` on the first `rows` rows of dataset `ds`.
 
     Every candidate is built and swept once (its rows saved in out_dir, reused
@@ -200,7 +200,8 @@ def screen(ds, rows, out_dir, search=SCREEN_SEARCH, target_n=None, ram_budget=No
     build is recorded with faiss's reason; once `time_budget` seconds of
     screening are spent (earlier, resumed calls included) the rest are
     recorded as not screened. build_time_budget: seconds
-    one finalist's build at target_n may take (projected). Returns (sweep
+    one finalist's build at target_n may take (projected); disk_budget: bytes
+    the finalists' files at ds.n may take together. Returns (sweep
     rows, one verdict per candidate: see verdicts), the verdicts also saved
     as out_dir/verdicts.json."""
     os.makedirs(out_dir, exist_ok=True)
@@ -224,7 +225,7 @@ def screen(ds, rows, out_dir, search=SCREEN_SEARCH, target_n=None, ram_budget=No
     _in_order(search, one, built, target_recall)
     all_rows = [r for saved in built.values() for r in saved.get("rows", [])]
     found = verdicts(built, prefix.n, target_n or ds.n, ds.d, ds.metric, ram_budget,
-                     build_time_budget, target_recall, finalists)
+                     build_time_budget, target_recall, finalists, disk_budget, ds.n)
     write_json(os.path.join(out_dir, "verdicts.json"), found)
     return all_rows, found
 
@@ -334,12 +335,14 @@ def projected_build_s(info, rows, target_n, hnsw):
 
 
 def verdicts(built, rows, target_n, d, metric, ram_budget=None, time_budget=None,
-             target_recall=TARGET_RECALL, finalists=FINALISTS):
+             target_recall=TARGET_RECALL, finalists=FINALISTS, disk_budget=None, n=None):
     """One verdict per candidate: its best row at the target (the fastest median
     QPS whose recall@10 interval clears it), its RAM at target_n predicted by
     the memory model, its build time projected to target_n, and "finalist" or
     the measured reason it was dropped (over the RAM budget, over the time
-    budget, never reaching the target, or slower than the finalists)."""
+    budget, never reaching the target, its files at n rows (default target_n)
+    not fitting beside the faster finalists' in disk_budget bytes, or slower
+    than the finalists)."""
     out = []
     for name, saved in built.items():
         factory = name.split(" efC=")[0]
@@ -364,11 +367,29 @@ def verdicts(built, rows, target_n, d, metric, ram_budget=None, time_budget=None
                                 f"(best {top['recall@10']:.3f} at {top['setting']})")
         out.append(v)
     ranked = sorted((v for v in out if not v["verdict"]), key=lambda v: -v["qps_median"])
-    for i, v in enumerate(ranked):
-        v["verdict"] = "finalist" if i < finalists else (
-            f"slower: {v['qps_median']:,.0f} queries/s at recall@10 >= {target_recall} against "
-            f"{ranked[0]['qps_median']:,.0f} for {ranked[0]['family']}")
+    chosen = []
+    for v in ranked:
+        need = files_bytes([c["family"] for c in chosen] + [v["family"]], n or target_n, d, metric)
+        if len(chosen) >= finalists:
+            v["verdict"] = (f"slower: {v['qps_median']:,.0f} queries/s at recall@10 >= "
+                            f"{target_recall} against {ranked[0]['qps_median']:,.0f} for "
+                            f"{ranked[0]['family']}")
+        elif disk_budget and need > disk_budget:
+            v["verdict"] = (f"its files at {n or target_n:,} rows would take the finalists' to "
+                            f"{format_bytes(need)}, over the {format_bytes(disk_budget)} disk budget")
+        else:
+            v["verdict"] = "finalist"
+            chosen.append(v)
     return out
+
+
+def files_bytes(families, n, d, metric):
+    """Bytes (int) the builds of `families` (names as build_name gives them) write
+    at n rows: each index file and each coarse space they share, once."""
+    factories = [name.split(" efC=")[0] for name in families]
+    spaces = {factory_tree.coarse_factory(f) for f in factories} - {None}
+    return (sum(memory.predict(f, n, d, metric)["disk"] for f in factories)
+            + sum(coarse.files_bytes(s, n, d, metric) for s in spaces))
 
 
 def search_of(spaces, codes, refine, hnsw, nprobe_divisors, k_factors, ef_search):
