@@ -1,5 +1,6 @@
 """The papermill pipeline, end to end at the tiny preset, in real kernels."""
 
+import contextlib
 import glob
 import json
 import os
@@ -225,21 +226,28 @@ def test_run_that_cannot_fit_on_disk_is_refused_before_writing(tmp_path, capsys)
     assert os.listdir(tmp_path) == ["big.yaml"]
 
 
-def test_a_run_on_a_small_real_file_system_is_refused_before_writing(tmp_path, capsys):
-    small = tmp_path / "small"
-    small.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(small)],
+@contextlib.contextmanager
+def _tmpfs(folder, size_mb):
+    """A real file system of size_mb MB mounted at `folder` (created) for the block;
+    the test is skipped where mounting is not permitted."""
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(folder)],
                              capture_output=True, text=True)
     if mounted.returncode:
-        pytest.skip(f"cannot mount a 16 MB tmpfs here: {mounted.stderr.strip()}")
+        pytest.skip(f"cannot mount a {size_mb} MB tmpfs here: {mounted.stderr.strip()}")
     try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_run_on_a_small_real_file_system_is_refused_before_writing(tmp_path, capsys):
+    with _tmpfs(tmp_path / "small", 16) as small:
         args = ["--preset", "tiny", "--runs-dir", str(small / "runs"), "--data-dir", str(small / "data")]
         assert cli.run_command(args) == 1  # tiny writes ~40 MB, most of it HTML
         err = capsys.readouterr().err
         assert "but only 16.0 MiB is free there" in err and "plus a margin of" in err
         assert os.listdir(small) == []
-    finally:
-        subprocess.run(["umount", str(small)], check=True)
 
 
 def _fill_once_a_file_appears(folder, suffix, filler, leave=64 << 10):
@@ -260,13 +268,7 @@ def _fill_once_a_file_appears(folder, suffix, filler, leave=64 << 10):
 
 @pytest.mark.timeout(600)
 def test_a_disk_that_fills_mid_stage_fails_in_one_line_and_the_rerun_completes(tmp_path, capsys):
-    small = tmp_path / "small"
-    small.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128m", "tmpfs", str(small)],
-                             capture_output=True, text=True)
-    if mounted.returncode:
-        pytest.skip(f"cannot mount a 128 MB tmpfs here: {mounted.stderr.strip()}")
-    try:
+    with _tmpfs(tmp_path / "small", 128) as small:
         filler = small / "other-tenant"
         args = ["--preset", "tiny", "--until", "03_build_ivfpq",
                 "--runs-dir", str(small / "runs"), "--data-dir", str(small / "data")]
@@ -291,8 +293,6 @@ def test_a_disk_that_fills_mid_stage_fails_in_one_line_and_the_rerun_completes(t
         index_dir = small / "data" / "tiny" / "indexes"
         ds = dataset.load_dataset(small / "data" / "tiny")
         assert len(build.built_indexes(index_dir, ds)) >= 5  # every index whole and loadable
-    finally:
-        subprocess.run(["umount", str(small)], check=True)
 
 
 def test_the_full_run_from_empty_is_planned_within_45_gb_by_its_disk_budget(tmp_path):
