@@ -16,10 +16,11 @@ import pytest
 from helpers.core import config, disk
 from helpers.core.files import is_partial, read_json
 from helpers.data import dataset
-from helpers.index import build
+from helpers.index import build, factory_tree
 from helpers.notebook import notebook_html
 from helpers.pipeline import cli, run_checks
 from helpers.pipeline import run as runner
+from helpers.search import screen
 
 
 @pytest.mark.parametrize("preset", sorted(config.PRESETS))
@@ -106,6 +107,11 @@ def test_check_predicts_the_measured_disk_peak_and_writes_nothing(first_run, tmp
     data = sum(size for label, size in found["plan"]["parts"]
                if not label.startswith(("run folder", "the largest index's last checkpoint")))
     assert abs(data / disk.folder_bytes(root / "data" / "tiny") - 1) < 0.15
+    # once the screening has named its finalists, the check counts those, not its bound
+    saved = screen.finalist_factories(screen.screen_dir(str(root / "data" / "tiny")))
+    done = runner.run("tiny", runs_dir=tmp_path / "runs", data_root=root / "data", check=True)
+    assert [f for f, _ in done["plan"]["finalists"]] == [f for f in saved if factory_tree.split_factory(f)[0]]
+    assert saved and abs(done["plan"]["peak"] / measured["bytes"] - 1) < 0.15
 
 
 def test_time_estimate_counts_only_what_is_left(first_run, capsys):

@@ -5,7 +5,7 @@ truth, the screening's prefix, coarse assignments, indexes, on-disk and sharded
 copies) and in the run folder (executed notebooks and their HTML). The screening's
 finalists are not known before notebook 02 has run, so they count at the largest
 the screening may pick: its `finalists` largest IVF families whose RAM at
-target_n fits the RAM budget. The peak adds, beside everything else, the largest
+target_n fits the RAM budget; once it has run, as the ones it named. The peak adds, beside everything else, the largest
 index's last checkpoint, which lives beside the finished index until it is
 committed (helpers.index.build); notebook 03's disk_budget caps the index folder
 (the screening picks finalists whose files fit in it together, and a build refuses
@@ -21,7 +21,7 @@ from ..core.files import format_bytes, parse_size
 from ..data.ingest import parse_metric
 from ..index import coarse, factory_tree, memory
 from ..index.build import build_name, index_path
-from ..search.screen import ivf_family
+from ..search.screen import finalist_factories, ivf_family, screen_dir
 
 NPY_HEADER = 128
 SCREEN_GT_K = 100  # the screening's ground truth depth (helpers.search.screen)
@@ -60,17 +60,27 @@ def screening_parts(p02, gen, metric):
 
 
 def finalist_bound(p02, gen, metric):
-    """[(factory, prediction at n)]: the `finalists` largest IVF families of the
-    screening whose RAM at target_n fits its RAM budget (any, without one)."""
+    """[(factory, prediction at n)]: the screening's IVF finalists once its verdicts
+    are saved (helpers.search.screen); before, the `finalists` largest IVF families
+    it may pick, those whose RAM at target_n fits its RAM budget (any, without one)."""
+    saved = screen_dir(p02["data_dir"])
+    if os.path.exists(os.path.join(saved, "verdicts.json")):
+        return [(f, _predict_at(f, gen, metric)) for f in finalist_factories(saved)
+                if factory_tree.split_factory(f)[0]]
     ram = parse_size(p02.get("ram_budget", "")) or math.inf
     out = []
     for space in p02.get("screen_spaces", []):
         for code in p02.get("screen_codes", []):
             f = ivf_family(space, code, {"refine": p02["screen_refine"]})
             if memory.predict(f, p02["target_n"], gen["d"], metric)["index_ram"] <= ram:
-                out.append((f, memory.predict(f, gen["n"], gen["d"], metric,
-                                              preassigned=factory_tree.preassignable(f))))
+                out.append((f, _predict_at(f, gen, metric)))
     return sorted(out, key=lambda fp: -fp[1]["disk"])[:p02["finalists"]]
+
+
+def _predict_at(factory, gen, metric):
+    """memory.predict for factory at the dataset's rows, as notebook 03 builds it."""
+    return memory.predict(factory, gen["n"], gen["d"], metric,
+                          preassigned=factory_tree.preassignable(factory))
 
 
 def index_parts(builds, finalists, index_dir, n, d, metric):

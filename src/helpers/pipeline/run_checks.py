@@ -70,7 +70,7 @@ def planned_builds(per_notebook):
 def check_resources(per_notebook, data_dir, runs_dir, order, notebooks_dir, export_html=True):
     """What the run needs of this machine, told before anything is written: its disk
     (disk_plan.disk_plan: every part, the screening's finalists at the largest it may
-    pick) against the free space of the data and runs folders, less what the data
+    pick until it has named them) against the free space of the data and runs folders, less what the data
     folder holds already, with a margin (heuristics.DISK_MARGIN_*); its peak build
     memory (the finalists' included) against the build budget. Returns {"plan",
     "disk_needed" (bytes still to write), "disk_free", "margin", "disk_fits",
