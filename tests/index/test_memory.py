@@ -88,8 +88,11 @@ def test_unparseable_factory_names_the_part(factory, part):
 
 
 def test_pq_m_must_divide_d():
-    with pytest.raises(factory_tree.FactoryError, match=r"m must divide d=1024; valid m for d=1024: \[1, 2, 4, 8, 16, 32, 64, 128, 256\]"):
+    with pytest.raises(factory_tree.FactoryError, match=r"m must divide d=1024; valid m: \[1, 2, 4, 8, 16, 32, 64, 128, 256\]"):
         factory_tree.parse("IVF1024,PQ7", 1024)
+    # after a PCA the codes see its output, and the line says that dimension, not d
+    with pytest.raises(factory_tree.FactoryError, match=r"m must divide the 32 dimensions its transform leaves; valid m: \[1, 2, 4, 8, 16, 32\]$"):
+        factory_tree.parse("PCAR32,IVF32,PQ64x4fs,Refine(SQ8)", 64)
 
 
 def test_training_sample_smaller_than_nlist_refused():

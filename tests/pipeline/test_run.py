@@ -114,6 +114,21 @@ def test_check_predicts_the_measured_disk_peak_and_writes_nothing(first_run, tmp
     assert saved and abs(done["plan"]["peak"] / measured["bytes"] - 1) < 0.15
 
 
+def test_the_tiny_screening_tries_full_s_codes_and_says_which_d_rules_out(first_run):
+    root, _ = first_run
+    codes = runner.load_params("full")[1]["02_memory_budget"]["screen_codes"]
+    assert "PQ256x4fs" in codes and runner.load_params("tiny")[1]["02_memory_budget"]["screen_codes"] == codes
+    saved = read_json(os.path.join(screen.screen_dir(str(root / "data" / "tiny")), "verdicts.json"))
+    verdicts = {v["family"]: v["verdict"] for v in saved}
+    assert {f"IVF16,{c},Refine(SQ8)" for c in codes} <= set(verdicts)
+    assert verdicts["IVF16,PQ256x4fs,Refine(SQ8)"] == (
+        "faiss cannot build it: 'IVF16,PQ256x4fs,Refine(SQ8)': the PQ's m must divide d=64; "
+        "valid m: [1, 2, 4, 8, 16, 32, 64]")
+    # after the PCA to 32 dimensions the line names the dimension the codes see
+    assert verdicts["PCAR32,IVF32,PQ128x4fs,Refine(SQ8)"].endswith(
+        "the PQ's m must divide the 32 dimensions its transform leaves; valid m: [1, 2, 4, 8, 16, 32]")
+
+
 def test_time_estimate_counts_only_what_is_left(first_run, capsys):
     root, _ = first_run
     _, params = runner.load_params("tiny")
@@ -338,7 +353,7 @@ def test_long_stages_show_progress_in_the_runners_terminal(tmp_path):
                           "--data-dir", str(tmp_path / "d"), "--runs-dir", str(tmp_path / "runs"),
                           "--until", "03_build_ivfpq"], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
-    for stage in ("screening IVF16,PQ16x4fs,Refine(SQ8) on 3,000 rows", "assign to IVF16:",
+    for stage in ("screening IVF16,PQ64x4fs,Refine(SQ8) on 3,000 rows", "assign to IVF16:",
                   "add IVF16,PQ8: 100%"):
         assert stage in out.stderr, stage
 

@@ -94,6 +94,11 @@ def test_distributed_worker_memory_limit_follows_the_memory_model(small_ds):
     four = distributed.shard_memory("IVF64,SQ8", small_ds, 4)
     assert four < one
     assert one >= memory.predict("IVF64,SQ8", small_ds.n, small_ds.d, small_ds.metric)["add_peak"]
+    # the limit a worker gets: the prediction, with a floor (07 says both)
+    assert four < distributed.WORKER_FLOOR == 256 * 2**20
+    assert distributed.worker_memory_limit("IVF64,SQ8", small_ds, 4) == distributed.WORKER_FLOOR
+    big = distributed.shard_memory("IVF64,SQ8", small_ds, 1)
+    assert distributed.worker_memory_limit("IVF64,SQ8", small_ds, 1) == max(big, distributed.WORKER_FLOOR)
 
 
 def test_distributed_refuses_what_cannot_shard_and_an_unreachable_scheduler():

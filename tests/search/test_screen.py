@@ -3,7 +3,7 @@
 import os
 
 from helpers.index import coarse
-from helpers.search import screen
+from helpers.search import screen, screen_grid
 
 
 def _record(recall, lo, qps):
@@ -28,8 +28,8 @@ def test_the_screening_goes_cheapest_first_and_leaves_behind_a_code_that_lost(sm
     search = screen.search_of(["IVF16", "PCAR32,IVF32"], ["PQ16x4fs", "PQ2x4fs"], "Refine(SQ8)",
                               [["HNSW8,SQ8", 16]], [4, 2], [2, 8], [16, 32])
     out = tmp_path / "screen"
-    _, found = screen.screen(small_ds, 6000, str(out), search, target_recall=0.8, repeats=1,
-                             single_queries=5, progress=False)
+    rows, found = screen.screen(small_ds, 6000, str(out), search, target_recall=0.8, repeats=1,
+                                single_queries=5, progress=False)
     families = [v["family"] for v in found]
     assert families == ["IVF16,PQ16x4fs,Refine(SQ8)", "IVF16,PQ2x4fs,Refine(SQ8)",
                         "PCAR32,IVF32,PQ16x4fs,Refine(SQ8)", "PCAR32,IVF32,PQ2x4fs,Refine(SQ8)",
@@ -38,12 +38,40 @@ def test_the_screening_goes_cheapest_first_and_leaves_behind_a_code_that_lost(sm
     # 1-byte codes cannot put the neighbours among the refine's 80 candidates: measured on the first space,
     # they are not built on the second, whose verdict says why
     assert by["IVF16,PQ2x4fs,Refine(SQ8)"]["verdict"].startswith("recall@10 interval never clears")
+    # ... and only after nprobe went past the grid (4, 8) up to every list (16)
+    swept = {r["setting"] for r in rows if r["index"] == "IVF16,PQ2x4fs,Refine(SQ8)"}
+    assert {"nprobe=16,k_factor_rf=2", "nprobe=16,k_factor_rf=8"} <= swept
+    assert by["IVF16,PQ2x4fs,Refine(SQ8)"]["verdict"].endswith(
+        "with every list scanned, its codes are the limit at refine depths up to k_factor_rf=8")
+    # a family that clears the target inside the grid is never timed at the costly end
+    cleared = {r["setting"] for r in rows if r["index"] == "IVF16,PQ16x4fs,Refine(SQ8)"}
+    assert cleared and not any(s.startswith("nprobe=16,") for s in cleared)
     lost = by["PCAR32,IVF32,PQ2x4fs,Refine(SQ8)"]["verdict"]
     assert lost.startswith("not screened: on IVF16") and "PQ16x4fs's did" in lost
     assert not by["PCAR32,IVF32,PQ16x4fs,Refine(SQ8)"]["verdict"].startswith("not screened")
     # nothing is saved for it, so a screening with another search may still measure it
     assert not os.path.exists(out / (coarse.file_name("PCAR32,IVF32,PQ2x4fs,Refine(SQ8)") + ".json"))
     assert os.path.exists(out / (coarse.file_name("PCAR32,IVF32,PQ16x4fs,Refine(SQ8)") + ".json"))
+
+
+def test_the_grid_goes_deeper_up_to_every_list_or_past_the_graphs_efsearch():
+    search = screen.search_of(["IVF64"], ["PQ8x4fs"], "Refine(SQ8)", [], [16, 8], [4, 16], [16, 32])
+    ivf = "IVF64,PQ8x4fs,Refine(SQ8)"
+    assert screen_grid.settings_for(ivf, 64, "L2", search) == [
+        "nprobe=4,k_factor_rf=4", "nprobe=4,k_factor_rf=16", "nprobe=8,k_factor_rf=4",
+        "nprobe=8,k_factor_rf=16"]
+    # nprobe doubles from the grid's deepest (64 // 8) to nlist, each step with the refine depths
+    assert screen_grid.deeper_settings(ivf, 64, "L2", search) == [
+        ["nprobe=16,k_factor_rf=4", "nprobe=16,k_factor_rf=16"],
+        ["nprobe=32,k_factor_rf=4", "nprobe=32,k_factor_rf=16"],
+        ["nprobe=64,k_factor_rf=4", "nprobe=64,k_factor_rf=16"]]
+    assert screen_grid.deeper_settings("IVF48,SQ8", 64, "L2", search)[-1] == ["nprobe=48"]
+    assert screen_grid.deeper_settings("HNSW16,SQ8", 64, "L2", search) == [["efSearch=64"],
+                                                                          ["efSearch=128"]]
+    # a graph that never clears says the grid stopped it, not the family
+    said = screen_grid.grid_limit([{"setting": "efSearch=64"}, {"setting": "efSearch=128"}])
+    assert said == ("; the grid stopped at efSearch=128, not the family: deeper screen_ef_search "
+                    "values may clear it")
 
 
 def test_a_spent_time_budget_leaves_the_rest_unscreened_in_order(small_ds, tmp_path):

@@ -6,12 +6,18 @@ opened by hand runs with these values. PRESETS are flat
 overrides of them; the runner reads the defaults here, never the notebooks.
 """
 
+# The codes every preset screens in each coarse space (each with a full-dimension SQ8
+# refine): 4-bit fast-scan PQ with 64, 128 and 256 sub-quantizers (the 10M answer's
+# is PQ256x4fs) and RaBitQ's 1-bit codes, fast-scan, 4-bit and plain. Where d does not
+# allow one (PQ256 on 64 dimensions), its verdict says so.
+SCREEN_CODES = ["PQ64x4fs", "RaBitQfs", "PQ128x4fs", "RaBitQ4", "PQ256x4fs", "RaBitQ"]
+
 # name: (default, meaning)
 PARAMETERS = {
     'add_batch': (16384, 'rows added per batch, streamed from disk'),
     'base_path': ('', 'your vectors (file or folder); "": generate synthetic data'),
     'build_budget': ('', 'memory a build may use, e.g. "20G"; "": available now'),
-    'build_time_budget': ('', 'a finalist\'s build at target_n may take this long (projected); "": any'),
+    'build_time_budget': ('', 'a finalist\'s build at target_n may take this long (estimated); "": any'),
     'cap_nprobe': (0, 'nprobe of the "codes\' error" table; 0: every list'),
     'check_factories': (['IVF64,PQ64', 'IVF64,SQ8', 'HNSW16,SQ8'], 'families built in a fresh process to compare measured memory with the model'),
     'chunk_rows': (16384, 'rows generated, written and checksummed at a time'),
@@ -64,7 +70,7 @@ PARAMETERS = {
     'rerank_k_factors': ([1, 2, 4, 8, 16], 'candidates per result re-ranked from disk'),
     'results_dir': ('', 'set by helpers.pipeline.run to collect key results'),
     'scheduler': ('', 'a Dask scheduler address; "": a LocalCluster here'),
-    'screen_codes': (['PQ64x4fs', 'PQ128x4fs', 'RaBitQfs', 'RaBitQ4'], 'codes tried in each space'),
+    'screen_codes': (SCREEN_CODES, 'codes tried in each space'),
     'screen_ef_search': ([32, 64, 128], 'efSearch values the screening sweeps for HNSW families'),
     'screen_hnsw': ([['HNSW32,SQ8', 100]], '[factory, efConstruction] graphs tried'),
     'screen_k_factors': ([4, 16, 64], 'refine depths: k_factor x k candidates re-ranked'),
@@ -125,8 +131,8 @@ DECLARED = {'01_data_generation': ['data_dir', 'n', 'd', 'n_queries', 'n_train',
                    'repeats', 'single_queries', 'time_sample_rows', 'force', 'results_dir'],
  '05_build_ivfsq': ['data_dir', 'index_dir', 'target_n', 'ram_budget', 'build_budget', 'threads',
                     'n_train', 'add_batch', 'nlist', 'k', 'gt_k', 'nprobe', 'max_nprobe',
-                    'repeats', 'single_queries', 'cap_nprobe', 'ondisk_lists', 'factories',
-                    'force', 'results_dir'],
+                    'repeats', 'single_queries', 'time_sample_rows', 'cap_nprobe', 'ondisk_lists',
+                    'factories', 'force', 'results_dir'],
  '06_recall_vs_latency': ['data_dir', 'index_dir', 'k', 'gt_k', 'target_recall',
                           'high_target_recall', 'exact_depths', 'sensitivity_factory',
                           'sensitivity_setting', 'sensitivity_noises', 'sensitivity_dims',
@@ -150,11 +156,12 @@ def defaults(notebook):
 # (all with a full-dimension SQ8 refine), the HNSW graphs, and the sweep's grid.
 SCREEN_SEARCH = {
     "spaces": ["IVF4096", "PCAR256,IVF16384", "IVF16384_HNSW32", "PCAR256,IVF65536_HNSW32"],
-    "codes": ["PQ64x4fs", "RaBitQfs", "PQ128x4fs", "RaBitQ4", "PQ256x4fs", "RaBitQ"],
+    "codes": SCREEN_CODES,
     "refine": "Refine(SQ8)",
     # graphs on PCA-reduced vectors, refined on full ones: a full-dimension graph
-    # inserts too slowly at d = 1024 (HNSW32,SQ8 at efConstruction 40 took 116 min at
-    # 10M, more than a PCA graph at 100: benchmarks/README.md), so it is left out
+    # inserts too slowly at d = 1024 (HNSW32,SQ8 at efConstruction 40 took 116 min for the
+    # last 8.8M of its 10M rows alone, more than a PCA graph at 100: benchmarks/README.md),
+    # so it is left out
     "hnsw": [["PCAR128,HNSW32,Refine(SQ8)", 100], ["PCAR128,HNSW48,Refine(SQ8)", 100],
              ["PCAR256,HNSW32,Refine(SQ8)", 100], ["PCAR256,HNSW32,SQ8,Refine(SQ8)", 100]],
     # nprobe as a share of nlist (nlist // each): the same share of the rows scanned
@@ -192,7 +199,7 @@ PRESETS = {
         "02_memory_budget": {"target_n": 1_000_000, "check_factories": ["IVF16,SQ8"],
                              "time_sample_rows": 500, "target_recall": 0.9, "screen_rows": 3000,
                              "screen_spaces": ["IVF16", "PCAR32,IVF32"],
-                             "screen_codes": ["PQ16x4fs", "RaBitQfs"],
+                             "screen_codes": SCREEN_CODES,
                              "screen_hnsw": [["HNSW16,SQ8", 40]], "screen_nprobe_divisors": [8, 4, 2],
                              "screen_k_factors": [4, 16], "screen_ef_search": [16, 32],
                              "screen_time_budget": "2min", "build_time_budget": "1min",

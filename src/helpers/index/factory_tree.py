@@ -57,10 +57,21 @@ def explain_factory_error(factory, d, msg):
     if m:
         return f"cannot parse factory string {factory!r}: {m.group(1).strip()!r} is not a known index type"
     if "multiple of the number of subquantizers" in msg:
-        divisors = [m for m in range(1, d + 1) if d % m == 0 and m <= 256]
-        return (f"{factory!r}: the PQ's m must divide d={d}; "
-                f"valid m for d={d}: {divisors[-12:]}")
+        coded = coded_dimension(factory, d)
+        where = f"d={d}" if coded == d else f"the {coded} dimensions its transform leaves"
+        divisors = [m for m in range(1, coded + 1) if coded % m == 0 and m <= 256]
+        return f"{factory!r}: the PQ's m must divide {where}; valid m: {divisors[-12:]}"
     return f"cannot build {factory!r} for d={d}: {msg.strip().splitlines()[-1]}"
+
+
+def coded_dimension(factory, d):
+    """The dimension the codes of `factory` see: d after its leading transforms
+    (PCAR256, OPQ16_64, RR128 leave their number; OPQ16 keeps d)."""
+    for part in factory.split(","):
+        m = re.fullmatch(r"(?:PCAW?R?|OPQ\d+_|RR)(\d+)", part)
+        if m:
+            d = int(m.group(1))
+    return d
 
 
 def _vt_desc(vt):

@@ -72,7 +72,8 @@ GRAPHS = [("hnsw32_sq8_build.json", "hnsw32_sq8_sweep.csv"),
 
 def graphs_10m(folder=FULL, target=0.95):
     """The HNSW graphs built at 10M (GRAPHS), one row each: factory, efConstruction,
-    rows, add time (min) and rate, file size, and from its sweep the fastest
+    rows, the rows its last run added (a build resumed from a checkpoint added
+    fewer, and says so), that run's add time (min) and rate, file size, and from its sweep the fastest
     setting timed in full whose recall@10 interval clears `target`, else its most
     accurate (helpers.search.choose.best_setting). An empty DataFrame when none is there."""
     out = []
@@ -85,7 +86,9 @@ def graphs_10m(folder=FULL, target=0.95):
         row = best or top
         ci = row.get("recall@10_ci")  # older sweeps have none
         out.append({"factory": report["factory"], "efConstruction": report["ef_construction"],
-                    "rows": report["n"], "add (min)": round(report["add_s"] / 60),
+                    "rows": report["n"], "rows added in its last run": report["rows_added_this_run"],
+                    "resumed from": report.get("resumed_from") or "–",
+                    "add in its last run (min)": round(report["add_s"] / 60),
                     "vectors/s added": round(report["add_vectors_per_s"]),
                     "index file (GiB)": round(report["measured"]["disk"] / 2**30, 1),
                     "setting": row["setting"], f"clears {target}": best is not None,

@@ -84,12 +84,11 @@ def loads(loads, n_queries):
 
 
 def time_check(rows, target_n):
-    """planner.time_check rows: estimated beside measured build time, and the target
-    scale's estimate as timed and as scaled by the measured / estimated ratio."""
+    """planner.time_check rows: each build's estimate beside its measured time, the
+    error, and the same estimate at the target scale."""
     return frame(rows, ["factory", ("estimated_s", "s", "estimated"), ("measured_s", "s", "measured"),
-                        ("ratio", "", "measured / estimated"),
-                        ("target_s", "min", f"estimate at {target_n:,}"),
-                        ("calibrated_target_s", "min", "scaled by the ratio")])
+                        ("error_pct", "", "error (%)"),
+                        ("target_s", "min", f"estimate at {target_n:,}")])
 
 
 def predictions(preds, ram_budget, build_budget=None):
@@ -123,7 +122,10 @@ def screening(verdicts):
             "recall@10 (95% interval)": f"{v['recall']:.3f} ({ci[0]:.3f}-{ci[1]:.3f})" if ci else "",
             "queries/s (median)": f"{v['qps_median']:,.0f}" if v.get("qps_median") else "",
             "RAM at target": format_bytes(v["ram_at_target"]) if v.get("ram_at_target") else "",
-            "build at target (min, projected)":
+            "build here (s): measured / estimated": (
+                f"{v['build_s_at_rows']:,.1f} / {v['est_build_s_at_rows']:,.1f}"
+                if v.get("est_build_s_at_rows") else ""),
+            "build at target (min, estimated)":
                 f"{v['build_s_at_target'] / 60:,.0f}" if v.get("build_s_at_target") else "",
             "k-means": (f"{v['kmeans']}, {v['kmeans_s']:,.0f} s on {v['n_train']:,} rows"
                         if v.get("kmeans") else ""),

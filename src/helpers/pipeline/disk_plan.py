@@ -5,9 +5,10 @@ truth, the screening's prefix, coarse assignments, indexes, on-disk and sharded
 copies) and in the run folder (executed notebooks and their HTML). The screening's
 finalists are not known before notebook 02 has run, so they count at the largest
 the screening may pick: its `finalists` largest IVF families whose RAM at
-target_n fits the RAM budget; once it has run, as the ones it named. The peak adds, beside everything else, the largest
-index's last checkpoint, which lives beside the finished index until it is
-committed (helpers.index.build); notebook 03's disk_budget caps the index folder
+target_n fits the RAM budget; once it has run, as the ones it named. The peak
+adds, beside everything else, the largest index's last checkpoint, which lives
+beside the finished index until it is committed (helpers.index.build); notebook
+03's disk_budget caps the index folder
 (the screening picks finalists whose files fit in it together, and a build refuses
 to go over it). The runner measures the same folders as it goes
 (run.json's disk_peak_bytes, helpers.core.disk).
@@ -72,7 +73,11 @@ def finalist_bound(p02, gen, metric):
     for space in p02.get("screen_spaces", []):
         for code in p02.get("screen_codes", []):
             f = ivf_family(space, code, {"refine": p02["screen_refine"]})
-            if memory.predict(f, p02["target_n"], gen["d"], metric)["index_ram"] <= ram:
+            try:
+                fits = memory.predict(f, p02["target_n"], gen["d"], metric)["index_ram"] <= ram
+            except factory_tree.FactoryError:  # d rules it out: its verdict will say so
+                continue
+            if fits:
                 out.append((f, _predict_at(f, gen, metric)))
     return sorted(out, key=lambda fp: -fp[1]["disk"])[:p02["finalists"]]
 

@@ -164,6 +164,16 @@ def shard_memory(factory, ds, shards):
     return int(p["add_peak"] + memory.index_ram(node, 0))
 
 
+# the smallest memory limit a worker gets: a tiny shard's prediction is below what a
+# worker process holds before it builds anything
+WORKER_FLOOR = 256 << 20
+
+
+def worker_memory_limit(factory, ds, shards):
+    """Bytes each Dask worker may use: shard_memory, and at least WORKER_FLOOR."""
+    return max(shard_memory(factory, ds, shards), WORKER_FLOOR)
+
+
 def connect(address=None, n_workers=None, threads_per_worker=1, memory_limit="auto", timeout=5,
             security=None):
     """A dask.distributed Client: to the scheduler at `address`, or to a new

@@ -9,6 +9,7 @@ reads per query, so it is timed both ways a server would meet them: cold (the
 file dropped from the page cache first) and warm (median of timed batches).
 """
 
+import math
 import time
 
 import faiss
@@ -21,22 +22,20 @@ from .evaluate import (MIN_BATCHES, drop_from_page_cache, format_setting, knn_re
 from .exact import rerank
 
 
-def settings_around(setting, nprobe_steps=(1, 2, 4, 6, 8), k_factor_steps=(1, 2)):
-    """Search settings deeper than `setting` ("nprobe=128,k_factor_rf=64"): each
-    value multiplied by the steps, since 0.99 needs more lists and more
-    SQ8-ranked candidates than 0.95 did. Up to 8x the lists: at 10M the 0.95
-    setting's 4x stopped at recall@10 0.989 (benchmarks/results/full)."""
-    values = parse_setting(setting)
-    out = []
-    for a in nprobe_steps if "nprobe" in values else (1,):
-        for b in k_factor_steps if "k_factor_rf" in values else (1,):
-            v = dict(values)
-            if "nprobe" in v:
-                v["nprobe"] = str(int(v["nprobe"]) * a)
-            if "k_factor_rf" in v:
-                v["k_factor_rf"] = str(int(v["k_factor_rf"]) * b)
-            out.append(format_setting(v))
-    return list(dict.fromkeys(out))
+# how much deeper than the 0.95 setting each search parameter is tried, in its own
+# steps: up to 8x the lists (at 10M the 0.95 setting's 4x stopped at recall@10 0.989:
+# benchmarks/results/full), 2x the SQ8-ranked candidates, 8x a graph's efSearch
+DEEPER = {"nprobe": (1, 2, 4, 6, 8), "k_factor_rf": (1, 2), "efSearch": (1, 2, 4, 8)}
+
+
+def settings_around(setting, steps=DEEPER):
+    """Search settings deeper than `setting` ("nprobe=128,k_factor_rf=64",
+    "efSearch=64"): each value it names multiplied by each of its steps (DEEPER),
+    since 0.99 needs more lists, candidates or graph search than 0.95 did."""
+    out = [{}]
+    for name, value in parse_setting(setting).items():
+        out = [{**v, name: str(int(value) * m)} for v in out for m in steps.get(name, (1,))]
+    return list(dict.fromkeys(format_setting(v) for v in out))
 
 
 def within_lists(index, settings):
@@ -138,16 +137,22 @@ def latency(index, xq, base, setting, k=10, metric="L2", n=500):
     return {"p50_ms": float(p50), "p99_ms": float(p99), "single_queries": len(lat)}
 
 
-def recommend(rows, target_recall, recall_key="recall@10"):
+def recommend(rows, target_recall, recall_key="recall@10", swept=(), ram_budget=math.inf):
     """The fastest row (warm median QPS) whose recall interval clears the target,
-    and a sentence; (None, what is missing) when none does."""
-    r, top = best_setting(rows, target_recall, recall_key)
+    among the final stage's `rows` and the plain sweep's rows `swept` whose index
+    fits ram_budget bytes (one that clears it alone needs no final stage), and a
+    sentence; (None, what is missing) when none does."""
+    fits = [r for r in swept if r["file_bytes"] <= ram_budget]
+    r, top = best_setting(list(rows) + fits, target_recall, recall_key)
     if r is None:
         return None, (f"no setting's {recall_key} interval clears {target_recall} with the exact "
                       f"final stage" + (f"; the best is {top['setting']} at {top[recall_key]:.3f}"
                                         if top else ""))
     lo, hi = r[recall_key + "_ci"]
-    return r, (f"For {recall_key} >= {target_recall}: {r['index']} at {r['setting']}, the float32 "
-               f"rows of its candidates read from disk: {recall_key} {r[recall_key]:.3f} (95% "
-               f"interval {lo:.3f}-{hi:.3f}), {r['qps_median']:,.0f} queries/s warm (median of "
-               f"{r['batches']} batches), {r['qps_cold']:,.0f} cold.")
+    found = (f"For {recall_key} >= {target_recall}: {r['index']} at {r['setting']}"
+             + (", the float32 rows of its candidates read from disk" if "qps_cold" in r
+                else ", as swept above, with no final stage"))
+    timed = (f"{r['qps_median']:,.0f} queries/s warm (median of {r['batches']} batches), "
+             f"{r['qps_cold']:,.0f} cold." if "qps_cold" in r else
+             f"{r['qps_median']:,.0f} queries/s (median of {r.get('batches', 1)} batches).")
+    return r, f"{found}: {recall_key} {r[recall_key]:.3f} (95% interval {lo:.3f}-{hi:.3f}), {timed}"

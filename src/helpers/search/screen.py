@@ -3,8 +3,9 @@
 Candidate families (coarse spaces x codes, each with a refine stage, and HNSW
 graphs) are built on the first `rows` rows of a dataset, sharing one trained
 coarse space and one assignment per space (as the full-scale builds do),
-swept, and ranked by the fastest median QPS whose recall@10 interval clears
-the target. The finalists are the best few whose RAM at the target N (the
+swept (helpers.search.screen_grid: deeper, up to every list, only where the
+grid fell short of the target), and ranked by the fastest median QPS whose
+recall@10 interval clears the target. The finalists are the best few whose RAM at the target N (the
 memory model) fits the budget; every family left out is given the measured
 reason. Each candidate's rows are saved as it finishes, so an interrupted
 screening resumes after the last one.
@@ -24,11 +25,11 @@ from ..core.config import SCREEN_SEARCH
 from ..core.files import format_bytes, locked, read_json, write_json
 from ..data.groundtruth import compute_ground_truth
 from ..data.vectors import read_rows, take_rows, train_sample_ids
-from ..index import coarse, factory_tree, indexes, memory
+from ..index import coarse, factory_tree, indexes, memory, planner
 from ..index.build import build_name
 from ..index.indexes import set_ef_construction
-from ..index.planner import extrapolate_add_seconds
 from . import choose, evaluate
+from .screen_grid import deeper_settings, grid_limit, settings_for
 
 
 TARGET_RECALL = 0.95
@@ -69,18 +70,6 @@ def codes_to_carry(on_first, space, target_recall=TARGET_RECALL, slack=CODE_SLAC
             out[code] = (f"not screened: on {space} its recall@10 interval never cleared "
                          f"{target_recall} (best {best[code][1]['recall@10']:.3f}); {lead}'s did")
     return out
-
-
-def settings_for(factory, d, metric, search=SCREEN_SEARCH):
-    """The sweep's grid for `factory`: nprobe (nlist // each of nprobe_divisors) or
-    efSearch, times the refine depths when there is a refine stage."""
-    node = factory_tree.parse(factory, d, metric)
-    inner = factory_tree.inner_index(node)
-    kfs = ([f"k_factor_rf={k}" for k in search["k_factor_rf"]] if node["kind"] == "refine"
-           else [""])
-    main = ([f"nprobe={max(1, inner['nlist'] // div)}" for div in search["nprobe_divisors"]]
-            if inner["kind"] == "ivf" else [f"efSearch={e}" for e in search["ef_search"]])
-    return [",".join(p for p in (m, kf) if p) for m in dict.fromkeys(main) for kf in kfs]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,11 +158,13 @@ def build_candidate(prefix, factory, ef_construction, out_dir, batch=65536):
 
 
 def _settings_or_error(factory, ds, search):
-    """settings_for `factory`, or faiss's reason it cannot be built (a string)."""
+    """(settings_for `factory`, deeper_settings), or (faiss's reason it cannot be
+    built, a string, and [])."""
     try:
-        return settings_for(factory, ds.d, ds.metric, search)
+        return (settings_for(factory, ds.d, ds.metric, search),
+                deeper_settings(factory, ds.d, ds.metric, search))
     except (RuntimeError, ValueError, factory_tree.FactoryError) as e:
-        return str(e).strip().splitlines()[-1]
+        return str(e).strip().splitlines()[-1], []
 
 
 def _serialized_size(index):
@@ -192,7 +183,8 @@ def _serialized_size(index):
 
 def screen(ds, rows, out_dir, search=SCREEN_SEARCH, target_n=None, ram_budget=None, time_budget=None,
            build_time_budget=None, target_recall=TARGET_RECALL, finalists=FINALISTS,
-           repeats=evaluate.MIN_BATCHES, single_queries=500, progress=True, disk_budget=None):
+           repeats=evaluate.MIN_BATCHES, single_queries=500, progress=True, disk_budget=None,
+           time_sample=None):
     """Screen the candidates of `search` on the first `rows` rows of dataset `ds`.
 
     Every candidate is built and swept once (its rows saved in out_dir, reused
@@ -200,8 +192,10 @@ def screen(ds, rows, out_dir, search=SCREEN_SEARCH, target_n=None, ram_budget=No
     build is recorded with faiss's reason; once `time_budget` seconds of
     screening are spent (earlier, resumed calls included) the rest are
     recorded as not screened. build_time_budget: seconds
-    one finalist's build at target_n may take (projected); disk_budget: bytes
-    the finalists' files at ds.n may take together. Returns (sweep
+    one finalist's build at target_n may take (estimated); disk_budget: bytes
+    the finalists' files at ds.n may take together; time_sample: float32 rows the
+    build estimates are timed on (default: the prefix's; pass the plan's so that
+    a build has one estimate). Returns (sweep
     rows, one verdict per candidate: see verdicts), the verdicts also saved
     as out_dir/verdicts.json."""
     os.makedirs(out_dir, exist_ok=True)
@@ -225,7 +219,8 @@ def screen(ds, rows, out_dir, search=SCREEN_SEARCH, target_n=None, ram_budget=No
     _in_order(search, one, built, target_recall)
     all_rows = [r for saved in built.values() for r in saved.get("rows", [])]
     found = verdicts(built, prefix.n, target_n or ds.n, ds.d, ds.metric, ram_budget,
-                     build_time_budget, target_recall, finalists, disk_budget, ds.n)
+                     build_time_budget, target_recall, finalists, disk_budget, ds.n,
+                     build_estimates(built, prefix, target_n or ds.n, time_sample))
     write_json(os.path.join(out_dir, "verdicts.json"), found)
     return all_rows, found
 
@@ -261,8 +256,9 @@ def _reuse_or_screen(prefix, factory, efc, out_dir, search, over_budget, measure
     ds = prefix.ds
     name = build_name(factory, efc)
     path = os.path.join(out_dir, coarse.file_name(name) + ".json")
+    grid, deeper = _settings_or_error(factory, ds, search)
     key = {"dataset": ds.fingerprint, "rows": prefix.n, "factory": factory, "efC": efc,
-           "settings": _settings_or_error(factory, ds, search)}
+           "settings": grid, "deeper": deeper}
     with locked(path, what=f"the screening of {name}"):
         if os.path.exists(path) and read_json(path).get("key") == key:
             saved = read_json(path)
@@ -315,30 +311,46 @@ def _screen_one(prefix, factory, efc, out_dir, xq, gt_D, gt_I, repeats, single_q
         index, info = build_candidate(prefix, factory, efc, out_dir)
     except (RuntimeError, ValueError, factory_tree.FactoryError) as e:
         return {"key": key, "error": "faiss cannot build it: " + str(e).strip().splitlines()[-1]}
-    nbytes = _serialized_size(index)
-    rows = evaluate.sweep({name: (index, nbytes)}, xq, gt_D, gt_I, None, prefix.ds.metric,
-                          settings={name: key["settings"]}, repeats=repeats,
-                          single_queries=single_queries, progress=False,
-                          full_timing_from=target_recall)
+    nbytes, rows = _serialized_size(index), []
+    for step in [key["settings"]] + key["deeper"]:  # deeper only while nothing cleared
+        if rows and choose.best_setting(rows, target_recall)[0]:
+            break
+        rows += evaluate.sweep({name: (index, nbytes)}, xq, gt_D, gt_I, None, prefix.ds.metric,
+                               settings={name: step}, repeats=repeats,
+                               single_queries=single_queries, progress=False,
+                               full_timing_from=target_recall)
     del index
     return {"key": key, "info": info, "bytes_at_rows": nbytes, "rows": rows}
 
 
-def projected_build_s(info, rows, target_n, hnsw):
-    """Seconds to build at target_n, projected from the screening's times at `rows`:
-    k-means as measured (its sample does not grow), assignment and adds linear
-    in N, HNSW insertion as N ** (1 + planner.HNSW_COST_EXPONENT)."""
-    coarse_s = info.get("kmeans_s", 0) + extrapolate_add_seconds(info.get("assign_s", 0), rows,
-                                                                 target_n, "ivf")
-    add_s = extrapolate_add_seconds(info["add_s"], rows, target_n, "hnsw" if hnsw else "ivf")
-    return coarse_s + info["train_s"] + add_s
+def build_estimates(built, prefix, target_n, sample=None, sample_rows=2000):
+    """{name: {"at_rows", "at_target"}}: planner.build_seconds (the estimate every
+    notebook shows for a build) at the prefix's rows and at target_n, for each
+    candidate that was built, timed on `sample` (default: `sample_rows` of the
+    prefix's rows); its measured build at the prefix's rows stands beside it in
+    the verdicts."""
+    ds = prefix.ds
+    if sample is None:
+        sample = take_rows(prefix.base, train_sample_ids(prefix.n, min(prefix.n, sample_rows)))
+    rate = planner.gemm_rate(ds.d)
+    out = {}
+    for name, saved in built.items():
+        if saved.get("error"):
+            continue
+        factory, _, efc = name.partition(" efC=")
+        out[name] = {f"at_{at}": planner.build_seconds(factory, n, ds.d, ds.metric, sample=sample,
+                                                       rate=rate, ef_construction=int(efc or 0) or None)
+                     ["total_s"] for at, n in (("rows", prefix.n), ("target", target_n))}
+    return out
 
 
 def verdicts(built, rows, target_n, d, metric, ram_budget=None, time_budget=None,
-             target_recall=TARGET_RECALL, finalists=FINALISTS, disk_budget=None, n=None):
+             target_recall=TARGET_RECALL, finalists=FINALISTS, disk_budget=None, n=None,
+             estimates=None):
     """One verdict per candidate: its best row at the target (the fastest median
     QPS whose recall@10 interval clears it), its RAM at target_n predicted by
-    the memory model, its build time projected to target_n, and "finalist" or
+    the memory model, its build time estimated at target_n (estimates, from
+    build_estimates) beside its measured and estimated build at `rows`, and "finalist" or
     the measured reason it was dropped (over the RAM budget, over the time
     budget, never reaching the target, its files at n rows (default target_n)
     not fitting beside the faster finalists' in disk_budget bytes, or slower
@@ -348,8 +360,10 @@ def verdicts(built, rows, target_n, d, metric, ram_budget=None, time_budget=None
         factory = name.split(" efC=")[0]
         v = {"family": name, "verdict": saved.get("error"), **saved.get("info", {})}
         if not v["verdict"]:
-            v["build_s_at_target"] = projected_build_s(saved["info"], rows, target_n,
-                                                       factory_tree.split_factory(factory)[0] is None)
+            est = (estimates or {}).get(name, {})
+            v.update(build_s_at_rows=sum(saved["info"].get(k, 0) for k in
+                                         ("kmeans_s", "assign_s", "train_s", "add_s")),
+                     est_build_s_at_rows=est.get("at_rows"), build_s_at_target=est.get("at_target"))
             v["ram_at_target"] = memory.predict(factory, target_n, d, metric)["index_ram"]
             best, top = choose.best_setting(saved["rows"], target_recall)
             v.update(best_setting=(best or top)["setting"], recall=(best or top)["recall@10"],
@@ -358,13 +372,14 @@ def verdicts(built, rows, target_n, d, metric, ram_budget=None, time_budget=None
             if ram_budget and v["ram_at_target"] > ram_budget:
                 v["verdict"] = (f"needs {format_bytes(v['ram_at_target'])} at {target_n:,} rows, over "
                                 f"the {format_bytes(ram_budget)} budget")
-            elif time_budget and v["build_s_at_target"] > time_budget:
-                v["verdict"] = (f"its build at {target_n:,} rows is projected at "
+            elif time_budget and (v["build_s_at_target"] or 0) > time_budget:
+                v["verdict"] = (f"its build at {target_n:,} rows is estimated at "
                                 f"{v['build_s_at_target'] / 60:,.0f} min, over the "
                                 f"{time_budget / 60:,.0f} min budget")
             elif best is None:
                 v["verdict"] = (f"recall@10 interval never clears {target_recall} "
-                                f"(best {top['recall@10']:.3f} at {top['setting']})")
+                                f"(best {top['recall@10']:.3f} at {top['setting']})"
+                                + grid_limit(saved["rows"]))
         out.append(v)
     ranked = sorted((v for v in out if not v["verdict"]), key=lambda v: -v["qps_median"])
     chosen = []
