@@ -138,6 +138,10 @@ def test_03_build_ivfpq(tmp_path, nb_ds):
     assert "IVF16,PQ4" in text and "on-disk lists" in text and has_plotly(nb) and has_table(nb)
     assert "cold" in text and "warm" in text and "HNSW32" in text  # re-rank cache states, coarse costs
     res = summary.recorded(tmp_path / "results")["03_build_ivfpq"]
+    # the 10M answer taken apart at this scale: a row per layer, the committed 10M row beside
+    assert {r["layer"] for r in res["layers"]} == {"the answer's family", "PCA", "4-bit fast-scan codes",
+                                                  "sub-quantizers", "SQ8 refine"}
+    assert "committed 10M run (benchmarks/results/full):" in text
     assert set(res["builds"]) == {"IVF16,PQ4", "IVF16,PQ32x4fs", "OPQ16,IVF16,PQ16",
                                   "IVF16,PQ16,Refine(SQ8)", "IVF16,PQ32x4fs,RFlat",
                                   "IVF64_HNSW32,PQ32x4fs"}
@@ -307,3 +311,54 @@ def test_hnsw_model_error_is_computed_from_the_committed_trace():
         assert evidence.hnsw_model_error()[0] < ratio
     finally:
         planner.HNSW_COST_EXPONENT = saved
+
+
+# a factory string's or setting's parts, as the reading guide names them (most specific first)
+GUIDE_TERMS = [(r"IVF\d+_HNSW\d+", "IVFx_HNSWm"), (r"IVF\d+", "IVFx"), (r"PCAR\d+", "PCARd"),
+               (r"PQ\d+x4fs", "PQmx4fs"), (r"PQ\d+", "PQm"), (r"RaBitQ4", "RaBitQ4"),
+               (r"RaBitQfs", "RaBitQfs"), (r"RaBitQ", "RaBitQ"), (r"Refine\(SQ8\)", "Refine(SQ8)"),
+               (r"HNSW\d+", "HNSWm"), (r"SQ8", "SQ8"), (r"efC=\d+", "efC"), (r"nprobe=\d+", "nprobe"),
+               (r"efSearch=\d+", "efSearch"), (r"k_factor_rf=\d+", "k_factor_rf")]
+
+
+def _reading_guide():
+    cells = json.load(open(os.path.join(NOTEBOOKS, "02_memory_budget.ipynb")))["cells"]
+    return next("".join(c["source"]) for c in cells if "".join(c["source"]).startswith("## Reading guide"))
+
+
+def test_the_reading_guide_defines_every_term_of_the_screening_table():
+    import re
+
+    from helpers.core import config
+    from helpers.index import build
+    from helpers.notebook import tables
+    from helpers.search import screen, screen_grid
+
+    guide = _reading_guide()
+    p02 = config.defaults("02_memory_budget")
+    searches = [config.SCREEN_SEARCH, screen.search_of(
+        p02["screen_spaces"], p02["screen_codes"], p02["screen_refine"], p02["screen_hnsw"],
+        p02["screen_nprobe_divisors"], p02["screen_k_factors"], p02["screen_ef_search"])]
+    parts = set()
+    for search in searches:  # every family the small and full screenings name, and its settings
+        families = [(screen.ivf_family(s, c, search), None) for s in search["spaces"] for c in search["codes"]]
+        for factory, efc in families + [tuple(h) for h in search["hnsw"]]:
+            name = build.build_name(factory, efc)
+            settings = screen_grid.settings_for(factory, 1024, "IP", search)
+            parts |= set(re.split(r"[, ]", name)) | {p for s in settings for p in s.split(",")}
+    for part in parts:
+        term = next((t for pattern, t in GUIDE_TERMS if re.fullmatch(pattern, part)), None)
+        assert term, f"{part}: no reading-guide term matches it"
+        assert f"`{term}`" in guide, f"the reading guide does not define `{term}` ({part})"
+    row = {"family": "IVF16,SQ8", "verdict": "finalist", "best_setting": "nprobe=4", "recall": 0.96,
+           "recall_ci": [0.95, 0.97], "qps_median": 100.0, "ram_at_target": 2**30,
+           "build_s_at_rows": 1.0, "est_build_s_at_rows": 1.0, "build_s_at_target": 60.0,
+           "kmeans": "flat", "kmeans_s": 1.0, "n_train": 1000}
+    for column in tables.screening([row]).columns:
+        if column != "family":
+            name = re.sub(r" \((?:min|95% interval)[^)]*\)$", "", column)
+            assert f"`{name}`" in guide, column
+    assert "`95% interval`" in guide and "bootstrap" in guide
+    for name in config.ORDER[2:]:  # the later notebooks link back to it
+        intro = "".join(json.load(open(os.path.join(NOTEBOOKS, name + ".ipynb")))["cells"][0]["source"])
+        assert "(02_memory_budget.ipynb#Reading-guide)" in intro, name

@@ -9,12 +9,13 @@ import os
 import pandas as pd
 
 from ..core.files import read_json
-from ..index import planner
+from ..index import factory_tree, planner
 from ..search import choose
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 FULL = os.path.join(ROOT, "benchmarks", "results", "full")
+MISSING = f"no committed 10M run in {FULL} (its summary.json is missing): its figures are left out"
 
 
 def full_run(folder=FULL):
@@ -110,3 +111,62 @@ def hnsw_model_error(folder=FULL, build_file=GRAPHS[0][0]):
     report = read_json(path)
     p = planner.trace_projection(report["add_trace"], planner.HNSW_COST_EXPONENT)
     return p["ratio"], p["first_row"], p["last_row"], report["factory"]
+
+
+RESULTS = os.path.dirname(FULL)
+# what the committed runs measured at each N: screenings' verdicts and built indexes' sweeps
+BY_N = [(1_000_000, "verdicts", os.path.join("full", "screening", "verdicts.json")),  # its first 1M rows
+        (1_000_000, "verdicts", os.path.join("1m", "screening", "verdicts.json")),
+        (1_000_000, "sweep", os.path.join("1m", "sweep.csv")),
+        (2_000_000, "verdicts", os.path.join("full", "screening_2m", "verdicts.json")),
+        (10_000_000, "sweep", os.path.join("full", "sweep.csv")),
+        (10_000_000, "sweep", os.path.join("full", "graph_10m", "sweep.csv")),
+        (10_000_000, "sweep", os.path.join("full", "hnsw32_sq8_sweep.csv"))]
+
+
+def kind(name):
+    """"graph" or "IVF" for an index name as the sweeps give it ("HNSW32,SQ8 efC=40")."""
+    return "IVF" if factory_tree.split_factory(name.split(" efC=")[0])[0] else "graph"
+
+
+def _fastest(named_qps):
+    """{kind: (qps, name)}: the fastest of [(name, qps)] per kind."""
+    out = {}
+    for name, qps in named_qps:
+        if qps > out.get(kind(name), (0, ""))[0]:
+            out[kind(name)] = (qps, name)
+    return out
+
+
+def fastest_by_kind(rows, target=0.95):
+    """{kind: (qps, index)} of sweep rows: each index's fastest setting timed in
+    full whose recall@10 interval clears `target` (choose.best_per_index)."""
+    return _fastest((name, best["qps_median"])
+                    for name, (best, _) in choose.best_per_index(rows, target).items() if best)
+
+
+def winner_by_n(run_rows, run_n, target=0.95, results=RESULTS):
+    """(points, missing): the fastest graph and the fastest IVF index at recall@10
+    >= target at each N, this run's (run_rows: its sweep) and the committed
+    runs' (BY_N); points are {"n", "kind", "index", "qps", "source"}, missing a
+    line per committed file not found."""
+    points, missing = [], []
+    for n, what, rel in BY_N:
+        path = os.path.join(results, rel)
+        if not os.path.exists(path):
+            missing.append(f"no {os.path.join('benchmarks', 'results', rel)}: its {n:,}-row point is left out")
+            continue
+        if what == "sweep":
+            found = fastest_by_kind(choose.read_sweep(path), target)
+        else:  # a screening: each family's best setting at the target, when it cleared it
+            found = _fastest((v["family"], v["qps_median"]) for v in read_json(path)
+                             if v.get("recall_ci") and v["recall_ci"][0] >= target)
+        points += [{"n": n, "kind": k, "index": name, "qps": qps, "source": rel}
+                   for k, (qps, name) in found.items()]
+    points += [{"n": run_n, "kind": k, "index": name, "qps": qps, "source": "this run"}
+               for k, (qps, name) in fastest_by_kind(run_rows, target).items()]
+    best = {}
+    for p in points:  # one point per N and kind: the fastest of its sources
+        if p["qps"] > best.get((p["n"], p["kind"]), {"qps": 0})["qps"]:
+            best[(p["n"], p["kind"])] = p
+    return sorted(best.values(), key=lambda p: (p["kind"], p["n"])), missing

@@ -187,3 +187,21 @@ def add_rate(reports, estimates=None):
     fig.update_layout(title="Add rate as the index grows", xaxis_title="vectors in the index",
                       yaxis_title="vectors added per second", yaxis_rangemode="tozero")
     return fig
+
+
+def winner_by_n(points, target=0.95):
+    """evidence.winner_by_n points: queries/s at recall@10 >= target against N, one
+    line per kind (graph, IVF), both axes log; hover names the index and its source."""
+    fig = go.Figure()
+    for i, name in enumerate(("graph", "IVF")):
+        mine = [p for p in points if p["kind"] == name]
+        color, symbol = family_style(i)
+        fig.add_trace(go.Scatter(x=[p["n"] for p in mine], y=[p["qps"] for p in mine],
+                                 mode="lines+markers", name=f"fastest {name}",
+                                 marker=dict(color=color, symbol=symbol, size=10), line_color=color,
+                                 hovertext=[f"{p['index']}<br>{p['source']}" for p in mine],
+                                 hoverinfo="text+x+y"))
+    fig.update_layout(title=f"Queries/s at recall@10 ≥ {target} against N: the fastest graph and IVF",
+                      xaxis=dict(title="rows (N)", type="log"),
+                      yaxis=dict(title="queries / s (median batch)", type="log"), height=450)
+    return fig

@@ -133,6 +133,16 @@ def screening(verdicts):
     return pd.DataFrame(rows)
 
 
+def layers(rows, recall_key="recall@10"):
+    """helpers.search.layers rows: one line per variant and refine depth, with the
+    bytes each vector costs."""
+    out = [dict(r, bytes_per_vector=r["file_bytes"] / r["rows"],
+                interval=f"{r[recall_key + '_ci'][0]:.3f}-{r[recall_key + '_ci'][1]:.3f}") for r in rows]
+    return frame(out, ["layer", "change", "index", "setting", recall_key,
+                       ("interval", "", "95% interval"), ("qps_median", "", "queries/s (median)"),
+                       ("bytes_per_vector", "", "bytes per vector")])
+
+
 def sensitivity(rows, recall_key="recall@10"):
     """explore.sensitivity rows as a grid: noise down, intrinsic dimension across."""
     grid = pd.DataFrame(rows).pivot(index="noise", columns="intrinsic_dim", values=recall_key)

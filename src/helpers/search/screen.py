@@ -96,7 +96,7 @@ class Prefix:
         return self.ds.d
 
 
-def _ground_truth(prefix, xq, out_dir, k=100):
+def ground_truth(prefix, xq, out_dir, k=100):
     """Exact top-k of the queries among the prefix's rows, cached in out_dir."""
     path = os.path.join(out_dir, f"gt_{prefix.n}.npz")
     key = f"{prefix.ds.fingerprint}/{prefix.n}/{k}/{prefix.ds.metric}"
@@ -167,7 +167,7 @@ def _settings_or_error(factory, ds, search):
         return str(e).strip().splitlines()[-1], []
 
 
-def _serialized_size(index):
+def serialized_size(index):
     """Bytes faiss.write_index would write, counted without a copy of the index."""
     size = [0]
 
@@ -201,7 +201,7 @@ def screen(ds, rows, out_dir, search=SCREEN_SEARCH, target_n=None, ram_budget=No
     os.makedirs(out_dir, exist_ok=True)
     prefix = Prefix(ds, min(rows, ds.n))
     xq = read_rows(ds.queries, 0, ds.queries.n)
-    gt_D, gt_I = _ground_truth(prefix, xq, out_dir)
+    gt_D, gt_I = ground_truth(prefix, xq, out_dir)
     spent, built = 0.0, {}  # seconds of screening, earlier calls' included
 
     def one(factory, efc):
@@ -311,7 +311,7 @@ def _screen_one(prefix, factory, efc, out_dir, xq, gt_D, gt_I, repeats, single_q
         index, info = build_candidate(prefix, factory, efc, out_dir)
     except (RuntimeError, ValueError, factory_tree.FactoryError) as e:
         return {"key": key, "error": "faiss cannot build it: " + str(e).strip().splitlines()[-1]}
-    nbytes, rows = _serialized_size(index), []
+    nbytes, rows = serialized_size(index), []
     for step in [key["settings"]] + key["deeper"]:  # deeper only while nothing cleared
         if rows and choose.best_setting(rows, target_recall)[0]:
             break
