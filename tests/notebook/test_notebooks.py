@@ -271,48 +271,6 @@ def test_no_false_faiss_claims(path):
     assert not [c for c in FALSE_CLAIMS if c.lower() in text]
 
 
-def test_committed_10m_evidence_reads_the_full_run():
-    from helpers.search import choose
-    from helpers.notebook import evidence
-
-    answer = evidence.answer_table()
-    summary = json.load(open(os.path.join(ROOT, "benchmarks", "results", "full", "summary.json")))
-    recommended = summary["results"]["06_recall_vs_latency"]["recommended"]
-    assert list(answer["index"])[0] == recommended["index"]
-    assert list(answer["setting"])[0] == recommended["setting"]
-    finalists = evidence.best_per_index()
-    assert recommended["index"] in set(finalists["index"]) and finalists["clears 0.95"].all()
-    graphs = evidence.graphs_10m()
-    first = graphs.iloc[0]  # faiss's default efConstruction 40 at 10M: never 0.95
-    assert first["efConstruction"] == 40 and first["rows"] == 10_000_000
-    # it was resumed from a checkpoint: its add time and rate are those of the rows that run added
-    assert first["resumed from"] == "checkpoint" and first["rows added in its last run"] == 8_836_736
-    assert abs(first["vectors/s added"] * first["add in its last run (min)"] * 60 / 8_836_736 - 1) < 0.01
-    assert first["recall@10"] < 0.95 and not first["clears 0.95"]
-    built = graphs.iloc[1]  # the screening's fastest graph, built at 10M with efConstruction 100
-    assert built["efConstruction"] == 100 and built["rows"] == 10_000_000
-    rows = [r for r in choose.read_sweep(os.path.join(ROOT, "benchmarks", "results", "full", "graph_10m",
-                                                      "sweep.csv")) if r["setting"] == built["setting"]]
-    assert len(rows) == 1 and round(rows[0]["qps_median"]) == built["queries/s (median)"]
-
-
-def test_hnsw_model_error_is_computed_from_the_committed_trace():
-    from helpers.index import planner
-    from helpers.notebook import evidence
-
-    ratio, first, last, factory = evidence.hnsw_model_error()
-    assert factory == "HNSW32,SQ8"
-    assert last == 10_000_000 and first < 2_000_000
-    assert 0.5 < ratio < 2  # the model is an estimate, not a measurement: within 2x here
-    # a flatter cost growth projects less time: the ratio moves with the exponent
-    saved = planner.HNSW_COST_EXPONENT
-    try:
-        planner.HNSW_COST_EXPONENT = 0.0
-        assert evidence.hnsw_model_error()[0] < ratio
-    finally:
-        planner.HNSW_COST_EXPONENT = saved
-
-
 # a factory string's or setting's parts, as the reading guide names them (most specific first)
 GUIDE_TERMS = [(r"IVF\d+_HNSW\d+", "IVFx_HNSWm"), (r"IVF\d+", "IVFx"), (r"PCAR\d+", "PCARd"),
                (r"PQ\d+x4fs", "PQmx4fs"), (r"PQ\d+", "PQm"), (r"RaBitQ4", "RaBitQ4"),

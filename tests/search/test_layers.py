@@ -1,9 +1,7 @@
 """The 10M answer taken apart: a stand-in of its family and one variant per layer."""
 
-import pandas as pd
-
 from helpers.core import heuristics
-from helpers.notebook import evidence, tables
+from helpers.notebook import tables
 from helpers.search import layers
 
 
@@ -35,27 +33,3 @@ def test_the_stand_in_is_built_with_a_row_per_layer_and_refine_depth(small_ds, t
     assert refined - by[("no refine", half)]["file_bytes"] >= 0.5 * refined
     table = tables.layers(rows)
     assert len(table) == len(rows) and "bytes per vector" in table.columns
-
-
-def test_missing_10m_evidence_gives_an_empty_table_and_one_line(tmp_path):
-    assert evidence.answer_table(str(tmp_path)).equals(pd.DataFrame())
-    assert evidence.MISSING.startswith("no committed 10M run in ") and "\n" not in evidence.MISSING
-
-
-def test_the_winner_by_n_reads_the_committed_runs_and_says_what_is_missing(tmp_path):
-    rows = [{"index": "HNSW16,SQ8 efC=40", "setting": "efSearch=64", "recall@10": 0.97,
-             "recall@10_ci": [0.96, 0.98], "qps_median": 900.0, "timed": "in full"},
-            {"index": "IVF64,SQ8", "setting": "nprobe=8", "recall@10": 0.96,
-             "recall@10_ci": [0.955, 0.965], "qps_median": 500.0, "timed": "in full"}]
-    points, missing = evidence.winner_by_n(rows, 20_000)
-    mine = {p["kind"]: p for p in points if p["source"] == "this run"}
-    assert mine["graph"]["qps"] == 900.0 and mine["IVF"]["index"] == "IVF64,SQ8"
-    assert missing == []
-    at = {(p["n"], p["kind"]): p for p in points}
-    # the committed 10M answer's family is the IVF point at 10M; no graph cleared 0.95 there
-    assert at[(10_000_000, "IVF")]["index"] == "PCAR256,IVF16384,PQ256x4fs,Refine(SQ8)"
-    assert (10_000_000, "graph") not in at and (1_000_000, "graph") in at
-    # without the committed files: one line each, and the run's own points still drawn
-    points, missing = evidence.winner_by_n(rows, 20_000, results=str(tmp_path))
-    assert len(missing) == len(evidence.BY_N) and all(m.startswith("no benchmarks/results/") for m in missing)
-    assert {p["source"] for p in points} == {"this run"}

@@ -5,10 +5,11 @@ Everything here is read from files a `full` run wrote; nothing is typed in.
 """
 
 import os
+import re
 
 import pandas as pd
 
-from ..core.files import read_json
+from ..core.files import format_bytes, read_json
 from ..index import factory_tree, planner
 from ..search import choose
 
@@ -50,6 +51,129 @@ def answer_table(folder=FULL):
     return pd.DataFrame(rows)
 
 
+# runs whose build reports may hold a coarse space the committed run reused
+EARLIER = ["previous_run"]
+
+
+def _builds(folder):
+    """[(build report of 03, where)]: the committed run's, then EARLIER runs'."""
+    out = []
+    for where in ["the run"] + EARLIER:
+        path = os.path.join(folder, "summary.json") if where == "the run" else \
+            os.path.join(folder, where, "summary.json")
+        if os.path.exists(path):
+            builds = read_json(path)["results"].get("03_build_ivfpq", {}).get("builds", {})
+            out += [(report, where) for report in builds.values()]
+    return out
+
+
+def _coarse_steps(report, folder):
+    """[(step, seconds, where measured)] of the coarse space of a preassigned
+    build: its own when it trained it, else that of a build of the same dataset,
+    rows and coarse space that did (the committed run's others, then EARLIER's).
+    [] when none recorded it."""
+    space = factory_tree.coarse_factory(report["factory"])
+    same = [(r, where) for r, where in _builds(folder)
+            if not r.get("coarse_reused") and r.get("coarse_train_s")
+            and factory_tree.coarse_factory(r["factory"]) == space
+            and (r["dataset"], r["n"], r["n_train"]) == (report["dataset"], report["n"], report["n_train"])]
+    if not report.get("coarse_reused"):
+        same = [(report, "the run")]
+    if not same:
+        return []
+    r, where = same[0]
+    if r is not report:
+        where = f"{where}, by {r['factory']}: same dataset and rows"
+    return [(f"{space}: k-means on {r['n_train']:,} rows", r["coarse_train_s"], where),
+            (f"{space}: assigning {r['n']:,} rows to their lists", r["coarse_assign_s"], where)]
+
+
+def answer_10m(folder=FULL):
+    """The committed run's recommendation for recall@10 0.95, with how it was built
+    from an empty folder; None when the run or its build report is missing.
+
+    Returns {"index", "setting", "recall", "ci", "qps", "batches", "threads",
+    "p50_ms", "p99_ms", "file_bytes" (the index as served, read whole into RAM),
+    "build_peak" (bytes, measured), "steps" [(step, seconds, where measured)],
+    "build_s" (their sum; None when the coarse space's steps are not recorded)}.
+    """
+    found = full_run(folder)
+    best = found and found[1].get("recommended")
+    reports = {r["factory"]: r for r, where in _builds(folder) if where == "the run"}
+    if not best or best["index"] not in reports:
+        return None
+    report = reports[best["index"]]
+    coarse = _coarse_steps(report, folder) if report.get("preassigned") else []
+    steps = coarse + [(f"training its codes on {report['n_train']:,} rows", report["train_s"], "the run"),
+                      (f"adding {report['n']:,} rows", report["add_s"], "the run")]
+    complete = bool(coarse) or not report.get("preassigned")
+    return {"index": best["index"], "setting": best["setting"], "recall": best["recall@10"],
+            "ci": best["recall@10_ci"], "qps": best["qps_median"], "batches": best["batches"],
+            "threads": best["threads"], "p50_ms": best["p50_ms"], "p99_ms": best["p99_ms"],
+            "file_bytes": best["file_bytes"], "build_peak": report["measured"]["build_peak"],
+            "steps": steps, "build_s": sum(s for _, s, _ in steps) if complete else None}
+
+
+def answer_line(a):
+    """answer_10m's figures as one paragraph."""
+    built = (f"built from an empty folder in {planner.format_seconds(a['build_s'])}" if a["build_s"]
+             else "its coarse space was reused from a run that left no record, so its build time "
+                  "from empty is not known")
+    return (f"The committed 10M run chose {a['index']} at {a['setting']}: recall@10 {a['recall']:.3f} "
+            f"(95% interval {a['ci'][0]:.3f}–{a['ci'][1]:.3f}), {a['qps']:,.0f} queries/s (median of "
+            f"{a['batches']} batches on {a['threads']} threads), p50 {a['p50_ms']:.2f} ms and p99 "
+            f"{a['p99_ms']:.2f} ms a single query; {format_bytes(a['file_bytes'])} in RAM (its file, "
+            f"read whole); {built}, its build peaking at {format_bytes(a['build_peak'])}.")
+
+
+def steps_table(a):
+    """answer_10m's build steps as a DataFrame, with their total."""
+    rows = [{"step": step, "time": planner.format_seconds(s), "measured by": where}
+            for step, s, where in a["steps"]]
+    if a["build_s"]:
+        rows.append({"step": "from an empty folder", "time": planner.format_seconds(a["build_s"]),
+                     "measured by": "the sum"})
+    return pd.DataFrame(rows)
+
+
+def shape(name):
+    """An index name without its sizes: the family, its layers ("PCAR256,IVF16384,PQ256x4fs"
+    and "PCAR64,IVF64,PQ64x4fs" -> "PCAR,IVF,PQx4fs")."""
+    return re.sub(r"(PCAR|IVF|PQ|HNSW)\d+", r"\1", name.split(" efC=")[0])
+
+
+def why_differs(chosen, answer, points, run_rows, run_n, target=0.95):
+    """Sentences on why this run's choice (a sweep row, or None) differs from
+    the committed 10M answer (answer_10m), in the numbers the runs measured:
+    the fastest graph and IVF index at each N (winner_by_n's points), and how
+    the 10M family did here (run_rows: this run's sweep)."""
+    if answer is None:
+        return f"no committed 10M answer (the recommendation of {FULL} and its build report): nothing to compare"
+    if chosen is None:
+        return f"This run recommends nothing at recall@10 {target}, so there is no choice to compare."
+    if chosen["index"] == answer["index"]:
+        return f"This run chose the same index, {answer['index']}."
+    a_kind = {"IVF": "an IVF index", "graph": "a graph"}[kind(chosen["index"])]
+    head = f"This run chose {chosen['index']} ({a_kind}) on {run_n:,} rows; the 10M run chose {answer['index']}"
+    if shape(chosen["index"]) == shape(answer["index"]):
+        return head + ": the same family, its sizes set for its rows and dimensions."
+    at = {(p["n"], p["kind"]): p for p in points}
+    said = []
+    for n in (run_n, 10_000_000):
+        found = [f"the fastest {k} {at[(n, k)]['index']} at {at[(n, k)]['qps']:,.0f} queries/s"
+                 if (n, k) in at else f"no {k} cleared it" for k in ("graph", "IVF")]
+        said.append(f"at {n:,} rows {' and '.join(found)}")
+    own = [r for r in run_rows if shape(r["index"]) == shape(answer["index"])]
+    mine = {name: best for name, (best, _) in choose.best_per_index(own, target).items()}
+    if not own:
+        built = "This run built no index of the 10M family; 03's \"taken apart\" section builds a stand-in."
+    else:
+        built = "; ".join(f"{name} {'cleared it at ' + format(b['qps_median'], ',.0f') + ' queries/s' if b else 'did not clear it'}"
+                          for name, b in mine.items())
+        built = f"Of the 10M family this run built {built}, against {chosen['qps_median']:,.0f} for its choice."
+    return (f"{head}. Clearing recall@10 {target}: {'; '.join(said)}. {built}")
+
+
 def best_per_index(folder=FULL, target=0.95):
     """Per index of the committed 10M sweep: its fastest setting timed in full whose
     recall@10 interval clears `target`, else its highest recall (DataFrame)."""
@@ -80,7 +204,7 @@ def graphs_10m(folder=FULL, target=0.95):
     out = []
     for build_file, sweep_file in GRAPHS:
         build, sweep = os.path.join(folder, build_file), os.path.join(folder, sweep_file)
-        if not (os.path.exists(build) and os.path.exists(sweep)):
+        if not (os.path.exists(build) and os.path.exists(sweep)) or _foreign(read_json(build), folder):
             continue
         report = read_json(build)
         best, top = choose.best_setting(choose.read_sweep(sweep), target)
@@ -97,6 +221,31 @@ def graphs_10m(folder=FULL, target=0.95):
                     "recall@10 95% interval": f"{ci[0]:.3f}–{ci[1]:.3f}" if ci else "–",
                     "queries/s (median)": round(row["qps_median"])})
     return pd.DataFrame(out)
+
+
+def _foreign(report, folder):
+    """Whether a build report names a dataset other than the committed run's."""
+    found = os.path.exists(os.path.join(folder, "summary.json")) and \
+        read_json(os.path.join(folder, "summary.json"))["results"].get("01_data_generation", {})
+    return bool(found and report.get("dataset") and report["dataset"] != found.get("fingerprint"))
+
+
+def foreign_files(folder=FULL):
+    """One line per committed graph build (GRAPHS) of another dataset than the
+    committed run's: graphs_10m leaves it out."""
+    return [f"{os.path.join(folder, b)} is from another dataset ({read_json(os.path.join(folder, b))['dataset'][:12]}…, "
+            f"not the committed run's): its row is left out"
+            for b, _ in GRAPHS if os.path.exists(os.path.join(folder, b))
+            and _foreign(read_json(os.path.join(folder, b)), folder)]
+
+
+def data_note(ds):
+    """A line when this run's vectors are not synthetic ones like the committed
+    runs': their figures show how each family behaves on that data, not on these."""
+    if ds.manifest.get("kind") == "synthetic":
+        return ""
+    return ("These are your vectors, not the committed runs' (the synthetic generator's): the "
+            "committed figures show how each family behaves on that data, not on yours.")
 
 
 def hnsw_model_error(folder=FULL, build_file=GRAPHS[0][0]):
