@@ -154,3 +154,10 @@ def test_a_users_vectors_are_told_apart_from_the_committed_synthetic_ones(small_
     write_vectors(path, read_rows(small_ds.base, 0, 600))
     mine = ingest.import_vectors(str(tmp_path / "ds"), str(path), n_queries=50, progress=False)
     assert "your vectors, not the committed runs'" in evidence.data_note(mine)
+
+
+def test_about_says_what_the_committed_run_is_or_that_it_is_missing(small_ds, tmp_path):
+    lines = evidence.about(small_ds)
+    assert lines[0] == f"committed run: preset full, 10,000,000 x 1024; this run: {small_ds.n:,} x {small_ds.d}"
+    assert lines[1] == evidence.answer_line(evidence.answer_10m()) and len(lines) == 2
+    assert evidence.about(small_ds, str(tmp_path)) == [evidence.MISSING]

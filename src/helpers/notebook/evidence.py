@@ -20,14 +20,15 @@ MISSING = f"no committed 10M run in {FULL} (its summary.json is missing): its fi
 
 
 def full_run(folder=FULL):
-    """(run facts: n, d, preset, seconds; results of notebook 06) of the committed
+    """(run facts: n, d, preset, dataset fingerprint; results of notebook 06) of the committed
     run, or None when the folder holds none."""
     path = os.path.join(folder, "summary.json")
     if not os.path.exists(path):
         return None
     summary = read_json(path)
     gen = summary["results"].get("01_data_generation", {})
-    facts = {"n": gen.get("n"), "d": gen.get("d"), "preset": summary["run"].get("preset")}
+    facts = {"n": gen.get("n"), "d": gen.get("d"), "preset": summary["run"].get("preset"),
+             "fingerprint": gen.get("fingerprint")}
     return facts, summary["results"].get("06_recall_vs_latency", {})
 
 
@@ -58,9 +59,8 @@ EARLIER = ["previous_run"]
 def _builds(folder):
     """[(build report of 03, where)]: the committed run's, then EARLIER runs'."""
     out = []
-    for where in ["the run"] + EARLIER:
-        path = os.path.join(folder, "summary.json") if where == "the run" else \
-            os.path.join(folder, where, "summary.json")
+    for where, sub in [("the run", "")] + [(e, e) for e in EARLIER]:
+        path = os.path.join(folder, sub, "summary.json")
         if os.path.exists(path):
             builds = read_json(path)["results"].get("03_build_ivfpq", {}).get("builds", {})
             out += [(report, where) for report in builds.values()]
@@ -73,12 +73,11 @@ def _coarse_steps(report, folder):
     rows and coarse space that did (the committed run's others, then EARLIER's).
     [] when none recorded it."""
     space = factory_tree.coarse_factory(report["factory"])
-    same = [(r, where) for r, where in _builds(folder)
-            if not r.get("coarse_reused") and r.get("coarse_train_s")
-            and factory_tree.coarse_factory(r["factory"]) == space
-            and (r["dataset"], r["n"], r["n_train"]) == (report["dataset"], report["n"], report["n_train"])]
-    if not report.get("coarse_reused"):
-        same = [(report, "the run")]
+    same = [(report, "the run")] if not report.get("coarse_reused") else \
+        [(r, where) for r, where in _builds(folder)
+         if not r.get("coarse_reused") and r.get("coarse_train_s")
+         and factory_tree.coarse_factory(r["factory"]) == space
+         and (r["dataset"], r["n"], r["n_train"]) == (report["dataset"], report["n"], report["n_train"])]
     if not same:
         return []
     r, where = same[0]
@@ -92,7 +91,7 @@ def answer_10m(folder=FULL):
     """The committed run's recommendation for recall@10 0.95, with how it was built
     from an empty folder; None when the run or its build report is missing.
 
-    Returns {"index", "setting", "recall", "ci", "qps", "batches", "threads",
+    Returns {"n" (its rows), "index", "setting", "recall", "ci", "qps", "batches", "threads",
     "p50_ms", "p99_ms", "file_bytes" (the index as served, read whole into RAM),
     "build_peak" (bytes, measured), "steps" [(step, seconds, where measured)],
     "build_s" (their sum; None when the coarse space's steps are not recorded)}.
@@ -107,11 +106,24 @@ def answer_10m(folder=FULL):
     steps = coarse + [(f"training its codes on {report['n_train']:,} rows", report["train_s"], "the run"),
                       (f"adding {report['n']:,} rows", report["add_s"], "the run")]
     complete = bool(coarse) or not report.get("preassigned")
-    return {"index": best["index"], "setting": best["setting"], "recall": best["recall@10"],
+    return {"n": report["n"], "index": best["index"], "setting": best["setting"], "recall": best["recall@10"],
             "ci": best["recall@10_ci"], "qps": best["qps_median"], "batches": best["batches"],
             "threads": best["threads"], "p50_ms": best["p50_ms"], "p99_ms": best["p99_ms"],
             "file_bytes": best["file_bytes"], "build_peak": report["measured"]["build_peak"],
             "steps": steps, "build_s": sum(s for _, s, _ in steps) if complete else None}
+
+
+def about(ds, folder=FULL):
+    """Lines saying what the committed run is beside this run's dataset `ds`: a
+    note when ds holds the user's own vectors, the committed run's scale (or
+    MISSING) and its answer (answer_line) when recorded."""
+    found, answer = full_run(folder), answer_10m(folder)
+    lines = [data_note(ds)] if data_note(ds) else []
+    if not found:
+        return lines + [MISSING]
+    lines.append(f"committed run: preset {found[0]['preset']}, {found[0]['n']:,} x {found[0]['d']}; "
+                 f"this run: {ds.n:,} x {ds.d}")
+    return lines + ([answer_line(answer)] if answer else [])
 
 
 def answer_line(a):
@@ -159,7 +171,7 @@ def why_differs(chosen, answer, points, run_rows, run_n, target=0.95):
         return head + ": the same family, its sizes set for its rows and dimensions."
     at = {(p["n"], p["kind"]): p for p in points}
     said = []
-    for n in (run_n, 10_000_000):
+    for n in (run_n, answer["n"]):
         found = [f"the fastest {k} {at[(n, k)]['index']} at {at[(n, k)]['qps']:,.0f} queries/s"
                  if (n, k) in at else f"no {k} cleared it" for k in ("graph", "IVF")]
         said.append(f"at {n:,} rows {' and '.join(found)}")
@@ -168,9 +180,9 @@ def why_differs(chosen, answer, points, run_rows, run_n, target=0.95):
     if not own:
         built = "This run built no index of the 10M family; 03's \"taken apart\" section builds a stand-in."
     else:
-        built = "; ".join(f"{name} {'cleared it at ' + format(b['qps_median'], ',.0f') + ' queries/s' if b else 'did not clear it'}"
-                          for name, b in mine.items())
-        built = f"Of the 10M family this run built {built}, against {chosen['qps_median']:,.0f} for its choice."
+        each = [f"{name} cleared it at {b['qps_median']:,.0f} queries/s" if b else f"{name} did not clear it"
+                for name, b in mine.items()]
+        built = f"Of the 10M family this run built {'; '.join(each)}, against {chosen['qps_median']:,.0f} for its choice."
     return (f"{head}. Clearing recall@10 {target}: {'; '.join(said)}. {built}")
 
 
@@ -204,9 +216,11 @@ def graphs_10m(folder=FULL, target=0.95):
     out = []
     for build_file, sweep_file in GRAPHS:
         build, sweep = os.path.join(folder, build_file), os.path.join(folder, sweep_file)
-        if not (os.path.exists(build) and os.path.exists(sweep)) or _foreign(read_json(build), folder):
+        if not (os.path.exists(build) and os.path.exists(sweep)):
             continue
         report = read_json(build)
+        if _foreign(report, folder):
+            continue
         best, top = choose.best_setting(choose.read_sweep(sweep), target)
         row = best or top
         ci = row.get("recall@10_ci")  # older sweeps have none
@@ -225,18 +239,16 @@ def graphs_10m(folder=FULL, target=0.95):
 
 def _foreign(report, folder):
     """Whether a build report names a dataset other than the committed run's."""
-    found = os.path.exists(os.path.join(folder, "summary.json")) and \
-        read_json(os.path.join(folder, "summary.json"))["results"].get("01_data_generation", {})
-    return bool(found and report.get("dataset") and report["dataset"] != found.get("fingerprint"))
+    found = full_run(folder)
+    return bool(found and report.get("dataset") and report["dataset"] != found[0]["fingerprint"])
 
 
 def foreign_files(folder=FULL):
     """One line per committed graph build (GRAPHS) of another dataset than the
     committed run's: graphs_10m leaves it out."""
-    return [f"{os.path.join(folder, b)} is from another dataset ({read_json(os.path.join(folder, b))['dataset'][:12]}…, "
-            f"not the committed run's): its row is left out"
-            for b, _ in GRAPHS if os.path.exists(os.path.join(folder, b))
-            and _foreign(read_json(os.path.join(folder, b)), folder)]
+    reports = {b: read_json(os.path.join(folder, b)) for b, _ in GRAPHS if os.path.exists(os.path.join(folder, b))}
+    return [f"{os.path.join(folder, b)} is from another dataset ({r['dataset'][:12]}…, not the committed "
+            f"run's): its row is left out" for b, r in reports.items() if _foreign(r, folder)]
 
 
 def data_note(ds):
