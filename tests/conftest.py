@@ -1,4 +1,5 @@
 import os
+import re
 import signal
 import sys
 
@@ -97,3 +98,23 @@ def held_out_rows(ds):
     if m.get("kind") != "imported" or m.get("queries") is not None or not m.get("held_out"):
         return np.empty(0, np.int64)
     return ingest.held_out_ids(m["n_source"], m["held_out"], m["seed"])
+
+
+BAR_REMNANT = re.compile(r"\d+%\|")  # a tqdm bar's "43%|####" left in a saved output
+
+
+def reader_problems(nb):
+    """What a reader of executed notebook `nb` should not see, one line each: a stderr
+    box, a progress bar left behind, a Python warning."""
+    problems = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            where = f"cell {cell.get('id')}"
+            text = out.get("text", "") or out.get("data", {}).get("text/plain", "")
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                problems.append(f"{where}: stderr {text[:80]!r}")
+            elif BAR_REMNANT.search(text):  # a tqdm widget's text form says the same
+                problems.append(f"{where}: a progress bar left behind")
+            elif "Warning:" in text and "note:" not in text:
+                problems.append(f"{where}: a warning {text[:80]!r}")
+    return problems

@@ -5,27 +5,33 @@ import glob
 import importlib
 import json
 import os
+from unittest import mock
 
 import nbformat
 import papermill as pm
 import pytest
 
-from conftest import NOTEBOOKS, ROOT, listing
+from conftest import NOTEBOOKS, ROOT, listing, reader_problems
+from helpers.core import progress
 
 
 def run(name, tmp_path, **params):
+    """Execute notebook `name` as `helpers run` does: in batch, its progress to a log."""
     out = tmp_path / name
-    pm.execute_notebook(os.path.join(NOTEBOOKS, name), str(out), parameters=params,
-                        cwd=NOTEBOOKS, progress_bar=False, kernel_name="python3")
+    with mock.patch.dict(os.environ, {progress.LOG_ENV: str(tmp_path / "progress.log")}):
+        pm.execute_notebook(os.path.join(NOTEBOOKS, name), str(out), parameters=params,
+                            cwd=NOTEBOOKS, progress_bar=False, kernel_name="python3")
     return nbformat.read(out, as_version=4)
 
 
 def outputs_text(nb):
     """Everything a reader sees as text: printed streams and the plain-text form of
-    displayed results (DataFrames, reprs). faiss's C++ warnings must not be in it."""
+    displayed results (DataFrames, reprs). faiss's C++ warnings must not be in it, nor
+    anything conftest.reader_problems names."""
     text = "\n".join(o.get("text", "") or o.get("data", {}).get("text/plain", "")
                      for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "WARNING clustering" not in text and "resizing" not in text, "faiss output leaked"
+    assert reader_problems(nb) == []
     return text
 
 

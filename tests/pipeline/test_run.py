@@ -11,8 +11,10 @@ import sys
 import threading
 import time
 
+import nbformat
 import pytest
 
+from conftest import reader_problems
 from helpers.core import config, disk
 from helpers.core.files import is_partial, read_json
 from helpers.data import dataset
@@ -84,6 +86,10 @@ def test_tiny_preset_end_to_end(first_run):
         assert len(notebook) < 2 * 2**20, name  # no widget state: no plotly bundle per widget
         page = open(os.path.join(folder, name + ".html")).read()
         assert notebook_html.external_scripts(page) == [], name  # opens with no network
+    for name in config.ORDER:  # nothing for a reader to trip over: no stderr, no bar
+        assert reader_problems(nbformat.read(os.path.join(folder, name + ".ipynb"), 4)) == [], name
+    log = open(os.path.join(folder, runner.PROGRESS_LOG)).read()  # the kernels said it here
+    assert "screening IVF16,PQ64x4fs,Refine(SQ8) on 3,000 rows: done in" in log
     page = open(os.path.join(folder, "06_recall_vs_latency.html")).read()
     assert "Plotly.newPlot" in page and page.count("plotly.js v") == 1  # inlined once
     assert notebook_html.WIDGET_NOTE in page  # the live explorer says where it lives
@@ -353,9 +359,13 @@ def test_long_stages_show_progress_in_the_runners_terminal(tmp_path):
                           "--data-dir", str(tmp_path / "d"), "--runs-dir", str(tmp_path / "runs"),
                           "--until", "03_build_ivfpq"], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
-    for stage in ("screening IVF16,PQ64x4fs,Refine(SQ8) on 3,000 rows", "assign to IVF16:",
-                  "add IVF16,PQ8: 100%"):
-        assert stage in out.stderr, stage
+    for stage in ("screening IVF16,PQ64x4fs,Refine(SQ8) on 3,000 rows ...",
+                  "screening IVF16,PQ64x4fs,Refine(SQ8) on 3,000 rows: done in",
+                  "assign to IVF16:", "add IVF16,PQ8: 100%", "WARNING clustering"):
+        assert stage in out.stderr, stage  # faiss's C++ warnings too, through the log
+    folder, = glob.glob(str(tmp_path / "runs" / "*"))
+    for name in config.ORDER[:3]:  # and none of it in the saved notebooks
+        assert reader_problems(nbformat.read(os.path.join(folder, name + ".ipynb"), 4)) == [], name
 
 
 def _kernels(pid):

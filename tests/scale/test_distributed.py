@@ -17,8 +17,7 @@ pytest.importorskip("dask.distributed")
 def cluster_client():
     client = distributed.connect(n_workers=2)
     yield client
-    client.close()
-    client.cluster.close()
+    distributed.disconnect(client)
 
 
 def search(index, ds, k=10, nprobe=8):
@@ -125,14 +124,22 @@ def test_distributed_build_without_room_for_shards_and_merge_is_refused_up_front
 def test_local_cluster_listens_on_loopback_only():
     import psutil
 
+    def workers():  # multiprocessing's spawned processes (its resource tracker stays)
+        return {p.pid for p in psutil.Process().children(recursive=True)
+                if "spawn_main" in " ".join(p.cmdline())}
+
+    before = workers()
     client = distributed.connect(n_workers=1)
     try:
         assert client.scheduler.address.startswith("tcp://127.0.0.1:")
         ours = [c for c in psutil.Process().net_connections(kind="tcp") if c.status == "LISTEN"]
         assert ours and all(c.laddr.ip == "127.0.0.1" for c in ours), ours  # dashboard included
+        assert workers() - before  # its worker
     finally:
-        client.close()
-        client.cluster.close()
+        distributed.disconnect(client)
+    # no worker outlives its scheduler (it would log heartbeat tracebacks at exit)
+    gone, alive = psutil.wait_procs([psutil.Process(p) for p in workers() - before], timeout=10)
+    assert alive == [], alive
 
 
 def test_a_cluster_over_tls():
@@ -144,8 +151,7 @@ def test_a_cluster_over_tls():
         assert client.scheduler.address.startswith("tls://127.0.0.1:")
         assert client.submit(sum, [1, 2], pure=False).result() == 3
     finally:
-        client.close()
-        client.cluster.close()
+        distributed.disconnect(client)
 
 
 def test_scale_out_plan_flags_workers_without_the_ram():

@@ -24,7 +24,6 @@ import contextlib
 import io
 import os
 import re
-import sys
 import time
 
 import faiss
@@ -34,6 +33,7 @@ from ..core import keyed_files, quiet
 from ..core.files import locked, read_json, sha256_bytes, write_json
 from ..core.heuristics import ASSIGN_BLOCK, QUANTIZER_EF_SEARCH, TWO_LEVEL_SIZE
 from ..core.index_files import load_index
+from ..core.progress import status
 from ..data.vectors import check_finite, iter_blocks, take_rows, train_sample_ids
 from . import factory_tree, indexes, memory
 
@@ -108,11 +108,11 @@ def train_quantizer(ds, coarse, n_train, coarse_dir, seed=0, progress=True):
     t0 = time.perf_counter()
     xt = take_rows(ds.base, train_sample_ids(ds.n, n_train, seed))
     check_finite(xt, 0, f"the training sample of {ds.base.path}")
-    if progress:
-        print(f"training the {coarse} coarse space on {n_train:,} rows ...", file=sys.stderr, flush=True)
     # faiss trains "<space>,Flat" exactly as it would inside any IVF index of the
     # same prefix (k-means settings, spherical for IP), unless two-level
-    quantizer = _search_depth(train_space(coarse, xt, ds.metric))
+    step = status(f"training the {coarse} coarse space on {n_train:,} rows")
+    with step if progress else contextlib.nullcontext():
+        quantizer = _search_depth(train_space(coarse, xt, ds.metric))
     del xt
     keyed_files.cache_index(quantizer, qpath, key)
     return quantizer, time.perf_counter() - t0

@@ -1,12 +1,30 @@
 """The set-up every build and evaluation notebook starts with, in one call."""
 
+import warnings
+
 import faiss
 import psutil
 
+from ..core import progress
 from ..core.files import format_bytes, parse_size
 from ..data import dataset, groundtruth
 from ..data.vectors import read_rows
 from . import plots
+
+
+def outputs():
+    """Make a notebook's outputs fit to be read and saved: figures as plotly's JSON
+    (plots.setup_renderer), Python warnings as one printed "note:" line each instead
+    of a red stderr box, and in batch faiss's C++ messages to the progress log
+    (progress.c_stderr_to_log)."""
+    plots.setup_renderer()
+    warnings.showwarning = show_as_note
+    progress.c_stderr_to_log()
+
+
+def show_as_note(message, category, filename, lineno, file=None, line=None):
+    """warnings.showwarning's signature: one line on stdout, what was warned about."""
+    print(f"note: {message} ({category.__name__})")
 
 
 def budgets(ram_budget="", build_budget=""):
@@ -25,7 +43,7 @@ def notebook(data_dir, gt_k=100, threads=0, ram_budget="", build_budget=""):
     (ds, xq float32 (nq, d), gt_D float32 (nq, gt_k), gt_I int64 (nq, gt_k),
     ram_budget bytes, build_budget bytes) (see budgets).
     """
-    plots.setup_renderer()
+    outputs()
     if threads:
         faiss.omp_set_num_threads(threads)
     ram, build = budgets(ram_budget, build_budget)

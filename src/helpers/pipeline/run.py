@@ -22,6 +22,7 @@ import json
 import os
 import sys
 import time
+from unittest import mock
 
 import yaml
 
@@ -37,6 +38,7 @@ from .summary import write_summary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 NOTEBOOKS = os.path.join(ROOT, "notebooks")
+PROGRESS_LOG = "progress.log"  # in the run folder: what the kernels said while working
 
 
 class RunError(RuntimeError):
@@ -371,11 +373,14 @@ def _execute(name, out, parameters, notebooks_dir, progress, state):
     import papermill as pm  # heavy: only a notebook run needs papermill
     from nbclient.exceptions import DeadKernelError  # heavy: with papermill
 
-    # the kernel's helpers draw text progress lines (helpers.core.progress), copied here
-    os.environ[progress_bars.BATCH_ENV] = "1"
+    # the kernel writes its progress and faiss's C++ messages to the run folder's
+    # progress.log (helpers.core.progress), not into the saved notebook; copied here
+    log = os.path.join(os.path.dirname(out), PROGRESS_LOG)
     started = []  # the kernels papermill starts (kernels.ipc_kernel_manager)
     try:
-        with rss.RSSTrace(interval=0.5, children=True) as peak:
+        with rss.RSSTrace(interval=0.5, children=True) as peak, \
+                mock.patch.dict(os.environ, {progress_bars.LOG_ENV: log}), \
+                (progress_bars.echoed(log) if progress else contextlib.nullcontext()):
             pm.execute_notebook(os.path.join(notebooks_dir, name + ".ipynb"), out,
                                 parameters=parameters, cwd=notebooks_dir,
                                 kernel_name="python3", progress_bar=progress,

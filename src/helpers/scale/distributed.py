@@ -197,6 +197,16 @@ def connect(address=None, n_workers=None, threads_per_worker=1, memory_limit="au
     return Client(cluster)
 
 
+def disconnect(client):
+    """Close `client` and the LocalCluster connect() started for it, if any: left
+    open, its workers outlive the scheduler at the kernel's shutdown and log
+    heartbeat tracebacks. A remote scheduler and its workers are left running."""
+    cluster = client.cluster  # None for a client of a remote scheduler
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
 def build_sharded(client, ds, factory, out_dir, shards, n_train=None, retries=2, progress=False,
                   coarse_dir=None):
     """Build `factory` on dataset `ds` in `shards` Dask tasks and merge it into

@@ -13,9 +13,9 @@ screening resumes after the last one.
     python -m helpers screen DATA_DIR --rows 1000000 --out DIR [--time-budget 40min]
 """
 
+import contextlib
 import dataclasses
 import os
-import sys
 import time
 
 import faiss
@@ -23,6 +23,7 @@ import faiss
 from ..core import keyed_files
 from ..core.config import SCREEN_SEARCH
 from ..core.files import format_bytes, locked, read_json, write_json
+from ..core.progress import status
 from ..data.groundtruth import compute_ground_truth
 from ..data.vectors import read_rows, take_rows, train_sample_ids
 from ..index import coarse, factory_tree, indexes, memory, planner
@@ -303,8 +304,15 @@ def expand(factories, screen_dir):
 def _screen_one(prefix, factory, efc, out_dir, xq, gt_D, gt_I, repeats, single_queries,
                 key, progress, target_recall):
     name = build_name(factory, efc)
-    if progress:
-        print(f"screening {name} on {prefix.n:,} rows ...", file=sys.stderr, flush=True)
+    step = status(f"screening {name} on {prefix.n:,} rows") if progress else contextlib.nullcontext()
+    with step:
+        return _build_and_sweep(prefix, factory, efc, name, out_dir, xq, gt_D, gt_I, repeats,
+                                single_queries, key, target_recall)
+
+
+def _build_and_sweep(prefix, factory, efc, name, out_dir, xq, gt_D, gt_I, repeats,
+                     single_queries, key, target_recall):
+    """Build one candidate and sweep it until a setting clears target_recall."""
     try:
         if isinstance(key["settings"], str):  # the factory string itself was refused
             raise ValueError(key["settings"])
